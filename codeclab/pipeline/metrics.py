@@ -19,10 +19,14 @@ Conventions, chosen to match the tools our numbers get compared with:
   (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), mean contrast-structure at scales 1-4 and mean
   SSIM at the last scale. Negative means (anti-correlated noise) are clipped to 0 before the
   fractional power, as pytorch-msssim does. Planes too small for 5 scales (a scale needs
-  at least 11x11 samples, so 5 scales need min(H, W) >= 176) use as many scales as fit, with
-  the weights renormalised to sum to 1; planes smaller than 11x11 give NaN.
-  libvmaf's ``float_ms_ssim`` differs on purpose-built details (9/7 wavelet low-pass before
-  decimation, contrast and structure averaged separately); see the tests for the measured gap.
+  at least 11x11 samples and halving rounds up, so 5 scales need min(H, W) >= 161) use as
+  many scales as fit, their weights rescaled to the total of the five (Wang's ``msssim.m``
+  returns -Inf there); planes smaller than 11x11 give NaN.
+  libvmaf's ``float_ms_ssim`` defines MS-SSIM differently in two details: a 9-tap 9/7
+  wavelet low-pass (symmetric borders) before decimation instead of the 2x2 mean, and per
+  scale ``mean(c)**b * mean(s)**b`` instead of ``mean(c*s)**b``. On x264-coded real frames
+  the two agree to about 1e-3 (``tests/test_metrics.py`` measures it and reproduces
+  libvmaf's number from those two changes alone).
 """
 
 from __future__ import annotations
@@ -146,7 +150,8 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, bit_depth: int) -> float:
     if scales == 0:
         return float("nan")
     weights = np.asarray(MS_SSIM_WEIGHTS[:scales])
-    weights = weights / weights.sum()
+    if scales < len(MS_SSIM_WEIGHTS):  # keep the standard total (1.0001, as published)
+        weights = weights * (sum(MS_SSIM_WEIGHTS) / weights.sum())
     peak = float((1 << bit_depth) - 1)
     c1, c2 = (_K1 * peak) ** 2, (_K2 * peak) ** 2
     x, y = a.astype(np.float64), b.astype(np.float64)
