@@ -194,6 +194,7 @@ def test_psnr_formula_and_exact_sums():
     b8 = np.array([[0, 0], [0, 2]], np.uint8)
     assert psnr_plane(a8, b8, 8) == pytest.approx(10 * math.log10(255**2 / 1.0))
     assert psnr_plane(a8, a8, 8) == PSNR_CAP_DB
+    assert mse_plane(a8.astype(np.float32), b8 + 0.5) == pytest.approx((3 * 0.25 + 2.5**2) / 4)
     big = np.zeros((1080, 1920), np.uint8)
     one = big.copy()
     one[0, 0] = 1

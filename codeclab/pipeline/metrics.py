@@ -77,12 +77,18 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def mse_plane(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean squared error of two integer planes, summed exactly in int64."""
+    """Mean squared error; integer planes are summed exactly in int64, float ones in float64."""
     _check_pair(a, b)
     if a.size == 0:
         raise FormatError("empty plane")
-    d = a.astype(np.int64) - b.astype(np.int64)
-    sse = int(np.einsum("ij,ij->", d, d))  # exact: int64 holds 2**32 * 2**31 samples
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        df = a.astype(np.float64) - b.astype(np.float64)
+        return float(np.einsum("ij,ij->", df, df)) / a.size
+    # 8-bit errors squared fit int32; wider ones need int64. Sums are int64: exact for
+    # 16-bit errors over 2**31 samples.
+    wide = np.int32 if a.dtype.itemsize == 1 and b.dtype.itemsize == 1 else np.int64
+    d = np.subtract(a, b, dtype=wide)
+    sse = int(np.square(d, out=d).sum(dtype=np.int64))
     return sse / a.size
 
 
