@@ -53,6 +53,7 @@ __all__ = [
     "mse_plane",
     "psnr_plane",
     "ms_ssim",
+    "ms_ssim_scales",
     "frame_metrics",
     "MetricsLog",
 ]
