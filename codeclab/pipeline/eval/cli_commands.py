@@ -1,0 +1,141 @@
+"""Argument parsing for ``codeclab eval run``, ``codeclab eval report`` and ``codeclab bdrate``.
+
+``add_eval_cli(subparsers)`` adds the commands to the main CLI's sub-parsers; each sets
+``func(args) -> int``. The same parser also runs on its own as
+``python -m codeclab.pipeline.eval``. Errors are codeclab errors; the caller prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_eval_cli", "main", "build_parser"]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ...errors import UsageError
+    from .evaluate import run_evaluation
+
+    if args.scheduler and args.jobs is not None:
+        raise UsageError("give --jobs (local pool) or --scheduler (Dask), not both")
+    out = run_evaluation(args.config, args.data, args.db, jobs=args.jobs or 1, scheduler=args.scheduler,
+                         progress=not args.quiet)
+    s = out.summary
+    err = sys.stderr
+    for m in out.plan.missing:
+        print(f"codeclab: missing: {m}", file=err)
+    print(f"{out.experiment.name}: {s.planned} jobs, {s.skipped} already done, {s.done} ran, "
+          f"{len(s.failed)} failed ({len(out.plan.sequences)} sequences, {len(out.plan.missing)} missing); "
+          f"results in {args.db}", file=err)
+    for job, e in s.failed:
+        print(f"codeclab: failed: {job.sequence} {job.label} {job.point_option}={job.point}: {e}", file=err)
+    if args.report:
+        from .evaluate import report_evaluation
+
+        _, paths = report_evaluation(args.db, args.report, run=out.config_hash)
+        print(f"report: {paths['html']}", file=err)
+    return 1 if s.failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .evaluate import report_evaluation
+
+    an, paths = report_evaluation(args.db, args.output, run=args.run, method=args.method, plots=not args.no_plots)
+    print(Path(paths["markdown"]).read_text(encoding="utf-8"))
+    print(f"report: {paths['html']}", file=sys.stderr)
+    return 0
+
+
+def _fmt(v: float, unit: str) -> str:
+    return "—" if not math.isfinite(v) else f"{v:+.3f}{unit}"
+
+
+def _cmd_bdrate(args: argparse.Namespace) -> int:
+    from ...errors import UsageError
+    from .analysis import COMPONENTS, METHODS
+    from .bdrate import bd_psnr, bd_rate_components
+    from .rdcsv import read_rd_csv
+
+    a, t = read_rd_csv(args.anchor), read_rd_csv(args.test)
+    if set(a) != set(t):
+        only = sorted(set(a) ^ set(t))
+        raise UsageError(f"{args.anchor} and {args.test} list different sequences: {', '.join(s or '(none)' for s in only)}")
+    methods = METHODS if args.method == "both" else (args.method,)
+    print("sequence,method," + ",".join(f"bd_rate_{c.lower()}" for c in COMPONENTS) + ",bd_psnr_y")
+    for seq in a:
+        for m in methods:
+            try:
+                bd = bd_rate_components(a[seq], t[seq], method=m)  # type: ignore[arg-type]
+                bp = bd_psnr(a[seq]["rate"], a[seq]["psnr_y"], t[seq]["rate"], t[seq]["psnr_y"], method=m)  # type: ignore[arg-type]
+            except UsageError as e:
+                raise UsageError(f"{seq or args.test}: {e}") from None
+            cells = [repr(bd[c]) if c in bd else "" for c in COMPONENTS]
+            print(f"{seq},{m}," + ",".join(cells) + f",{bp!r}")
+    return 0
+
+
+def add_eval_cli(subparsers: Any) -> None:
+    """Add ``eval {run,report}`` and ``bdrate`` to an argparse sub-parser set."""
+    ev = subparsers.add_parser("eval", help="batch evaluation of test sequences (JVET CTC style)",
+                               description="Run a codec comparison over a sequence set and report BD-rates.")
+    sub = ev.add_subparsers(dest="eval_command", metavar="{run,report}")
+    sub.required = True
+
+    run = sub.add_parser("run", help="run (or resume) an experiment", description=(
+        "Run every (sequence, codec, QP) job of CONFIG on the sequences found under --data. Finished jobs are "
+        "stored in the database at once; the same command resumes an interrupted run."))
+    run.add_argument("config", type=Path, help="experiment TOML (see configs/ and docs/eval.md)")
+    run.add_argument("--data", type=Path, required=True, help="folder holding the sequence files")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--jobs", "-j", type=int, default=None, help="local worker processes (default 1)")
+    where.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler, e.g. tcp://host:8786")
+    run.add_argument("--db", type=Path, default=Path("results.sqlite"), help="results database (default %(default)s)")
+    run.add_argument("--report", type=Path, metavar="DIR", help="also write the report into DIR at the end")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="tables, RD plots and HTML from a results database")
+    rep.add_argument("--db", type=Path, default=Path("results.sqlite"), help="results database (default %(default)s)")
+    rep.add_argument("-o", "--output", type=Path, required=True, help="report folder")
+    rep.add_argument("--run", help="run name or config hash (default: the latest run)")
+    rep.add_argument("--method", choices=("pchip", "cubic"), help="BD interpolation of the headline tables "
+                     "(default: the config's bd_method; the CSVs carry both)")
+    rep.add_argument("--no-plots", action="store_true", help="skip the RD plots")
+    rep.set_defaults(func=_cmd_report)
+
+    bd = subparsers.add_parser("bdrate", help="BD-rate of TEST against ANCHOR from two RD-point CSV files",
+                               description="CSV: header with rate, psnr_y (or psnr), optional psnr_u, psnr_v and "
+                               "sequence columns; see docs/eval.md. Prints CSV: BD-rate per component (%%, negative = "
+                               "TEST saves bits) and BD-PSNR Y (dB).")
+    bd.add_argument("anchor", type=Path, help="anchor RD points (CSV)")
+    bd.add_argument("test", type=Path, help="test RD points (CSV)")
+    bd.add_argument("--method", choices=("pchip", "cubic", "both"), default="both", help="default %(default)s")
+    bd.set_defaults(func=_cmd_bdrate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="codeclab")
+    add_eval_cli(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point with the main CLI's error convention (one line, no traceback)."""
+    from ...errors import CodeclabError, UsageError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"codeclab: {e}", file=sys.stderr)
+        return 2
+    except CodeclabError as e:
+        print(f"codeclab: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("codeclab: interrupted; finished jobs are saved, run the same command again to resume", file=sys.stderr)
+        return 130
