@@ -279,7 +279,7 @@ class ClcWriter:
         if len(self._offsets) >= UNFINISHED - 1:
             raise UsageError(f"{self.path}: too many packets")
         pts = PTS_NONE if packet.pts is None else int(packet.pts)
-        if not PTS_NONE < pts < 1 << 63:
+        if packet.pts is not None and not PTS_NONE < pts < 1 << 63:
             raise UsageError(f"{self.path}: pts {pts} of packet {packet.index} does not fit 64 bits")
         try:
             meta = _metrics_to_json(metrics) if metrics else b""
