@@ -21,7 +21,7 @@ from typing import Any
 from ...errors import UsageError
 from .bdrate import bd_psnr, bd_rate_components
 
-__all__ = ["RDPoint", "SequenceBD", "ClassBD", "Analysis", "analyse", "rd_points", "METHODS", "COMPONENTS"]
+__all__ = ["point_value", "RDPoint", "SequenceBD", "ClassBD", "Analysis", "analyse", "rd_points", "METHODS", "COMPONENTS"]
 
 METHODS = ("pchip", "cubic")
 COMPONENTS = ("Y", "U", "V", "YUV")
@@ -80,6 +80,11 @@ class Analysis:
     overall_exclude: tuple[str, ...] = ()
 
 
+def point_value(v: float) -> float | int:
+    """Rate points come back from SQLite as REAL; QPs read better as ints."""
+    return int(v) if float(v).is_integer() else float(v)
+
+
 def rd_points(jobs: list[dict[str, Any]]) -> dict[tuple[str, str], list[RDPoint]]:
     """Finished jobs grouped into RD curves, each sorted by rate."""
     out: dict[tuple[str, str], list[RDPoint]] = defaultdict(list)
@@ -88,7 +93,7 @@ def rd_points(jobs: list[dict[str, Any]]) -> dict[tuple[str, str], list[RDPoint]
             continue
         out[(j["sequence"], j["label"])].append(
             RDPoint(
-                j["sequence"], j["class"], j["label"], j["point"], j["kbps"], j["psnr_y"], j["psnr_u"], j["psnr_v"],
+                j["sequence"], j["class"], j["label"], point_value(j["point"]), j["kbps"], j["psnr_y"], j["psnr_u"], j["psnr_v"],
                 j["psnr_yuv"], j["ms_ssim_y"], j["encode_s"] or 0.0, j["decode_s"] or 0.0, j["bytes"] or 0,
                 j["n_frames"] or 0,
             )

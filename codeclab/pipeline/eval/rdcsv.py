@@ -39,8 +39,11 @@ def read_rd_csv(path: str | Path) -> dict[str, dict[str, list[float]]]:
     reader.fieldnames = cols
     ycol = "psnr_y" if "psnr_y" in cols else "psnr"
     chroma = "psnr_u" in cols and "psnr_v" in cols
+    rows = list(reader)
+    if chroma and any(not (r.get("psnr_u") or "").strip() or not (r.get("psnr_v") or "").strip() for r in rows):
+        chroma = False  # empty chroma cells (4:0:0 sources): luma-only curves
     out: dict[str, dict[str, list[float]]] = {}
-    for n, row in enumerate(reader, start=2):
+    for n, row in enumerate(rows, start=2):
         seq = (row.get("sequence") or "").strip()
         curve = out.setdefault(seq, {"rate": [], "psnr_y": []} | ({"psnr_u": [], "psnr_v": []} if chroma else {}))
         try:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ...errors import UsageError
-from .analysis import COMPONENTS, METHODS, Analysis, RDPoint
+from .analysis import COMPONENTS, METHODS, Analysis, RDPoint, point_value
 
 __all__ = ["write_report", "write_rd_csv", "RD_COLUMNS", "safe_name"]
 
@@ -87,8 +87,10 @@ def _ratio(v: float) -> str:
     return "—" if not math.isfinite(v) else f"{100 * v:.0f}%"
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """Pipe table; the first ``left`` columns (names) left-aligned, numbers right-aligned."""
+    align = ["---" if i < left or h in ("Note", "Error") else "---:" for i, h in enumerate(header)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -129,10 +131,11 @@ def _markdown(an: Analysis, title: str, method: str, missing: list[str]) -> str:
     for test in an.labels[1:]:
         seq_rows = [[c.replace("|", "\\|") for c in r] for r in _seq_rows(an, test, method)]
         out += [f"## {test} vs {an.anchor}", "", _md_table(_CLASS_HDR, _class_rows(an, test, method)), "",
-                _md_table(_SEQ_HDR, seq_rows), ""]
+                _md_table(_SEQ_HDR, seq_rows, left=2), ""]
     if an.failures:
-        out += ["## Failed jobs", "", _md_table(["Sequence", "Codec", "Point", "Error"], [
-            [f["sequence"], f["label"], _cell(f["point"]), (f["error"] or "").replace("|", "\\|")] for f in an.failures
+        out += ["## Failed jobs", "", _md_table(["Sequence", "Codec", "Point", "Error"], left=2, rows=[
+            [f["sequence"], f["label"], _cell(point_value(f["point"])), (f["error"] or "").replace("|", "\\|")]
+            for f in an.failures
         ]), ""]
     if missing:
         out += ["## Missing sequences", ""] + [f"- {m}" for m in missing] + [""]
@@ -189,7 +192,7 @@ def _html(an: Analysis, title: str, method: str, plots: dict[str, bytes], missin
                   _html_table(_SEQ_HDR, _seq_rows(an, test, method))]
     if an.failures:
         parts += ["<h2>Failed jobs</h2>", _html_table(["Sequence", "Codec", "Point", "Error"], [
-            [f["sequence"], f["label"], _cell(f["point"]), f["error"] or ""] for f in an.failures])]
+            [f["sequence"], f["label"], _cell(point_value(f["point"])), f["error"] or ""] for f in an.failures])]
     if missing:
         parts += ["<h2>Missing sequences</h2><ul>"] + [f"<li>{html.escape(m)}</li>" for m in missing] + ["</ul>"]
     parts.append("<h2>RD curves</h2><div class='plots'>")
