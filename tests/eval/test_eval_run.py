@@ -247,3 +247,39 @@ def test_changed_options_make_new_jobs_and_same_config_makes_none(tiny, tmp_path
         cfg2.write_text(experiment_toml(tiny["catalogue"], qps=(22, 27, 32, 42)))
         third = run_evaluation(cfg2, tiny["data"], db, executor=ex, progress=False)
     assert (third.summary.skipped, third.summary.ran) == (12, 4)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the pool workers")
+def test_ctrl_c_stops_quickly_keeps_finished_jobs_and_leaves_no_workers(tiny, tmp_path):
+    slow = tmp_path / "slow.toml"
+    slow.write_text(experiment_toml(tiny["catalogue"], sleep=0.3))
+    db = tmp_path / "int.sqlite"
+    cmd = _cli("eval", "run", str(slow), "--data", str(tiny["data"]), "--db", str(db), "--jobs", "2", "-q")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                with sqlite3.connect(db, timeout=1) as con:
+                    if con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] >= 2:
+                        break
+            except sqlite3.OperationalError:
+                continue
+        workers = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert workers and not any(_alive(p) for p in workers)
+    with sqlite3.connect(db) as con:
+        n = con.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0]
+        assert 2 <= n < 16
+        assert con.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 2 * n
