@@ -189,3 +189,20 @@ def test_bdrate_command_minimal_csv_and_errors(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and res.stderr.startswith("codeclab: ") and "t.csv" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_user_set_of_jvet_named_raw_files_needs_no_overrides(tmp_path):
+    pytest.importorskip("codeclab.pipeline.jvet_names")
+    own = tmp_path / "own"
+    own.mkdir()
+    write_yuv(own / "Alpha_64x32_50.yuv", 64, 32, 2, 8, seed=5)
+    write_yuv(own / "Beta_32x32_60fps_10bit_420.yuv", 32, 32, 2, 10, seed=6)
+    (own / "noname.yuv").write_bytes(bytes(64))
+    cfg = tmp_path / "set.toml"
+    cfg.write_text('imports = ["_eval_fakecodec"]\n[[set]]\nname = "jv"\nglob = "*.yuv"\n'
+                   '[[codec]]\nlabel = "a"\nname = "fakeq"\n')
+    plan = plan_jobs(load_experiment(cfg), own)
+    got = {s.name: (s.size, s.fps, s.bit_depth, s.pix_fmt) for s in plan.sequences}
+    assert got == {"jv/Alpha_64x32_50": ((64, 32), 50, 8, "yuv420p"),
+                   "jv/Beta_32x32_60fps_10bit_420": ((32, 32), 60, 10, "yuv420p10le")}
+    assert len(plan.missing) == 1 and "noname.yuv" in plan.missing[0]

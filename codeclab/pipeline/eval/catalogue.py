@@ -196,9 +196,12 @@ def resolve_set(spec: dict[str, Any], data: Path, where: str) -> tuple[list[Sequ
         if w_h is None or f is None:
             parsed = _parse_jvet(p.name)
             if parsed is None:
-                problems.append(f"{p}: raw file without size/fps in set {name!r} and no JVET-style name; skipped")
+                problems.append(
+                    f"{p}: raw file in set {name!r} without size/fps, and its name does not give them "
+                    "(Name_WxH_FPS[_10bit].yuv); skipped"
+                )
                 continue
-            w_h = w_h or parsed["size"]
+            w_h = w_h or parsed["size"]  # explicit set values win over the name
             f = f or parsed["fps"]
             if pix_fmt is None:
                 depth = parsed.get("bit_depth", depth)
@@ -208,27 +211,18 @@ def resolve_set(spec: dict[str, Any], data: Path, where: str) -> tuple[list[Sequ
 
 
 def _parse_jvet(name: str) -> dict[str, Any] | None:
-    """Geometry from a JVET-style file name, through the sources layer's parser."""
-    from ..sources import parse_jvet_name
-
+    """Geometry from a JVET-style file name (the pipeline's one parser); None if it says too little."""
     try:
-        info = parse_jvet_name(name)
-    except (ValueError, InputError, UsageError):
+        from ..sources import parse_jvet_name
+    except ImportError:  # sources re-exports it; jvet_names is where it lives
+        from ..jvet_names import parse_jvet_name
+
+    info = parse_jvet_name(name)
+    if info is None or info.fps is None:
         return None
-    if info is None:
-        return None
-    get = info.get if isinstance(info, dict) else (lambda k, d=None: getattr(info, k, d))
-    w, h = get("width"), get("height")
-    if w is None or h is None:
-        size = get("size")
-        if size is None:
-            return None
-        w, h = size
-    out: dict[str, Any] = {"size": (int(w), int(h)), "fps": Fraction(get("fps") or 25)}
-    depth = get("bit_depth")
-    if depth:
-        out["bit_depth"] = int(depth)
-    chroma = get("chroma")
-    if chroma:
-        out["chroma"] = str(chroma)
+    out: dict[str, Any] = {"size": (info.width, info.height), "fps": Fraction(info.fps)}
+    if info.bit_depth:
+        out["bit_depth"] = int(info.bit_depth)
+    if info.chroma:
+        out["chroma"] = str(info.chroma)
     return out
