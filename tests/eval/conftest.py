@@ -1,89 +1,17 @@
-"""Fixtures for the eval tests: tiny JVET-named raw sequences, a catalogue, configs."""
+"""Fixtures for the eval tests."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # the fake codec plugin is imported by name, also by workers
+if str(HERE) not in sys.path:  # helpers and the fake codec plugin are imported by name, also by workers
     sys.path.insert(0, str(HERE))
 
-REPO = HERE.parents[1]
-MEDIA = REPO.parent / "shared" / "media"
-
-
-def write_yuv(path: Path, w: int, h: int, frames: int, depth: int = 8, seed: int = 0) -> None:
-    """Smooth moving gradient plus noise, 4:2:0 planar: compressible, not trivial."""
-    rng = np.random.default_rng(seed)
-    dtype = np.uint8 if depth == 8 else np.uint16
-    peak = (1 << depth) - 1
-    out = []
-    for t in range(frames):
-        for ph, pw in ((h, w), (h // 2, w // 2), (h // 2, w // 2)):
-            y, x = np.mgrid[0:ph, 0:pw]
-            base = 0.5 + 0.35 * np.sin((x + 3 * t) / (pw / 6.0)) * np.cos(y / (ph / 4.0))
-            v = base * peak + rng.normal(0, peak / 40, (ph, pw))
-            out.append(np.clip(np.rint(v), 0, peak).astype(dtype).tobytes())
-    path.write_bytes(b"".join(out))
-
-
-CATALOGUE = """
-[[sequence]]
-name = "Ripple"
-class = "T1"
-file = "Ripple_64x64_30.yuv"
-width = 64
-height = 64
-fps = 30
-frames = 3
-
-[[sequence]]
-name = "Wave10"
-class = "T2"
-file = "Wave10_64x48_25fps_10bit_420.yuv"
-width = 64
-height = 48
-fps = 25
-bit_depth = 10
-frames = 3
-
-[[sequence]]
-name = "Absent"
-class = "T2"
-file = "Absent_64x64_30.yuv"
-width = 64
-height = 64
-fps = 30
-frames = 3
-"""
-
-
-def experiment_toml(catalogue: Path, *, qps=(22, 27, 32, 37), sleep: float = 0.0, extra: str = "") -> str:
-    return f"""
-name = "tiny"
-catalogue = "{catalogue}"
-anchor = "fq-round"
-qps = {list(qps)}
-imports = ["_eval_fakecodec"]
-
-[frames]
-count = 2
-
-[[codec]]
-label = "fq-round"
-name = "fakeq"
-options = {{ offset = 0.5, sleep = {sleep} }}
-
-[[codec]]
-label = "fq-deadzone"
-name = "fakeq"
-options = {{ offset = 0.3, sleep = {sleep} }}
-{extra}
-"""
+from _eval_helpers import CATALOGUE, experiment_toml, write_yuv  # noqa: E402
 
 
 @pytest.fixture()

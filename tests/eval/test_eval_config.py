@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_yuv
+from _eval_helpers import REPO, write_yuv
 
 from codeclab.errors import UsageError
 from codeclab.pipeline.eval.catalogue import load_catalogue

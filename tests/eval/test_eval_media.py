@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MEDIA
+from _eval_helpers import MEDIA
 
 from codeclab.pipeline.eval.evaluate import report_evaluation, run_evaluation
 

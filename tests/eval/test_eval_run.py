@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import REPO, experiment_toml
+from _eval_helpers import REPO, experiment_toml
 
 from codeclab.pipeline.eval.bdrate import bd_psnr, bd_rate_components
 from codeclab.pipeline.eval.evaluate import report_evaluation, run_evaluation
