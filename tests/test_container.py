@@ -144,6 +144,15 @@ def test_options_dataclass_and_nonfinite_metrics(tmp_path: Path) -> None:
     assert b'"psnr_y":"Infinity"' in path.read_bytes()  # JSON has no inf literal (spec)
 
 
+def test_metrics_default_to_numeric_packet_props(tmp_path: Path) -> None:
+    path = tmp_path / "p.clc"
+    with ClcWriter(path, HDR) as w:
+        w.write(Packet(b"ab", 0, props={"bits": 16, "encode_s": 0.25, "pict": "I", "lossless": False}))
+        w.write(Packet(b"cd", 1, props={"bits": 16}), {})
+    with ClcReader(path) as r:
+        assert [p.props for p in r] == [{"bits": 16, "encode_s": 0.25}, {}]
+
+
 def test_empty_file_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "e.clc"
     ClcWriter(path, HDR).close()

@@ -7,6 +7,10 @@ after its size is checked, and every failure is a :class:`BitstreamError` naming
 
 The writer streams packets to a temporary file in the destination folder and renames it
 when it is complete, so a reader never sees a half-written file under the final name.
+
+Layering: besides ``frame.VideoFormat`` this module uses ``codecs.base.Packet``, the core
+packet contract (base.py imports nothing from the codec implementations), so packets go
+in and come out as the one type every codec speaks.
 """
 
 from __future__ import annotations
@@ -269,8 +273,16 @@ class ClcWriter:
         self._pos = len(head) + 4
 
     def write(self, packet: Packet, metrics: Mapping[str, Any] | None = None) -> None:
-        """Append one packet (and its per-frame metrics, if any)."""
+        """Append one packet and its per-frame metrics record.
+
+        ``metrics=None`` stores the packet's numeric ``props`` (bits, encode_s, qp... as the
+        encoder set them); pass ``{}`` to store none, or a dict of numbers (PSNR, MS-SSIM
+        measured on the decoded frame) to store those.
+        """
         f = self._file()
+        if metrics is None:
+            metrics = {k: v for k, v in packet.props.items()
+                       if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
         data = bytes(packet.data)
         if len(data) > MAX_PAYLOAD:
             raise UsageError(f"{self.path}: packet {packet.index} is {len(data)} bytes, the limit is {MAX_PAYLOAD}")

@@ -1,0 +1,40 @@
+"""Packet sink for codecs without a standard elementary stream: our ``.clc`` container.
+
+``transcode`` uses :func:`open_packet_sink` (sinks.py) when ``spec.stream_codec`` names an
+FFmpeg stream and :func:`open_clc_sink` when it is ``None``. The returned writer has the
+same shape as a ``PacketSink`` — ``write(packet)``, ``close()`` (atomic rename), ``abort()``,
+context manager — plus an optional per-frame metrics record: ``write(packet, metrics)``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..bitstream.container import ClcWriter, StreamHeader
+from ..codecs.base import CodecSpec, get_codec
+from ..frame import VideoFormat
+
+__all__ = ["open_clc_sink"]
+
+
+def open_clc_sink(path: str | os.PathLike[str], codec: CodecSpec | str, fmt: VideoFormat, options: Any = None, *,
+                  codec_version: str | None = None, model: str | None = None) -> ClcWriter:
+    """A streaming, atomic ``.clc`` writer whose header lets ``codeclab decode`` rebuild the decoder.
+
+    Args:
+        codec: the codec (spec or registry name) that made the packets.
+        fmt: format of the coded frames (what the decoder will return).
+        options: the codec's options dataclass (or a dict); stored so the decoder gets the same.
+        codec_version: bitstream version of the codec; default ``spec.version`` if the spec has one.
+        model: model/weights id; default the ``model`` option if it is a string (``lic``).
+    """
+    spec = get_codec(codec) if isinstance(codec, str) else codec
+    header = StreamHeader(spec.name, fmt, options or {})
+    if codec_version is None:
+        codec_version = str(getattr(spec, "version", "") or "")
+    if model is None:
+        m = header.options.get("model")
+        model = m if isinstance(m, str) else ""
+    header = StreamHeader(spec.name, fmt, header.options, codec_version, model)
+    return ClcWriter(path, header)

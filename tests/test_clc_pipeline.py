@@ -1,0 +1,291 @@
+"""``.clc`` in the pipeline: sink → source → ``codeclab decode``, with a tiny fake codec.
+
+The fake codec ``clcfake`` (registered here, no torch) is lossless and, with ``gop > 1``,
+codes non-key frames as the XOR with the previous frame, so decoding from anywhere but a
+keyframe gives wrong pixels: random access must really start at the right keyframe.
+``delay=True`` returns each frame one packet late (like a decoder with reordering delay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codeclab.bitstream.container import ClcReader
+from codeclab.codecs.base import CodecSpec, Packet, register_codec
+from codeclab.errors import BitstreamError, CodecError, FormatError, UsageError
+from codeclab.frame import Frame, VideoFormat
+from codeclab.pipeline.clc_decode import add_decode_cli, decode_clc
+from codeclab.pipeline.clc_sink import open_clc_sink
+from codeclab.pipeline.clc_source import ClcSource, open_clc_source
+
+
+@dataclass(frozen=True)
+class FakeOptions:
+    gop: int = 1
+    delay: bool = False
+    fail_at: int = -1  # the decoder raises a plain ValueError on this packet
+    wrong_size: bool = False  # the decoder returns frames of half the width
+
+
+DECODED: list[int] = []  # frame indices of every packet any clcfake decoder was given
+
+
+def _pack(planes: tuple[np.ndarray, ...]) -> bytes:
+    return b"".join(p.tobytes() for p in planes)
+
+
+def _unpack(raw: bytes, fmt: VideoFormat) -> tuple[np.ndarray, ...]:
+    flat, out, pos = np.frombuffer(raw, fmt.dtype), [], 0
+    for h, w in fmt.plane_shapes:
+        out.append(flat[pos : pos + h * w].reshape(h, w).copy())
+        pos += h * w
+    return tuple(out)
+
+
+class _Enc:
+    def __init__(self, fmt: VideoFormat, o: FakeOptions) -> None:
+        self.o, self.prev, self.n = o, None, 0
+
+    def encode(self, frame: Frame) -> list[Packet]:
+        key = self.n % self.o.gop == 0
+        planes = frame.planes if key else tuple(a ^ b for a, b in zip(frame.planes, self.prev))
+        self.prev, self.n = frame.planes, self.n + 1
+        data = zlib.compress(_pack(planes))
+        return [Packet(data, frame.index, frame.pts, key, {"bits": 8 * len(data), "encode_s": 0.001})]
+
+    def flush(self) -> list[Packet]:
+        return []
+
+
+class _Dec:
+    def __init__(self, fmt: VideoFormat, o: FakeOptions) -> None:
+        self.fmt, self.o, self.prev, self.held = fmt, o, None, []
+
+    def decode(self, packet: Packet) -> list[Frame]:
+        DECODED.append(packet.index)
+        if packet.index == self.o.fail_at:
+            raise ValueError("bad payload")
+        planes = _unpack(zlib.decompress(packet.data), self.fmt)
+        if not packet.keyframe:
+            planes = tuple(a ^ b for a, b in zip(planes, self.prev))
+        self.prev = planes
+        f = Frame(planes, self.fmt, packet.index, packet.pts)
+        if self.o.wrong_size:
+            half = self.fmt.with_(width=self.fmt.width // 2)
+            f = Frame(tuple(p[:, : p.shape[1] // 2] for p in planes), half, packet.index)
+        if not self.o.delay:
+            return [f]
+        self.held.append(f)
+        return [self.held.pop(0)] if len(self.held) > 1 else []
+
+    def flush(self) -> list[Frame]:
+        out, self.held = self.held, []
+        return out
+
+
+SPEC = register_codec(CodecSpec("clcfake", "test codec: zlib, XOR between keyframes", FakeOptions, _Enc, _Dec,
+                                None, ".clc"))
+FMT = VideoFormat(32, 16, "420", 10, Fraction(24000, 1001))
+
+
+def _frames(n: int, fmt: VideoFormat = FMT) -> list[Frame]:
+    rng = np.random.default_rng(7)
+    return [Frame(tuple(rng.integers(0, fmt.max_value + 1, s, dtype=fmt.dtype) for s in fmt.plane_shapes), fmt, i, i)
+            for i in range(n)]
+
+
+def _encode(path: Path, n: int, options: FakeOptions = FakeOptions(), fmt: VideoFormat = FMT) -> list[Frame]:
+    frames = _frames(n, fmt)
+    enc = SPEC.make_encoder(fmt, options)
+    with open_clc_sink(path, "clcfake", fmt, options) as sink:
+        for f in frames:
+            for p in enc.encode(f):
+                sink.write(p)
+    return frames
+
+
+def _same(a: Frame, b: Frame) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes, strict=True))
+
+
+# ------------------------------------------------------------ sink and source
+
+def test_sink_header_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "a.clc"
+    _encode(path, 3, FakeOptions(gop=2))
+    with ClcReader(path) as r:
+        h = r.header
+        assert (h.codec, h.format, h.options) == ("clcfake", FMT, {"gop": 2, "delay": False, "fail_at": -1,
+                                                          "wrong_size": False})
+        assert r.read_packet(1).props["bits"] == 8 * len(r.read_packet(1).data)  # encoder props kept
+        assert [r.is_keyframe(i) for i in range(3)] == [True, False, True]
+
+
+@pytest.mark.parametrize("options", [FakeOptions(), FakeOptions(gop=3), FakeOptions(gop=4, delay=True)])
+def test_source_decodes_everything(tmp_path: Path, options: FakeOptions) -> None:
+    path = tmp_path / "a.clc"
+    frames = _encode(path, 10, options)
+    with open_clc_source(path) as src:
+        assert src.format == FMT and src.num_frames == 10
+        out = list(src)
+    assert [f.index for f in out] == list(range(10)) and [f.pts for f in out] == list(range(10))
+    assert all(_same(a, b) for a, b in zip(frames, out, strict=True))
+    assert out[3].props["bits"] > 0 and out[3].format == FMT
+
+
+class _Range:  # duck-typed like sources.FrameRange, so this test does not need sources.py
+    def __init__(self, start: int = 0, count: int | None = None, step: int = 1) -> None:
+        self.start, self.count, self.step = start, count, step
+
+
+@pytest.mark.parametrize("options", [FakeOptions(), FakeOptions(gop=3), FakeOptions(gop=5, delay=True)])
+@pytest.mark.parametrize(("start", "count", "step"), [(0, None, 1), (4, 3, 1), (7, None, 1), (1, None, 4),
+                                                      (2, 2, 5), (11, None, 1), (9, 1, 1), (3, 0, 1)])
+def test_frame_ranges_use_keyframes(tmp_path: Path, options: FakeOptions, start: int, count: int | None,
+                                    step: int) -> None:
+    path = tmp_path / "a.clc"
+    frames = _encode(path, 12, options)
+    want = list(range(start, 12, step))[:count]
+    DECODED.clear()
+    with ClcSource(path, frames=_Range(start, count, step)) as src:
+        assert src.num_frames == len(want)
+        out = list(src)
+    assert [f.index for f in out] == want
+    assert all(_same(frames[f.index], f) for f in out)
+    if options.gop == 1 and not options.delay:  # intra: only the wanted packets are decoded
+        assert DECODED == want
+    if want:  # decoding starts at the keyframe at or before the first wanted frame
+        assert DECODED[0] == want[0] - want[0] % options.gop
+
+
+def test_decoder_failure_names_file_and_packet(tmp_path: Path) -> None:
+    path = tmp_path / "a.clc"
+    _encode(path, 4, FakeOptions(fail_at=2))
+    with ClcSource(path) as src, pytest.raises(CodecError, match=r"a\.clc: packet 2: decoder 'clcfake' failed"):
+        list(src)
+
+
+def test_wrong_decoder_output_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "a.clc"
+    _encode(path, 2, FakeOptions(wrong_size=True))
+    with ClcSource(path) as src, pytest.raises(FormatError, match="returned 16x16 .* header says 32x16"):
+        list(src)
+
+
+def test_unknown_codec_and_bad_options(tmp_path: Path) -> None:
+    from codeclab.bitstream.container import ClcWriter, StreamHeader
+
+    path = tmp_path / "u.clc"
+    with ClcWriter(path, StreamHeader("nosuchcodec", FMT)) as w:
+        w.write(Packet(b"x", 0))
+    with ClcSource(path) as src, pytest.raises(UsageError, match="unknown codec 'nosuchcodec'"):
+        list(src)
+    with ClcWriter(path, StreamHeader("clcfake", FMT, {"colour": 1})) as w:
+        w.write(Packet(b"x", 0))
+    with ClcSource(path) as src, pytest.raises(UsageError, match="no option 'colour'"):
+        list(src)
+
+
+def test_source_options(tmp_path: Path) -> None:
+    path = tmp_path / "a.clc"
+    _encode(path, 2)
+    with open_clc_source(path, fps=50, matrix="bt601", size=(32, 16), pix_fmt="yuv420p10le") as src:
+        assert src.format.fps == 50 and src.format.matrix == "bt601"
+        assert all(f.format.fps == 50 for f in src)
+    with pytest.raises(UsageError, match="disagrees"):
+        open_clc_source(path, size=(64, 16))
+    with pytest.raises(UsageError, match="disagrees"):
+        open_clc_source(path, pix_fmt="yuv420p")
+    with pytest.raises(UsageError, match="convert the decoded output"):
+        open_clc_source(path, to_pix_fmt="yuv420p")
+    with pytest.raises(UsageError, match="bad frame range"):
+        ClcSource(path, frames=_Range(0, None, 0))
+
+
+def test_damaged_file_through_the_source(tmp_path: Path) -> None:
+    path = tmp_path / "a.clc"
+    _encode(path, 3)
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(BitstreamError, match="a.clc: no valid trailer"):
+        open_clc_source(path)
+
+
+# ------------------------------------------------------------ codeclab decode
+
+def _needs_sinks() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("codeclab.pipeline.sinks") is None or importlib.util.find_spec(
+            "codeclab.pipeline.sources") is None:
+        pytest.skip("codeclab.pipeline.sinks/sources not there yet")
+
+
+def _read_y4m_frames(path: Path, fmt: VideoFormat) -> list[tuple[np.ndarray, ...]]:
+    """An independent minimal y4m reader (header line, FRAME lines, planar data)."""
+    data = path.read_bytes()
+    head, rest = data.split(b"\n", 1)
+    assert head.startswith(b"YUV4MPEG2 ") and b"W32" in head and b"H16" in head and b"C420p10" in head
+    out = []
+    while rest:
+        line, rest = rest.split(b"\n", 1)
+        assert line.startswith(b"FRAME")
+        out.append(_unpack(rest[: fmt.frame_bytes], fmt))
+        rest = rest[fmt.frame_bytes :]
+    return out
+
+
+def test_decode_to_y4m_and_yuv(tmp_path: Path) -> None:
+    _needs_sinks()
+    path = tmp_path / "a.clc"
+    frames = _encode(path, 6, FakeOptions(gop=3))
+    r = decode_clc(path, tmp_path / "out.y4m", start=2, frames=3)
+    assert (r.frames, r.codec, r.format) == (3, "clcfake", FMT)
+    got = _read_y4m_frames(tmp_path / "out.y4m", FMT)
+    assert len(got) == 3 and all(all(np.array_equal(a, b) for a, b in zip(g, frames[i].planes))
+                                 for g, i in zip(got, (2, 3, 4)))
+    decode_clc(path, tmp_path / "out.yuv")
+    raw = (tmp_path / "out.yuv").read_bytes()
+    assert raw == b"".join(_pack(f.planes) for f in frames)  # raw planar, little-endian 10-bit
+
+
+def test_decode_to_ffv1_mkv_is_lossless(tmp_path: Path) -> None:
+    _needs_sinks()
+    import av
+
+    path = tmp_path / "a.clc"
+    frames = _encode(path, 3)
+    decode_clc(path, tmp_path / "out.mkv")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        dec = [tuple(np.from_dlpack(p).copy() for p in f.planes) for f in c.decode(video=0)]
+    assert len(dec) == 3
+    assert all(all(np.array_equal(a, b) for a, b in zip(d, f.planes)) for d, f in zip(dec, frames))
+
+
+def test_decode_failure_leaves_no_output(tmp_path: Path) -> None:
+    _needs_sinks()
+    path = tmp_path / "a.clc"
+    _encode(path, 4, FakeOptions(fail_at=3))
+    with pytest.raises(CodecError):
+        decode_clc(path, tmp_path / "out.y4m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.clc"]
+
+
+def test_add_decode_cli(tmp_path: Path) -> None:
+    _needs_sinks()
+    path = tmp_path / "a.clc"
+    _encode(path, 5)
+    parser = argparse.ArgumentParser(prog="codeclab")
+    add_decode_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["decode", str(path), "-o", str(tmp_path / "o.yuv"), "--start", "1", "--frames", "2",
+                              "-q"])
+    assert args.func(args) == 0
+    assert (tmp_path / "o.yuv").stat().st_size == 2 * FMT.frame_bytes
+    with pytest.raises(SystemExit):
+        parser.parse_args(["decode", str(path), "-o", "x.y4m", "--step", "0"])
