@@ -68,46 +68,11 @@ class _Dec:
 
 register_codec(CodecSpec("fakeq", "test codec: uniform quantiser + zlib", FakeOptions, _Enc, _Dec, None, ".fq"))
 
-# ---- stand-ins for pipeline modules that have not landed yet --------------------------
-# Installed only when the real module is missing, so the tests switch to the real ones
-# as soon as they exist.
+# ---- stand-in for codeclab.pipeline.transcode until it lands ----------------------------
+# Installed only when the real module is missing, so the tests switch to the real one
+# as soon as it exists.
 import importlib.util as _ilu  # noqa: E402
 import sys as _sys  # noqa: E402
-
-if _ilu.find_spec("codeclab.pipeline.sources") is None:
-    import types
-
-    from codeclab.errors import InputError
-
-    @dataclass(frozen=True)
-    class FrameRange:
-        start: int = 0
-        count: int | None = None
-        step: int = 1
-
-    def open_source(path, *, size=None, fps=None, pix_fmt=None, frames=None, to_pix_fmt=None):
-        fr = frames or FrameRange()
-        fmt = VideoFormat.from_pix_fmt(pix_fmt or "yuv420p", *size, fps=fps or 25)
-        n = __import__("os").path.getsize(path) // fmt.frame_bytes
-        if n == 0:
-            raise InputError(f"{path}: shorter than one frame")
-        idx = list(range(fr.start, n, fr.step))
-        if fr.count is not None:
-            idx = idx[: fr.count]
-        mm = np.memmap(path, fmt.dtype, "r")
-        per = fmt.frame_bytes // fmt.dtype.itemsize
-        out = []
-        for i in idx:
-            flat, pos, planes = mm[i * per : (i + 1) * per], 0, []
-            for h, w in fmt.plane_shapes:
-                planes.append(np.array(flat[pos : pos + h * w]).reshape(h, w))
-                pos += h * w
-            out.append(Frame(tuple(planes), fmt, i))
-        return out
-
-    m = types.ModuleType("codeclab.pipeline.sources")
-    m.FrameRange, m.open_source = FrameRange, open_source
-    _sys.modules[m.__name__] = m
 
 if _ilu.find_spec("codeclab.pipeline.transcode") is None:
     import time

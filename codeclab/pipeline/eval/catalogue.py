@@ -24,7 +24,7 @@ from ...frame import VideoFormat
 __all__ = ["Sequence", "Catalogue", "load_catalogue", "resolve_set", "RAW_EXTS"]
 
 #: Extensions read as headerless planar YUV; their format must come from outside the file.
-RAW_EXTS = frozenset({".yuv", ".raw"})
+RAW_EXTS = frozenset({".yuv"})  # what sources.open_source reads as raw
 
 
 @dataclass(frozen=True)

@@ -80,17 +80,17 @@ def run_job(job: Job) -> JobResult:
         )
         rows: list[dict[str, Any]] = []
         nbytes = 0
-        for cf in code_frames(src, spec, options, ms_ssim=job.ms_ssim):
-            m = dict(cf.metrics)
-            row = {k: float(m[k]) for k in FRAME_COLUMNS if k in m and m[k] is not None}
-            row["bits"] = int(m["bits"])
-            row["src_index"] = int(getattr(cf.source, "index", len(rows)))
-            rows.append(row)
-            nbytes += sum(len(p.data) for p in cf.packets)
+        with src:
+            for cf in code_frames(src, spec, options, ms_ssim=job.ms_ssim):
+                m = dict(cf.metrics)
+                row = {k: float(m[k]) for k in FRAME_COLUMNS if k in m and m[k] is not None}
+                row["bits"] = int(m["bits"])
+                row["src_index"] = int(getattr(cf.source, "index", len(rows)))
+                rows.append(row)
+                nbytes += sum(len(p.data) for p in cf.packets)
+            fps = fps or src.format.fps
         if not rows:
             raise ValueError(f"{job.path}: no frames selected (start {job.start}, step {job.step}, count {job.count})")
-        if fps is None:
-            fps = getattr(getattr(src, "format", None), "fps", None)
         return JobResult(
             job.key, True, None, rows, _summary(rows, fps, job.step), nbytes, time.perf_counter() - t0, host, pid
         )
