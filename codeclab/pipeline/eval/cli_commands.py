@@ -16,6 +16,16 @@ from typing import Any
 __all__ = ["add_eval_cli", "main", "build_parser"]
 
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from ...errors import UsageError
     from .evaluate import run_evaluation
@@ -87,18 +97,27 @@ def add_eval_cli(subparsers: Any) -> None:
 
     run = sub.add_parser("run", help="run (or resume) an experiment", description=(
         "Run every (sequence, codec, QP) job of CONFIG on the sequences found under --data. Finished jobs are "
-        "stored in the database at once; the same command resumes an interrupted run."))
+        "stored in the database at once; the same command resumes an interrupted run. Exit status 1 when a "
+        "job failed (each failure is listed), 0 otherwise."),
+        epilog="examples:\n  codeclab eval run configs/ai_ctc_x265.toml --data /data/jvet --jobs 2\n"
+               "  codeclab eval run configs/ai_ctc_x265.toml --data /data/jvet --scheduler tcp://head:8786 "
+               "--report report/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("config", type=Path, help="experiment TOML (see configs/ and docs/eval.md)")
     run.add_argument("--data", type=Path, required=True, help="folder holding the sequence files")
     where = run.add_mutually_exclusive_group()
-    where.add_argument("--jobs", "-j", type=int, default=None, help="local worker processes (default 1)")
+    where.add_argument("--jobs", "-j", type=_positive, default=None, help="local worker processes (default 1)")
     where.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--db", type=Path, default=Path("results.sqlite"), help="results database (default %(default)s)")
     run.add_argument("--report", type=Path, metavar="DIR", help="also write the report into DIR at the end")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
 
-    rep = sub.add_parser("report", help="tables, RD plots and HTML from a results database")
+    rep = sub.add_parser("report", help="tables, RD plots and HTML from a results database",
+                         description="Write summary.md, bdrate_*.csv, rd/*.csv, plots/*.png and report.html "
+                         "for one run of the database, and print the Markdown tables.",
+                         epilog="example:\n  codeclab eval report --db results.sqlite -o report/",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     rep.add_argument("--db", type=Path, default=Path("results.sqlite"), help="results database (default %(default)s)")
     rep.add_argument("-o", "--output", type=Path, required=True, help="report folder")
     rep.add_argument("--run", help="run name or config hash (default: the latest run)")
