@@ -24,6 +24,7 @@ from codeclab.frame import Frame, VideoFormat
 from codeclab.pipeline.clc_decode import add_decode_cli, decode_clc
 from codeclab.pipeline.clc_sink import open_clc_sink
 from codeclab.pipeline.clc_source import ClcSource, open_clc_source
+from codeclab.pipeline.sources import FrameRange, open_source, probe
 
 
 @dataclass(frozen=True)
@@ -140,11 +141,6 @@ def test_source_decodes_everything(tmp_path: Path, options: FakeOptions) -> None
     assert out[3].props["bits"] > 0 and out[3].format == FMT
 
 
-class _Range:  # duck-typed like sources.FrameRange, so this test does not need sources.py
-    def __init__(self, start: int = 0, count: int | None = None, step: int = 1) -> None:
-        self.start, self.count, self.step = start, count, step
-
-
 @pytest.mark.parametrize("options", [FakeOptions(), FakeOptions(gop=3), FakeOptions(gop=5, delay=True)])
 @pytest.mark.parametrize(("start", "count", "step"), [(0, None, 1), (4, 3, 1), (7, None, 1), (1, None, 4),
                                                       (2, 2, 5), (11, None, 1), (9, 1, 1), (3, 0, 1)])
@@ -154,7 +150,7 @@ def test_frame_ranges_use_keyframes(tmp_path: Path, options: FakeOptions, start:
     frames = _encode(path, 12, options)
     want = list(range(start, 12, step))[:count]
     DECODED.clear()
-    with ClcSource(path, frames=_Range(start, count, step)) as src:
+    with ClcSource(path, frames=FrameRange(start, count, step)) as src:
         assert src.num_frames == len(want)
         out = list(src)
     assert [f.index for f in out] == want
@@ -195,18 +191,51 @@ def test_unknown_codec_and_bad_options(tmp_path: Path) -> None:
 
 def test_source_options(tmp_path: Path) -> None:
     path = tmp_path / "a.clc"
-    _encode(path, 2)
-    with open_clc_source(path, fps=50, matrix="bt601", size=(32, 16), pix_fmt="yuv420p10le") as src:
-        assert src.format.fps == 50 and src.format.matrix == "bt601"
-        assert all(f.format.fps == 50 for f in src)
-    with pytest.raises(UsageError, match="disagrees"):
+    frames = _encode(path, 2)
+    with open_clc_source(path, fps=Fraction(50), matrix="bt601:full", size=(32, 16), pix_fmt="yuv420p10le") as src:
+        assert (src.format.fps, src.format.matrix, src.format.range) == (50, "bt601", "full")
+        assert all(f.format == src.format for f in src)
+    with open_clc_source(path, to_pix_fmt="yuv420p") as src:  # swscale, like every other source
+        out = list(src)
+    assert src.format == FMT.with_(bit_depth=8) and out[1].format == src.format and out[1].index == 1
+    assert np.abs(out[1].y.astype(int) - (frames[1].y.astype(int) >> 2)).max() <= 1
+    with pytest.raises(UsageError, match="not 64x16"):
         open_clc_source(path, size=(64, 16))
-    with pytest.raises(UsageError, match="disagrees"):
+    with pytest.raises(UsageError, match="not yuv420p"):
         open_clc_source(path, pix_fmt="yuv420p")
-    with pytest.raises(UsageError, match="convert the decoded output"):
-        open_clc_source(path, to_pix_fmt="yuv420p")
-    with pytest.raises(UsageError, match="bad frame range"):
-        ClcSource(path, frames=_Range(0, None, 0))
+
+
+def test_open_source_and_probe_know_clc(tmp_path: Path) -> None:
+    path = tmp_path / "a.clc"
+    frames = _encode(path, 5)
+    with open_source(path, frames=FrameRange(1, 2)) as src:
+        assert isinstance(src, ClcSource) and src.num_frames == 2
+        assert [f.index for f in src] == [1, 2]
+        assert _same(next(iter(src)), frames[1])  # re-iterable
+    info = probe(path)
+    assert (info.num_frames, info.container, info.codec, info.format) == (5, "clc", "clcfake", FMT)
+
+
+def test_open_source_finds_clc_without_importing_it_first(tmp_path: Path) -> None:
+    """sources.py routes .clc lazily: a fresh interpreter that never imported clc_source."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "a.clc"
+    _encode(path, 3)
+    code = ("import sys; from codeclab.pipeline.sources import probe; i = probe(sys.argv[1]); "
+            "assert 'codeclab.pipeline.clc_source' in sys.modules; print(i.num_frames, i.codec)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "clcfake"]
+
+
+def test_sink_wants_a_clc_name(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="name the output .clc"):
+        open_clc_sink(tmp_path / "out.mp4", SPEC, FMT)
+    with open_clc_sink(tmp_path / "out.CLC", SPEC, FMT, model="m1") as w:
+        assert w.format == FMT and w.packets_written == 0
+    with ClcReader(tmp_path / "out.CLC") as r:
+        assert (r.header.model, r.header.options) == ("m1", {})
 
 
 def test_damaged_file_through_the_source(tmp_path: Path) -> None:

@@ -67,7 +67,6 @@ _REC_HDR = struct.Struct("<IIIqH")  # payload_len, metrics_len, frame_index, pts
 _TRAILER = struct.Struct("<8sQII")  # magic, index_offset, packet_count, crc
 _U32 = struct.Struct("<I")
 _REC_MIN = _REC_HDR.size + 4
-_MIN_FILE = _FILE_HDR.size + 2 + 4 + 4 + _TRAILER.size  # header "{}" and an empty index
 
 _HEADER_KEYS = {"codec", "codec_version", "model", "options", "format"}
 _FORMAT_KEYS = {"width", "height", "chroma", "bit_depth", "fps_num", "fps_den", "matrix", "range"}
@@ -83,7 +82,7 @@ class StreamHeader:
 
     codec: str
     format: VideoFormat
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     codec_version: str = ""
     model: str = ""
 
@@ -311,6 +310,14 @@ class ClcWriter:
 
     def __len__(self) -> int:
         return len(self._offsets)
+
+    @property
+    def packets_written(self) -> int:
+        return len(self._offsets)
+
+    @property
+    def format(self) -> VideoFormat:
+        return self.header.format
 
     def close(self) -> Path:
         """Write index and trailer, set the packet count, rename into place."""

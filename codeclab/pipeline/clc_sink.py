@@ -9,10 +9,12 @@ context manager — plus an optional per-frame metrics record: ``write(packet, m
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ..bitstream.container import ClcWriter, StreamHeader
 from ..codecs.base import CodecSpec, get_codec
+from ..errors import UsageError
 from ..frame import VideoFormat
 
 __all__ = ["open_clc_sink"]
@@ -29,6 +31,9 @@ def open_clc_sink(path: str | os.PathLike[str], codec: CodecSpec | str, fmt: Vid
         codec_version: bitstream version of the codec; default ``spec.version`` if the spec has one.
         model: model/weights id; default the ``model`` option if it is a string (``lic``).
     """
+    if Path(path).suffix.lower() != ".clc":
+        raise UsageError(f"{path}: codec {getattr(codec, 'name', codec)} has no standard stream; "
+                         "its packets go into our container: name the output .clc")
     spec = get_codec(codec) if isinstance(codec, str) else codec
     header = StreamHeader(spec.name, fmt, options or {})
     if codec_version is None:

@@ -20,51 +20,57 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from ..bitstream.container import ClcReader
+from ..bitstream.container import ClcReader, StreamHeader
 from ..codecs.base import Packet, get_codec, make_options
 from ..errors import CodecError, CodeclabError, FormatError, UsageError
 from ..frame import Frame, VideoFormat
+from .sources import FrameRange, Source, _sws_convert, _target_format, parse_matrix, register_source
 
 __all__ = ["ClcSource", "open_clc_source"]
 
 
-class ClcSource:
-    """A decoded ``.clc`` file: context manager and lazy iterator of :class:`Frame`.
+class ClcSource(Source):
+    """A decoded ``.clc`` file: context manager and lazy, re-iterable stream of :class:`Frame`.
 
-    ``format`` is the stream's format (``fps`` may be overridden); ``num_frames`` the
-    number of frames the selection yields. ``Frame.index`` is the packet's position in the
-    file (what ``FrameRange`` counts), ``Frame.pts`` the stored pts (else the position), and
-    ``Frame.props`` carries ``bits`` and the metrics the encoder stored.
+    ``format`` is the stream's format (after ``to_pix_fmt``; ``fps`` may be overridden),
+    ``num_frames`` the number of frames the selection yields. ``Frame.index`` is the
+    packet's position in the file (what ``FrameRange`` counts), ``Frame.pts`` the stored
+    pts (else the position), and ``Frame.props`` carries ``bits`` and the metrics the
+    encoder stored.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, frames: Any = None, fps: Fraction | float | None = None,
-                 size: tuple[int, int] | None = None, pix_fmt: str | None = None) -> None:
+    container_name = "clc"
+    header: StreamHeader
+
+    def __init__(self, path: str | os.PathLike[str], *, size: tuple[int, int] | None = None,
+                 fps: Fraction | float | None = None, pix_fmt: str | None = None, frames: FrameRange | None = None,
+                 to_pix_fmt: str | None = None, matrix: str | None = None) -> None:
+        super().__init__()
         self.path = Path(path)
         self._reader = ClcReader(self.path)
         try:
-            hdr = self._reader.header
-            fmt = hdr.format
-            if size is not None and tuple(size) != (fmt.width, fmt.height):
-                raise UsageError(f"{self.path}: --size {size[0]}x{size[1]} disagrees with the file's "
-                                 f"{fmt.width}x{fmt.height}; a .clc file describes itself, leave --size out")
-            if pix_fmt is not None and pix_fmt != fmt.pix_fmt:
-                raise UsageError(f"{self.path}: --pix-fmt {pix_fmt} disagrees with the file's {fmt.pix_fmt}")
-            if fps is not None:
-                fmt = fmt.with_(fps=Fraction(fps).limit_denominator(1 << 20))
-            self.format: VideoFormat = fmt
-            self.header = hdr
-            n = len(self._reader)
-            start, count, step = _selection(frames)
-            if start < 0 or step < 1 or (count is not None and count < 0):
-                raise UsageError(f"{self.path}: bad frame range (start {start}, count {count}, step {step})")
-            wanted = range(min(start, n), n, step)
-            self._wanted = wanted if count is None else wanted[:count]
+            hdr = self.header = self._reader.header
+            native = hdr.format
+            if size is not None and tuple(size) != (native.width, native.height):
+                raise UsageError(f"{self.path}: the file is {native.width}x{native.height}, not {size[0]}x{size[1]} "
+                                 "(a .clc file describes itself; leave --size out)")
+            if pix_fmt is not None and pix_fmt != native.pix_fmt:
+                raise UsageError(f"{self.path}: the file is {native.pix_fmt}, not {pix_fmt} (use to_pix_fmt to convert)")
+            mat, rng = parse_matrix(matrix, self.path)  # relabels: the stored tags are the encoder's word
+            fmt = native.with_(fps=fps or native.fps, matrix=mat or native.matrix, range=rng or native.range)
+            self._native = fmt
+            self.format: VideoFormat = fmt if to_pix_fmt is None else _target_format(
+                to_pix_fmt, fmt.width, fmt.height, self.path, fps=fmt.fps, matrix=fmt.matrix, range=fmt.range)
+            self.codec_name = hdr.codec + (f" ({hdr.model})" if hdr.model else "")
+            self.source_pix_fmt = native.pix_fmt
+            self.total_frames = len(self._reader)
+            self._wanted = (frames or FrameRange()).indices(self.total_frames)
             self.num_frames: int | None = len(self._wanted)
         except BaseException:
             self._reader.close()
             raise
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _frames(self) -> Iterator[Frame]:
         wanted = self._wanted
         if not wanted:
             return
@@ -118,7 +124,9 @@ class ClcSource:
         if frame.format.plane_shapes != want.plane_shapes or frame.format.dtype != want.dtype:
             raise FormatError(f"{self.path}: decoder {self.header.codec!r} returned {frame.format} "
                               f"for packet {pos}, the stream header says {want}")
-        frame.format = self.format
+        frame.format = self._native
+        if self.format != self._native:
+            frame = frame.with_planes(_sws_convert(frame.planes, self._native, self.format), self.format)
         frame.index = pos
         if frame.pts is None:
             frame.pts = pos if packet.pts is None else packet.pts
@@ -126,19 +134,8 @@ class ClcSource:
         return frame
 
     def close(self) -> None:
+        super().close()
         self._reader.close()
-
-    def __enter__(self) -> ClcSource:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def _selection(frames: Any) -> tuple[int, int | None, int]:
-    if frames is None:
-        return 0, None, 1
-    return int(frames.start), None if frames.count is None else int(frames.count), int(frames.step)
 
 
 def _last_keyframe(reader: ClcReader, i: int, lowest: int) -> int:
@@ -149,20 +146,14 @@ def _last_keyframe(reader: ClcReader, i: int, lowest: int) -> int:
     return max(lowest, 0)
 
 
-def open_clc_source(path: str | os.PathLike[str], *, size: tuple[int, int] | None = None,
-                    fps: Fraction | float | None = None, pix_fmt: str | None = None, frames: Any = None,
-                    to_pix_fmt: str | None = None, matrix: str | None = None) -> ClcSource:
-    """The opener ``open_source`` uses for ``.clc`` (same keyword arguments).
+def open_clc_source(path: str | os.PathLike[str], **options: Any) -> ClcSource:
+    """The opener ``open_source`` uses for ``.clc`` files (same keyword arguments).
 
     A ``.clc`` file describes itself: ``size``/``pix_fmt`` may only repeat what it says,
-    ``fps`` overrides the stored rate, ``matrix`` relabels the colour matrix, and
-    ``to_pix_fmt`` other than the stored layout is refused (convert the decoded output).
+    ``fps`` overrides the stored rate, ``matrix`` relabels the stored colour tags, and
+    ``to_pix_fmt`` converts the decoded frames with swscale like every other source.
     """
-    src = ClcSource(path, frames=frames, fps=fps, size=size, pix_fmt=pix_fmt)
-    if to_pix_fmt is not None and to_pix_fmt != src.format.pix_fmt:
-        src.close()
-        raise UsageError(f"{path}: a .clc source is decoded as stored ({src.format.pix_fmt}); "
-                         f"convert the decoded output to {to_pix_fmt} instead")
-    if matrix is not None:
-        src.format = src.format.with_(matrix=matrix)
-    return src
+    return ClcSource(path, **options)
+
+
+register_source(".clc", open_clc_source)
