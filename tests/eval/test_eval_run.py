@@ -283,3 +283,20 @@ def test_ctrl_c_stops_quickly_keeps_finished_jobs_and_leaves_no_workers(tiny, tm
         n = con.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0]
         assert 2 <= n < 16
         assert con.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 2 * n
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the workers")
+def test_local_pool_workers_share_their_own_process_group():
+    from codeclab.pipeline.eval.runner import kill_pool, local_executor
+
+    ex = local_executor(2)
+    try:
+        groups = {ex.submit(os.getpgid, 0).result(timeout=60) for _ in range(6)}
+        pids = set(ex._processes)
+    finally:
+        kill_pool(ex)
+    assert len(groups) == 1 and os.getpgrp() not in groups
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids)

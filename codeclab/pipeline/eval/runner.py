@@ -7,9 +7,10 @@ The runner knows one interface: ``executor.submit(run_job, job)`` and
 
 Never losing work: the driver stores every finished job in its own transaction as soon as
 it arrives, and skips keys already stored when it starts, so the same command resumes an
-interrupted run. Local workers ignore SIGINT (the driver handles Ctrl-C) and exit by
-themselves when the driver dies, even by ``kill -9`` (which would otherwise leave idle
-orphaned pool workers behind; ecosystem.md section 4).
+interrupted run. Local workers share a process group of their own (terminal signals reach
+the driver only), ignore SIGINT (the driver handles Ctrl-C) and exit by themselves when
+the driver dies, even by ``kill -9``, which would otherwise leave idle orphaned pool
+workers behind (ecosystem.md section 4).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ...errors import UsageError
 from .jobs import Job
@@ -111,9 +112,11 @@ def _progress(total: int, enabled: bool):  # -> tqdm | None
 _PR_SET_PDEATHSIG = 1
 
 
-def _worker_init(parent: int, imports: tuple[str, ...]) -> None:
-    """Make a pool worker safe to orphan-proof: ignore Ctrl-C, die with the driver."""
+def _worker_init(parent: int, imports: tuple[str, ...], group: Any = None) -> None:
+    """Orphan-proof a pool worker: own process group, ignore Ctrl-C, die with the driver."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what Ctrl-C means
+    if group is not None:
+        _join_pool_group(group)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
@@ -125,6 +128,25 @@ def _worker_init(parent: int, imports: tuple[str, ...]) -> None:
         importlib.import_module(m)
 
 
+def _join_pool_group(group: Any) -> None:
+    """Put every worker of a pool in one process group of its own (the first one leads).
+
+    Terminal signals then reach the driver only, and the pool can be killed as a whole
+    (``kill -- -PGID``; :func:`kill_pool`). Best effort: a worker that cannot join (the
+    group is gone) leads a new one.
+    """
+    with group.get_lock():
+        try:
+            if group.value:
+                os.setpgid(0, group.value)
+                return
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+            group.value = os.getpid()
+
+
 def _watch_parent(parent: int) -> None:
     """Portable fallback for PDEATHSIG: exit as soon as we are re-parented."""
     while True:
@@ -134,7 +156,8 @@ def _watch_parent(parent: int) -> None:
 
 
 def local_executor(jobs: int, imports: Sequence[str] = ()) -> cf.ProcessPoolExecutor:
-    """A process pool of ``jobs`` workers that ignore SIGINT and exit when the driver dies.
+    """A process pool of ``jobs`` workers in their own process group, that ignore SIGINT
+    and exit when the driver dies.
 
     Workers are started with ``spawn``: a clean interpreter per worker (no inherited
     threads or locks from the driver, the same conditions as a Dask worker), which is also
@@ -143,14 +166,22 @@ def local_executor(jobs: int, imports: Sequence[str] = ()) -> cf.ProcessPoolExec
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     ctx = multiprocessing.get_context("spawn")
-    return cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), tuple(imports)))
+    group = ctx.Value("l", 0) if hasattr(os, "setpgid") else None
+    ex = cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                                initargs=(os.getpid(), tuple(imports), group))
+    ex._codeclab_group = group  # type: ignore[attr-defined]  # read by kill_pool
+    return ex
 
 
 def kill_pool(executor: cf.Executor) -> None:
     """Stop a local pool now (Ctrl-C): cancel what is queued, kill what is running."""
     if isinstance(executor, cf.ProcessPoolExecutor):
-        procs = list(getattr(executor, "_processes", {}).values())  # no public API to reach them
+        procs = list((getattr(executor, "_processes", None) or {}).values())  # no public API to reach them
+        group = getattr(executor, "_codeclab_group", None)
         executor.shutdown(wait=False, cancel_futures=True)
+        if group is not None and group.value and group.value != os.getpgrp():
+            with contextlib.suppress(OSError):
+                os.killpg(group.value, signal.SIGKILL)
         for p in procs:
             with contextlib.suppress(Exception):
                 p.kill()
