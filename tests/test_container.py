@@ -174,6 +174,8 @@ def test_random_access(tmp_path: Path) -> None:
             r.read_packet(20)
         with pytest.raises(IndexError):
             r.read_packet(-21)
+    with pytest.raises(UsageError, match="closed"):
+        r.read_packet(0)
 
 
 def test_iteration_is_lazy(tmp_path: Path) -> None:

@@ -392,7 +392,8 @@ class ClcReader:
 
     def _read_at(self, offset: int, n: int) -> bytes:
         f = self._f
-        assert f is not None
+        if f is None:
+            raise UsageError(f"{self.path}: reader is closed")
         f.seek(offset)
         data = f.read(n)
         if len(data) != n:
@@ -494,8 +495,6 @@ class ClcReader:
 
     def read_packet(self, i: int) -> Packet:
         """Packet *i* (0-based, negative counts from the end); ``props`` holds its metrics."""
-        if self._f is None:
-            raise UsageError(f"{self.path}: reader is closed")
         i = self._check_index(i)
         plen, mlen, fidx, pts, flags = self._record_header(i)
         start, end = self._span(i)
