@@ -92,7 +92,7 @@ class ClcSource(Source):
                 for frame in self._call(dec.decode, packet, i):
                     frame = self._match(frame, fed)
                     if frame.index in wanted:
-                        yield frame
+                        yield self._convert(frame)
                         done += 1
                         if done == len(wanted):
                             return
@@ -100,7 +100,7 @@ class ClcSource(Source):
         for frame in self._call(dec.flush, None, end):
             frame = self._match(frame, fed)
             if frame.index in wanted:
-                yield frame
+                yield self._convert(frame)
                 done += 1
                 if done == len(wanted):
                     return
@@ -125,13 +125,17 @@ class ClcSource(Source):
             raise FormatError(f"{self.path}: decoder {self.header.codec!r} returned {frame.format} "
                               f"for packet {pos}, the stream header says {want}")
         frame.format = self._native
-        if self.format != self._native:
-            frame = frame.with_planes(_sws_convert(frame.planes, self._native, self.format), self.format)
         frame.index = pos
         if frame.pts is None:
             frame.pts = pos if packet.pts is None else packet.pts
         frame.props = {**frame.props, **packet.props, "bits": packet.bits}
         return frame
+
+    def _convert(self, frame: Frame) -> Frame:
+        """``to_pix_fmt``, applied only to frames that are delivered."""
+        if self.format == self._native:
+            return frame
+        return frame.with_planes(_sws_convert(frame.planes, self._native, self.format), self.format)
 
     def close(self) -> None:
         super().close()
