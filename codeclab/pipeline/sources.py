@@ -8,8 +8,9 @@ in units of ``1/fps``.
 - **PyAV files** keep their native sampling and bit depth (10-bit stays uint16, 4:4:4
   stays 4:4:4, gray stays 4:0:0). Semi-planar and packed YUV (nv12, p010, yuyv422...) is
   rearranged into the planar format of the same sampling and depth, which is lossless.
-  **RGB sources** (PNG, rgb24, gbrp...) are converted by swscale to YUV **4:4:4** at the
-  source's bit depth with an explicit matrix: **BT.709 limited range** unless ``matrix``
+  **RGB sources** (PNG, rgb24, gbrp...) are converted to YUV **4:4:4** at the source's
+  bit depth by :func:`rgb_to_yuv` (the published Kr/Kb equations, rounded to nearest, in
+  numpy; swscale's full-range chroma is biased by half a step) with an explicit matrix: **BT.709 limited range** unless ``matrix``
   says otherwise (``"bt601"``, ``"bt2020nc"``, optionally ``":full"`` for full range, e.g.
   ``"bt709:full"``). No chroma is subsampled unless ``to_pix_fmt`` asks for it.
 - **Raw ``.yuv``**: geometry from a JVET-style name (see :mod:`.jvet_names`) or from
@@ -53,6 +54,7 @@ __all__ = [
     "Y4mSource",
     "AvSource",
     "parse_matrix",
+    "rgb_to_yuv",
 ]
 
 _DEFAULT_FPS = Fraction(25)
@@ -169,6 +171,7 @@ class Source:
 SourceOpener = Callable[..., Source]
 _OPENERS: dict[str, SourceOpener | str] = {
     ".vpy": "codeclab.pipeline.vapoursynth_io:VpySource",
+    ".clc": "codeclab.pipeline.clc_source:open_clc_source",
 }
 
 
@@ -336,6 +339,35 @@ def _reformat_yuv(vf: Any, src: VideoFormat, pix_fmt: str) -> Any:
     rng = 2 if src.range == "full" else 1
     return vf.reformat(format=pix_fmt, src_colorspace=cs, dst_colorspace=cs, src_color_range=rng,
                        dst_color_range=rng)
+
+
+#: (Kr, Kb) of each matrix (ITU-R BT.709, BT.601, BT.2020 non-constant luminance)
+KR_KB = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114), "bt2020nc": (0.2627, 0.0593)}
+
+
+def rgb_to_yuv(r: np.ndarray, g: np.ndarray, b: np.ndarray, depth: int, matrix: str = "bt709",
+               range: str = "limited") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R'G'B' samples of ``depth`` bits -> Y'CbCr 4:4:4 planes of ``depth`` bits.
+
+    Y = Kr R + Kg G + Kb B, Cb = (B - Y) / (2 - 2 Kb), Cr = (R - Y) / (2 - 2 Kr) on
+    normalised values; limited range scales to 219/224 steps above 16/128 (times
+    2^(depth-8)), full range to 2^depth - 1 with chroma centred on 2^(depth-1).
+    """
+    kr, kb = KR_KB[matrix]
+    peak = (1 << depth) - 1
+    x = np.stack([r, g, b]).astype(np.float64) / peak
+    y = kr * x[0] + (1 - kr - kb) * x[1] + kb * x[2]
+    cb = (x[2] - y) / (2 - 2 * kb)
+    cr = (x[0] - y) / (2 - 2 * kr)
+    scale = 1 << (depth - 8)
+    if range == "full":
+        ys, yo, cs = peak, 0.0, peak
+    else:
+        ys, yo, cs = 219 * scale, 16 * scale, 224 * scale
+    dtype = np.uint8 if depth == 8 else np.uint16
+    half = 1 << (depth - 1)
+    return tuple(np.clip(np.rint(v), 0, peak).astype(dtype)  # type: ignore[return-value]
+                 for v in (yo + ys * y, half + cs * cb, half + cs * cr))
 
 
 def _split_planes(buf: np.ndarray, fmt: VideoFormat) -> tuple[np.ndarray, ...]:
@@ -627,7 +659,9 @@ class AvSource(Source):
         self._rgb = layout is None
         if self._rgb:  # RGB: convert with an explicit matrix, 4:4:4 at the source's depth
             self._matrix, self._mrange = mat or "bt709", rng or "limited"
-            depth = max(8, min(16, max(c.bits for c in av.VideoFormat(name).components)))
+            bits = max(c.bits for c in av.VideoFormat(name).components if not c.is_alpha)
+            depth = next(d for d in (8, 9, 10, 12, 14, 16) if d >= min(bits, 16))
+            self._gbrp = "gbrp" if depth == 8 else f"gbrp{depth}le"
             chroma = "444"
         else:  # YUV: a matrix= option only overrides the recorded tag
             self._matrix = mat or spc or "bt709"
@@ -656,15 +690,19 @@ class AvSource(Source):
 
     @staticmethod
     def _decode(container: Any, stream: Any) -> Iterator[Any]:
+        # Strict decoding: FFmpeg otherwise conceals damage and hands out patched pictures,
+        # which would silently skew every metric measured against them.
+        stream.codec_context.options = {"err_detect": "explode"}
         stream.thread_type = "AUTO"
         return container.decode(stream)
 
     def _convert(self, vf: Any) -> tuple[np.ndarray, ...]:
         fmt = self.format
-        if self._rgb:
-            out = vf.reformat(format=fmt.pix_fmt, dst_colorspace=_SWS_COLORSPACE[self._matrix],
-                              dst_color_range=2 if self._mrange == "full" else 1)
-        elif vf.format.name == fmt.pix_fmt or (
+        if self._rgb:  # planar G, B, R at the source depth (a lossless rearrangement), then our matrix
+            g, b, r = (np.from_dlpack(p) for p in vf.reformat(format=self._gbrp).planes)
+            planes = rgb_to_yuv(r, g, b, self._native.bit_depth, self._matrix, self._mrange)
+            return planes if fmt == self._native else _sws_convert(planes, self._native, fmt)
+        if vf.format.name == fmt.pix_fmt or (
                 vf.format.name == "yuvj" + fmt.pix_fmt[3:] and fmt.range == "full"):
             out = vf
         else:
@@ -691,8 +729,11 @@ class AvSource(Source):
                 except StopIteration:
                     break
                 except av.FFmpegError as e:
-                    raise InputError(f"{self.path}: decoding failed at frame {i + 1} ({_msg(e)})") from None
+                    raise InputError(f"{self.path}: damaged stream, decoding failed at frame {i + 1} "
+                                     f"(with frame threading: at or a few frames after it) ({_msg(e)})") from None
                 i += 1
+                if vf.is_corrupt:
+                    raise InputError(f"{self.path}: frame {i} is damaged (the decoder flagged it corrupt)")
                 if not fr.selects(i):
                     continue
                 if vf.pts is not None and vf.time_base is not None:
