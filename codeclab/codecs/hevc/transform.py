@@ -1,0 +1,165 @@
+"""HEVC core transforms: normative inverse (8.6.4.2 + the bdShift of 8.6.2) and HM's forward.
+
+Layout: blocks are numpy [y, x] (row = vertical frequency / sample row). M is the N-point
+DCT matrix, M[k, n] = basis k at sample n (the spec's transMatrix with its index order
+swapped), built from the 32-point coefficient table by subsampling rows (8.6.4.2:
+transMatrix for nTbS < 32 uses every 32/nTbS-th basis). DST-VII 4x4 is used only for
+intra luma 4x4 TBs.
+
+Inverse (normative): E = M^T D (columns), G = Clip3(-32768, 32767, (E + 64) >> 7),
+R = G M (rows), r = (R + (1 << (bdShift-1))) >> bdShift, bdShift = 20 - bitDepth.
+Forward (HM partialButterfly equivalent, matrix form): T = (X M^T + rnd) >> (log2 n + bitDepth - 9),
+C = (M T + rnd) >> (log2 n + 6).
+All kernels take (B, n, n) batches in one numba call; (n, n) inputs are accepted too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "DCT_MATRIX_32",
+    "DST_MATRIX_4",
+    "transform_matrix",
+    "forward_transform",
+    "inverse_transform",
+    "forward_transform_skip",
+    "inverse_transform_skip",
+]
+
+# |64*sqrt(2)*cos(j*pi/64)| as the standard rounds it, j = 1..32 (j = 32 -> 0)
+_ODD32 = (90, 90, 88, 85, 82, 78, 73, 67, 61, 54, 46, 38, 31, 22, 13, 4)  # j = 1, 3, .., 31
+_ODD16 = (90, 87, 80, 70, 57, 43, 25, 9)  # j = 2, 6, .., 30
+_ODD8 = (89, 75, 50, 18)  # j = 4, 12, 20, 28
+_ODD4 = (83, 36)  # j = 8, 24
+
+
+def _build_dct32() -> np.ndarray:
+    mag = np.zeros(33, dtype=np.int32)
+    mag[1::2] = _ODD32
+    mag[2::4] = _ODD16
+    mag[4::8] = _ODD8
+    mag[8::16] = _ODD4
+    mag[16] = 64
+    m = np.empty((32, 32), dtype=np.int32)
+    m[0, :] = 64
+    for k in range(1, 32):
+        for n in range(32):
+            a = ((2 * n + 1) * k) % 128  # angle in units of pi/64, cos period 128
+            j = a % 64
+            j = 64 - j if j > 32 else j
+            sign = 1 if np.cos(np.pi * a / 64) > 0 else -1
+            m[k, n] = sign * mag[j]
+    m.setflags(write=False)
+    return m
+
+
+DCT_MATRIX_32 = _build_dct32()
+DST_MATRIX_4 = np.array([[29, 55, 74, 84], [74, 74, 0, -74], [84, -29, -74, 55], [55, -84, 74, -29]],
+                        dtype=np.int32)
+DST_MATRIX_4.setflags(write=False)
+_MATS = {k: np.ascontiguousarray(DCT_MATRIX_32[:: 32 >> k, : 1 << k]) for k in (2, 3, 4, 5)}
+
+
+def transform_matrix(log2_size: int, dst: bool = False) -> np.ndarray:
+    """M[k, n] for the DCT of size 2^log2_size (or the 4x4 DST)."""
+    if dst:
+        if log2_size != 2:
+            raise ValueError("the DST exists only for 4x4 blocks")
+        return DST_MATRIX_4
+    return _MATS[log2_size]
+
+
+@njit(cache=True)
+def _inverse_kernel(d, m, bd_shift, out):  # pragma: no cover - numba
+    b_count, n, _ = d.shape
+    g = np.empty((n, n), dtype=np.int64)
+    rnd = np.int64(1) << (bd_shift - 1)
+    for b in range(b_count):
+        g[:, :] = 0
+        for k in range(n):  # E = M^T D, skipping zero coefficients
+            for x in range(n):
+                c = np.int64(d[b, k, x])
+                if c != 0:
+                    for y in range(n):
+                        g[y, x] += m[k, y] * c
+        for y in range(n):
+            for x in range(n):
+                v = (g[y, x] + 64) >> 7
+                g[y, x] = min(max(v, -32768), 32767)
+        for y in range(n):  # R = G M
+            for x in range(n):
+                acc = np.int64(0)
+                for k in range(n):
+                    acc += g[y, k] * m[k, x]
+                out[b, y, x] = (acc + rnd) >> bd_shift
+
+
+@njit(cache=True)
+def _forward_kernel(r, m, s1, s2, out):  # pragma: no cover - numba
+    b_count, n, _ = r.shape
+    t = np.empty((n, n), dtype=np.int64)
+    r1 = np.int64(1) << (s1 - 1) if s1 > 0 else np.int64(0)
+    r2 = np.int64(1) << (s2 - 1)
+    for b in range(b_count):
+        for y in range(n):  # T = X M^T (rows first, as HM)
+            for k in range(n):
+                acc = np.int64(0)
+                for i in range(n):
+                    acc += np.int64(r[b, y, i]) * m[k, i]
+                t[y, k] = (acc + r1) >> s1
+        for k in range(n):  # C = M T
+            for x in range(n):
+                acc = np.int64(0)
+                for y in range(n):
+                    acc += m[k, y] * t[y, x]
+                out[b, k, x] = (acc + r2) >> s2
+
+
+def _as_batch(a: np.ndarray, log2_size: int, what: str) -> tuple[np.ndarray, bool]:
+    n = 1 << log2_size
+    a = np.asarray(a)
+    single = a.ndim == 2
+    b = a[None] if single else a
+    if b.ndim != 3 or b.shape[1:] != (n, n):
+        raise ValueError(f"{what}: expected ({n}, {n}) or (B, {n}, {n}), got {a.shape}")
+    return b, single
+
+
+def inverse_transform(coeffs: np.ndarray, log2_size: int, dst: bool, bit_depth: int) -> np.ndarray:
+    """Normative inverse transform + bdShift: scaled coefficients d -> residual r (int32)."""
+    d, single = _as_batch(coeffs, log2_size, "inverse_transform")
+    out = np.empty(d.shape, dtype=np.int32)
+    _inverse_kernel(d, transform_matrix(log2_size, dst), 20 - bit_depth, out)
+    return out[0] if single else out
+
+
+def forward_transform(resid: np.ndarray, log2_size: int, dst: bool, bit_depth: int) -> np.ndarray:
+    """HM forward transform: residual -> coefficients (int32) on the scale quantize_sq expects."""
+    r, single = _as_batch(resid, log2_size, "forward_transform")
+    out = np.empty(r.shape, dtype=np.int32)
+    _forward_kernel(r, transform_matrix(log2_size, dst), log2_size + bit_depth - 9,
+                    log2_size + 6, out)
+    return out[0] if single else out
+
+
+def forward_transform_skip(resid: np.ndarray, log2_size: int, bit_depth: int) -> np.ndarray:
+    """HM's transform skip: coef = resid << (15 - bitDepth - log2 n) (rounded right shift if
+    negative), so quantize_sq's qbits apply unchanged."""
+    r = np.asarray(resid, dtype=np.int64)
+    shift = 15 - bit_depth - log2_size
+    if shift >= 0:
+        c = r << shift
+    else:
+        c = (r + (1 << (-shift - 1))) >> -shift
+    return c.astype(np.int32)
+
+
+def inverse_transform_skip(coeffs: np.ndarray, log2_size: int, bit_depth: int) -> np.ndarray:
+    """8.6.4.2 with transform_skip_flag (no rotation / extended precision): r = d << tsShift,
+    tsShift = 5 + log2 n, then the bdShift = 20 - bitDepth rounding of 8.6.2."""
+    d = np.asarray(coeffs, dtype=np.int64)
+    bd_shift = 20 - bit_depth
+    r = d << (5 + log2_size)
+    return ((r + (1 << (bd_shift - 1))) >> bd_shift).astype(np.int32)
