@@ -133,7 +133,12 @@ class _Sink:
 
 
 class FrameSink(_Sink):
-    """Writes Frames of one fixed format; ``write(frame)``, then ``close()`` or ``abort()``."""
+    """Writes Frames of one fixed format; ``write(frame)``, then ``close()`` or ``abort()``.
+
+    Containers keep each frame's ``pts`` (units of ``1/fps``, so an every-8th-frame selection
+    keeps its timing); a frame without one, or not after the previous one, gets previous + 1.
+    Matrix and range are written as colour tags where the format has them (MKV/MP4, y4m range).
+    """
 
     def __init__(self, path: Path, fmt: VideoFormat) -> None:
         self.path = path

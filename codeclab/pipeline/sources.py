@@ -577,12 +577,6 @@ class Y4mSource(_PlanarFileSource):
 # Anything FFmpeg reads
 
 
-def _av_errors() -> tuple[type[BaseException], ...]:
-    import av
-
-    return (av.FFmpegError,)
-
-
 def _native_layout(name: str, width: int, height: int) -> tuple[str, int] | None:
     """(chroma, depth) of a YUV/gray pixel format from FFmpeg's descriptor; None for RGB."""
     import av
@@ -686,7 +680,10 @@ class AvSource(Source):
 
     @property
     def duration(self) -> float | None:
-        return self._duration if self._duration is not None else super().duration
+        """The container's duration for the whole file, else frames / fps."""
+        if self._duration is not None and self._range == FrameRange():
+            return self._duration
+        return super().duration
 
     @staticmethod
     def _decode(container: Any, stream: Any) -> Iterator[Any]:
