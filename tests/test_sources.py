@@ -274,14 +274,20 @@ def test_frame_ranges(tmp_path: Path, fr: FrameRange, kind: str) -> None:
     assert all(same_pixels(g, every[g.index]) for g in got)
 
 
-def test_lazy_memory_bounded(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ext", [".yuv", ".y4m"])
+def test_lazy_memory_bounded(tmp_path: Path, ext: str) -> None:
     """2000 frames of 64x64 (12 MB) iterate with a peak of a few frames, not the file."""
     fmt = synth_format("yuv420p", 64, 64)
-    path = tmp_path / "Long_64x64_25.yuv"
+    path = tmp_path / f"Long_64x64_25{ext}"
     rng = np.random.default_rng(7)
     with open(path, "wb") as f:
+        if ext == ".y4m":
+            f.write(b"YUV4MPEG2 W64 H64 F25:1 C420jpeg\n")
         for _ in range(20):  # written in chunks of 100 frames
-            f.write(rng.integers(0, 256, 100 * fmt.frame_bytes, dtype=np.uint8).tobytes())
+            chunk = rng.integers(0, 256, (100, fmt.frame_bytes), dtype=np.uint8)
+            if ext == ".y4m":
+                chunk = np.concatenate([np.frombuffer(b"FRAME\n", np.uint8)[None].repeat(100, 0), chunk], 1)
+            f.write(chunk.tobytes())
     gc.collect()
     tracemalloc.start()
     try:
@@ -534,3 +540,33 @@ def test_png_from_media_is_one_444_frame(media: Path) -> None:
     assert frames[0].format.chroma == "444" and frames[0].format.matrix == "bt709"
     assert frames[0].format.range == "limited"
     assert 16 <= frames[0].planes[0].min() and frames[0].planes[0].max() <= 235
+
+
+def test_png_16bit_rgb(tmp_path: Path) -> None:
+    """16-bit RGB stays 16-bit: 4:4:4 uint16 by the same equations."""
+    rgb = np.random.default_rng(15).integers(0, 65536, (16, 32, 3)).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    with av.open(str(path), "w", format="image2") as out:
+        st = out.add_stream("png")
+        st.width, st.height, st.pix_fmt = 32, 16, "rgb48be"
+        vf = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format="rgb48be")
+        for pkt in list(st.encode(vf)) + list(st.encode(None)):
+            out.mux(pkt)
+    src = open_source(path)
+    assert src.source_pix_fmt == "rgb48be" and src.format.pix_fmt == "yuv444p16le"
+    (fr,) = list(src)
+    r, g, b = (rgb[..., i] / 65535 for i in range(3))
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    assert np.array_equal(fr.planes[0], np.clip(np.round(4096 + 219 * 256 * y), 0, 65535))
+
+
+def test_vpy_script_through_open_source(tmp_path: Path) -> None:
+    pytest.importorskip("vapoursynth")
+    path = tmp_path / "s.vpy"
+    path.write_text("import vapoursynth as vs\n"
+                    "vs.core.std.BlankClip(width=64, height=48, format=vs.YUV420P10, length=5,"
+                    " color=[512, 300, 700]).set_output()\n")
+    src = open_source(path, frames=FrameRange(1, None, 2))
+    got = list(src)
+    assert src.format.pix_fmt == "yuv420p10le" and [f.index for f in got] == [1, 3]
+    assert int(got[0].planes[1][0, 0]) == 300

@@ -21,8 +21,10 @@ in units of ``1/fps``.
   are exact shifts, chroma resampling (e.g. 4:4:4 -> 4:2:0) uses swscale's default
   (bilinear) filter, so its output is FFmpeg's, not a filter of ours.
 
-Other containers plug in through :func:`register_source` (``.vpy`` scripts are wired to
-:class:`codeclab.pipeline.vapoursynth_io.VpySource` lazily by "module:attribute" name).
+Other containers plug in through :func:`register_source`; ``.vpy`` (VapourSynth scripts) and
+``.clc`` (our container) are wired lazily by "module:attribute" name, so opening one needs
+no import beforehand. ``_sws_convert``, ``_target_format`` and ``parse_matrix`` are shared
+with those sources.
 """
 
 from __future__ import annotations
