@@ -1,0 +1,101 @@
+"""Codec ``lic`` through the registry: sizes, bit depths, errors, cross-process determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from _lic_helpers import textured_frame
+from codeclab.codecs.base import Packet, get_codec, make_options
+from codeclab.codecs.lic.codec import parse_header
+from codeclab.errors import BitstreamError, FormatError, UsageError
+from codeclab.frame import Frame, VideoFormat
+
+
+def _codec(weights, **kw):
+    spec = get_codec("lic")
+    return spec, make_options(spec, {"model": weights, **kw})
+
+
+def _round_trip(weights, frame, **kw):
+    spec, opt = _codec(weights, **kw)
+    pkt = spec.make_encoder(frame.format, opt).encode(frame)[0]
+    out = spec.make_decoder(frame.format, opt).decode(pkt)[0]
+    return pkt, out
+
+
+@pytest.mark.parametrize("size", [(64, 64), (66, 34), (130, 98), (200, 2)])
+def test_any_size_is_padded_and_cropped(small_weights, size):
+    f = textured_frame(*size)
+    pkt, out = _round_trip(small_weights, f, quality=2)
+    assert out.format == f.format
+    assert [p.shape for p in out.planes] == [p.shape for p in f.planes]
+    hd, _ = parse_header(pkt.data)
+    assert (hd["width"], hd["height"]) == size
+    assert hd["pw"] % 64 == 0 and hd["ph"] % 64 == 0
+
+
+def test_ten_bit(small_weights):
+    f = textured_frame(96, 64, bit_depth=10)
+    _, out = _round_trip(small_weights, f, quality=3)
+    assert out.format.bit_depth == 10 and out.planes[0].dtype == np.uint16
+    assert int(out.planes[0].max()) <= 1023
+
+
+def test_unsupported_chroma_and_options(small_weights):
+    spec, opt = _codec(small_weights)
+    with pytest.raises(FormatError):
+        spec.make_encoder(VideoFormat(64, 64, "444"), opt)
+    with pytest.raises(UsageError):
+        make_options(spec, {"qp": 3})
+    spec, opt = _codec(small_weights, quality=99)
+    with pytest.raises(UsageError):
+        spec.make_encoder(VideoFormat(64, 64), opt).encode(textured_frame(64, 64))
+
+
+def test_bad_payloads(small_weights):
+    spec, opt = _codec(small_weights, quality=1)
+    pkt = spec.make_encoder(VideoFormat(64, 64), opt).encode(textured_frame(64, 64))[0]
+    dec = spec.make_decoder(VideoFormat(64, 64), opt)
+    for bad in (b"", b"XYZ\x01\x00", pkt.data[:10], pkt.data[:3] + b"\x09" + pkt.data[4:]):
+        with pytest.raises(BitstreamError):
+            dec.decode(Packet(bad, 0))
+    n = pkt.data[4]
+    other = pkt.data[:5] + b"x" * n + pkt.data[5 + n :]  # another model id
+    with pytest.raises(BitstreamError, match="model"):
+        dec.decode(Packet(other, 0))
+
+
+_CHILD = r"""
+import hashlib, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from codeclab.codecs.base import Packet, get_codec, make_options
+from codeclab.frame import VideoFormat
+spec = get_codec("lic")
+opt = make_options(spec, {"model": sys.argv[2]})
+data = open(sys.argv[3], "rb").read()
+f = spec.make_decoder(VideoFormat(8, 8), opt).decode(Packet(data, 0))[0]
+print(hashlib.sha256(b"".join(p.tobytes() for p in f.planes)).hexdigest())
+"""
+
+
+def test_decode_in_another_process_with_other_threads_is_bit_exact(small_weights, tmp_path):
+    torch.set_num_threads(2)
+    f = textured_frame(160, 96, seed=5)
+    pkt, out = _round_trip(small_weights, f, quality=3)
+    mine = hashlib.sha256(b"".join(p.tobytes() for p in out.planes)).hexdigest()
+    blob = tmp_path / "frame.lic"
+    blob.write_bytes(pkt.data)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", _CHILD, "1", small_weights, str(blob)], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == mine
