@@ -570,3 +570,17 @@ def test_vpy_script_through_open_source(tmp_path: Path) -> None:
     got = list(src)
     assert src.format.pix_fmt == "yuv420p10le" and [f.index for f in got] == [1, 3]
     assert int(got[0].planes[1][0, 0]) == 300
+
+
+def test_transport_stream_timestamps_start_at_zero(tmp_path: Path) -> None:
+    """MPEG-TS starts its clock at 1.4 s or so; pts count frames from the first one."""
+    frames = synth_frames("yuv420p", 8, kind="smooth")
+    path = ffmpeg_write(tmp_path / "a.ts", frames, "mpegts", "libx264", options={"bf": "2"})
+    with av.open(str(path)) as c:
+        assert next(c.decode(video=0)).pts > 0
+    src = open_source(path, frames=FrameRange(3, 3))
+    assert src.num_frames is None  # TS has no frame count
+    got = list(src)
+    assert [(f.index, f.pts) for f in got] == [(3, 3), (4, 4), (5, 5)]
+    every = list(open_source(path))
+    assert all(same_pixels(g, every[g.index]) for g in got)

@@ -719,6 +719,7 @@ class AvSource(Source):
         except av.FFmpegError as e:
             raise InputError(f"{self.path}: not a video file, or damaged ({_msg(e)})") from None
         i = -1
+        origin = None  # pts of the first frame: timestamps count from the start of the stream
         try:
             stream = container.streams.video[0]
             it = self._decode(container, stream)
@@ -733,10 +734,12 @@ class AvSource(Source):
                 i += 1
                 if vf.is_corrupt:
                     raise InputError(f"{self.path}: frame {i} is damaged (the decoder flagged it corrupt)")
+                if origin is None and vf.pts is not None:
+                    origin = vf.pts
                 if not fr.selects(i):
                     continue
-                if vf.pts is not None and vf.time_base is not None:
-                    pts = round(vf.pts * vf.time_base * (self._file_fps or fps))
+                if vf.pts is not None and vf.time_base is not None and origin is not None:
+                    pts = round((vf.pts - origin) * vf.time_base * (self._file_fps or fps))
                 else:
                     pts = i
                 try:
