@@ -14,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import same_pixels, synth_format, synth_frames
 
 from codeclab.errors import FormatError, InputError, UsageError
@@ -97,6 +99,22 @@ def test_jvet_names_parse(name: str, expect: tuple) -> None:
 ])
 def test_jvet_names_reject(name: str) -> None:
     assert parse_jvet_name(name) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(seq=st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,10}(_[A-Za-z][A-Za-z0-9]{0,6}){0,2}", fullmatch=True),
+       w=st.integers(1, 8192), h=st.integers(1, 8192), fps=st.sampled_from(["24", "25", "50", "60", "29.97", "120"]),
+       fps_suffix=st.sampled_from(["", "fps", "Hz", "p"]), depth=st.sampled_from([None, 8, 10, 12, 16]),
+       chroma=st.sampled_from([None, "420", "422", "444", "400", "P420"]))
+def test_jvet_names_round_trip(seq: str, w: int, h: int, fps: str, fps_suffix: str, depth: int | None,
+                               chroma: str | None) -> None:
+    """Any name written in the documented pattern parses back to what was written."""
+    parts = [seq, f"{w}x{h}", fps + fps_suffix]
+    parts += [f"{depth}bit"] if depth else []
+    parts += [chroma] if chroma else []
+    got = parse_jvet_name("_".join(parts) + ".yuv")
+    want_fps = Fraction(30000, 1001) if fps == "29.97" else Fraction(fps)
+    assert got == JvetName(seq, w, h, want_fps, depth, chroma[-3:] if chroma else None)
 
 
 # ---------------------------------------------------------------------------------------
