@@ -244,9 +244,12 @@ class _AvSink(FrameSink):
         try:
             self._mux(self._stream.encode(None))
         except av.FFmpegError as e:
+            self._release()
             raise CodecError(f"{self.path}: {self._codec} failed while flushing ({_msg(e)})") from None
-        finally:
+        try:
             self._out.close()
+        except av.FFmpegError as e:
+            raise FormatError(f"{self.path}: finishing the container failed ({_msg(e)})") from None
 
     def _release(self) -> None:
         try:

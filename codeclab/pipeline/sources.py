@@ -223,6 +223,8 @@ def open_source(path: str | os.PathLike[str], *, size: tuple[int, int] | None = 
         raise InputError(f"{p}: no such file")
     if p.is_dir():
         raise InputError(f"{p}: is a directory, not a video file")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{p}: permission denied")
     opts: dict[str, Any] = dict(size=size, fps=_as_fps(fps, p), pix_fmt=pix_fmt, frames=frames or FrameRange(),
                                 to_pix_fmt=to_pix_fmt, matrix=matrix)
     ext = p.suffix.lower()
@@ -372,6 +374,13 @@ def rgb_to_yuv(r: np.ndarray, g: np.ndarray, b: np.ndarray, depth: int, matrix: 
                  for v in (yo + ys * y, half + cs * cb, half + cs * cr))
 
 
+def av_error() -> type[Exception]:
+    """FFmpeg's exception base class (PyAV imported lazily)."""
+    import av
+
+    return av.FFmpegError
+
+
 def _split_planes(buf: np.ndarray, fmt: VideoFormat) -> tuple[np.ndarray, ...]:
     planes, pos = [], 0
     for h, w in fmt.plane_shapes:
@@ -409,7 +418,11 @@ class _PlanarFileSource(Source):
                     buf = buf.astype(fmt.dtype)
                 planes = _split_planes(buf, fmt)
                 if self.format != fmt:
-                    planes = _sws_convert(planes, fmt, self.format)
+                    try:
+                        planes = _sws_convert(planes, fmt, self.format)
+                    except av_error() as e:
+                        raise FormatError(f"{self.path}: converting frame {i} to {self.format.pix_fmt} "
+                                          f"failed ({_msg(e)})") from None
                 yield Frame(planes, self.format, i, i)
 
 
