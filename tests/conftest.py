@@ -1,54 +1,22 @@
 """Shared test fixtures: synthetic frames and the optional real media folder.
 
-Other test modules may append fixtures here; keep each one small and deterministic.
+Other test modules may append fixtures here; keep each one small and deterministic. Plain
+helper functions live in ``_synth.py`` (import them from there, not from ``conftest``).
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
+import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import numpy as np
 import pytest
 
-from codeclab.frame import Frame, VideoFormat
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so that test folders can import _synth
 
-#: real pictures and clips shared by the team (absent on some machines: tests skip)
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+from _synth import MEDIA, synth_frames  # noqa: E402
 
-
-def synth_format(pix_fmt: str = "yuv420p", width: int = 64, height: int = 48, fps: Any = 25, **kw: Any) -> VideoFormat:
-    return VideoFormat.from_pix_fmt(pix_fmt, width, height, fps=Fraction(fps), **kw)
-
-
-def synth_frames(pix_fmt: str = "yuv420p", n: int = 4, width: int = 64, height: int = 48, *, fps: Any = 25,
-                 seed: int = 0, kind: str = "noise", **kw: Any) -> list[Frame]:
-    """``n`` frames with ``Frame.index == Frame.pts == i``.
-
-    ``kind="noise"``: uniform random samples over the full bit depth (every bit exercised;
-    what bit-exact round trips want). ``kind="smooth"``: moving gradients that a lossy codec
-    reproduces well.
-    """
-    fmt = synth_format(pix_fmt, width, height, fps, **kw)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(n):
-        planes = []
-        for k, (h, w) in enumerate(fmt.plane_shapes):
-            if kind == "noise":
-                p = rng.integers(0, fmt.max_value + 1, (h, w))
-            else:
-                yy, xx = np.mgrid[0:h, 0:w]
-                t = (xx * (3 + k) + yy * 2 + 4 * i) / (w * 3 + h * 2 + 40)
-                p = np.round((0.15 + 0.7 * t) * fmt.max_value)
-            planes.append(p.astype(fmt.dtype))
-        frames.append(Frame(tuple(planes), fmt, i, i))
-    return frames
-
-
-def same_pixels(a: Frame, b: Frame) -> bool:
-    return len(a.planes) == len(b.planes) and all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes))
+from codeclab.frame import Frame  # noqa: E402
 
 
 @pytest.fixture()

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import same_pixels, synth_format, synth_frames
+from _synth import same_pixels, synth_format, synth_frames
 
 from codeclab.codecs.base import Packet
 from codeclab.errors import FormatError, UsageError

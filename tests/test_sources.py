@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import same_pixels, synth_format, synth_frames
+from _synth import same_pixels, synth_format, synth_frames
 
 from codeclab.errors import FormatError, InputError, UsageError
 from codeclab.frame import PIX_FMTS, Frame
