@@ -23,6 +23,7 @@ from codeclab.frame import PIX_FMTS, Frame
 from codeclab.pipeline.sources import (
     FrameRange,
     JvetName,
+    AvSource,
     Source,
     open_source,
     parse_jvet_name,
@@ -601,4 +602,50 @@ def test_transport_stream_timestamps_start_at_zero(tmp_path: Path) -> None:
     got = list(src)
     assert [(f.index, f.pts) for f in got] == [(3, 3), (4, 4), (5, 5)]
     every = list(open_source(path))
+    assert all(same_pixels(g, every[g.index]) for g in got)
+
+
+@pytest.mark.parametrize("gop, bframes", [(8, 2), (5, 0), (1, 0)])
+def test_mp4_ranges_by_seeking_match_decoding_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     gop: int, bframes: int) -> None:
+    frames = synth_frames("yuv420p", 40, seed=16, kind="smooth", fps=Fraction(30000, 1001))
+    path = ffmpeg_write(tmp_path / "s.mp4", frames, "mp4", "libx264", rate=Fraction(30000, 1001),
+                        options={"qp": "20", "g": str(gop), "bf": str(bframes)})
+    every = list(open_source(path))
+    monkeypatch.setattr(AvSource, "seek_min_start", 1)
+    monkeypatch.setattr(AvSource, "seek_margin", 3)
+    src = open_source(path)
+    for start in (1, 7, 13, 22, 39):
+        seeked = src._seek_to(start)  # the seek path is really taken here...
+        assert seeked is not None
+        seeked[0].close()
+        got = list(open_source(path, frames=FrameRange(start, 4, 2)))  # ...and gives the same frames
+        want = list(range(start, 40, 2))[:4]
+        assert [(f.index, f.pts) for f in got] == [(k, k) for k in want]
+        assert all(same_pixels(g, every[g.index]) for g in got)
+
+
+def test_variable_frame_rate_mp4_is_not_seeked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = synth_frames("yuv420p", 12, seed=17, kind="smooth")
+    times = [0, 1, 3, 4, 7, 8, 9, 12, 13, 14, 18, 19]  # irregular: indices are not pts
+    frames = [Frame(f.planes, f.format, f.index, t) for f, t in zip(frames, times)]
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=25, options={"g": "4"})
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for f in frames:
+            vf = _planes_to_avframe(f.planes, f.format)
+            vf.pts, vf.time_base = f.pts, Fraction(1, 25)
+            for pkt in st.encode(vf):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    every = list(open_source(path))
+    assert [f.index for f in every] == list(range(12))
+    assert all(a.pts <= b.pts for a, b in zip(every, every[1:]))  # rounded to units of the average rate
+    monkeypatch.setattr(AvSource, "seek_min_start", 1)
+    src = open_source(path, frames=FrameRange(6, 3))
+    assert not src._seekable or src._seek_to(6) is None
+    got = list(src)
+    assert [(f.index, f.pts) for f in got] == [(k, every[k].pts) for k in (6, 7, 8)]
     assert all(same_pixels(g, every[g.index]) for g in got)

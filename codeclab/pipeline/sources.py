@@ -17,6 +17,11 @@ in units of ``1/fps``.
   ``size``/``fps``/``pix_fmt`` (explicit values win); >8-bit samples are little-endian
   uint16. Frames are read by seeking, so skipped frames are never read.
 - **``.y4m``**: header and frame markers parsed here, samples read with numpy by seeking.
+- **Frame ranges** on PyAV files decode through the skipped frames, except that an MP4/MOV
+  stream with a constant frame rate seeks to the keyframe before a far ``start`` (the
+  landing point is verified from timestamps; anything unexpected falls back to decoding
+  from the top). Timestamps are counted from the first frame in units of ``1/fps`` (the
+  stream's average rate), rounded: a variable-rate file may repeat a pts.
 - ``to_pix_fmt`` converts every frame with swscale (``frame.reformat``): bit-depth changes
   are exact shifts, chroma resampling (e.g. 4:4:4 -> 4:2:0) uses swscale's default
   (bilinear) filter, so its output is FFmpeg's, not a filter of ours.
@@ -649,6 +654,9 @@ class AvSource(Source):
             counted = "mp4" in container.format.name.split(",")
             total = (stream.frames if counted else 0) or (1 if is_image else 0)
             self._duration = (float(container.duration) / 1e6) if container.duration else None
+            # seeking is trusted only where the sample count and duration say constant frame rate
+            self._seekable = bool(counted and total > 1 and stream.duration and file_fps and abs(
+                stream.duration * stream.time_base * file_fps - total) <= Fraction(1, 2))
             spc = _FROM_AVCOL_SPC.get(int(cc.colorspace or 2))
             full = name.startswith("yuvj") or int(cc.color_range or 0) == 2
         except av.FFmpegError as e:
@@ -702,10 +710,11 @@ class AvSource(Source):
 
     @staticmethod
     def _decode(container: Any, stream: Any) -> Iterator[Any]:
-        # Strict decoding: FFmpeg otherwise conceals damage and hands out patched pictures,
-        # which would silently skew every metric measured against them.
-        stream.codec_context.options = {"err_detect": "explode"}
-        stream.thread_type = "AUTO"
+        if not stream.codec_context.is_open:
+            # Strict decoding: FFmpeg otherwise conceals damage and hands out patched pictures,
+            # which would silently skew every metric measured against them.
+            stream.codec_context.options = {"err_detect": "explode"}
+            stream.thread_type = "AUTO"
         return container.decode(stream)
 
     def _convert(self, vf: Any) -> tuple[np.ndarray, ...]:
@@ -721,33 +730,89 @@ class AvSource(Source):
             out = _reformat_yuv(vf, self._native, fmt.pix_fmt)
         return _avframe_planes(out, fmt)
 
+    #: a range starting this many frames in may seek instead of decoding through (see _seek_to)
+    seek_min_start = 32
+    #: seek this many frames before the wanted one (B-frame reordering, leading pictures)
+    seek_margin = 16
+
+    def _open(self) -> tuple[Any, Any]:
+        import av
+
+        try:
+            container = av.open(str(self.path), "r")
+        except av.FFmpegError as e:
+            raise InputError(f"{self.path}: not a video file, or damaged ({_msg(e)})") from None
+        return container, container.streams.video[0]
+
+    def _next(self, it: Iterator[Any], i: int) -> Any:
+        """Next decoded frame (None at the end); decoder errors name the frame."""
+        import av
+
+        try:
+            return next(it)
+        except StopIteration:
+            return None
+        except av.FFmpegError as e:
+            raise InputError(f"{self.path}: damaged stream, decoding failed at frame {i} "
+                             f"(with frame threading: at or a few frames after it) ({_msg(e)})") from None
+
+    def _seek_to(self, start: int) -> tuple[Any, Iterator[Any], Any, Any] | None:
+        """Decoder positioned on frame ``start`` by seeking, or None to decode from the top.
+
+        Only used for MP4/MOV streams whose duration matches frames / rate. A frame's index
+        is its timestamp in frames from the first frame's; the attempt is given up (None)
+        unless that is a whole number, the seek landed at or before ``start`` and every
+        frame up to ``start`` follows its predecessor by exactly one frame.
+        """
+        container, stream = self._open()
+        try:
+            it = self._decode(container, stream)
+            first = self._next(it, 0)
+            if first is None or first.pts is None or not self._file_fps:
+                return None
+            origin = first.pts
+            per_frame = 1 / (stream.time_base * self._file_fps)  # timestamp units per frame
+            container.seek(int(origin + max(0, start - self.seek_margin) * per_frame), backward=True, stream=stream)
+            it = self._decode(container, stream)
+            prev = None
+            while True:
+                vf = self._next(it, start)
+                if vf is None or vf.pts is None:
+                    return None
+                pos = (vf.pts - origin) / per_frame
+                if pos.denominator != 1 or (prev is None and pos > start) or (prev is not None and pos != prev + 1):
+                    return None
+                prev = int(pos)
+                if prev == start:
+                    result = container, it, vf, origin
+                    container = None
+                    return result
+        finally:
+            if container is not None:
+                container.close()
+
     def _frames(self) -> Iterator[Frame]:
         import av
 
         fr = self._range
         last = fr.last()
         fps = self.format.fps
+        seeked = self._seek_to(fr.start) if self._seekable and fr.start >= self.seek_min_start else None
+        if seeked is None:
+            container, stream = self._open()
+            it, pending, origin, i = self._decode(container, stream), None, None, -1
+        else:
+            container, it, pending, origin = seeked
+            i = fr.start - 1
         try:
-            container = av.open(str(self.path), "r")
-        except av.FFmpegError as e:
-            raise InputError(f"{self.path}: not a video file, or damaged ({_msg(e)})") from None
-        i = -1
-        origin = None  # pts of the first frame: timestamps count from the start of the stream
-        try:
-            stream = container.streams.video[0]
-            it = self._decode(container, stream)
             while last is None or i < last:
-                try:
-                    vf = next(it)
-                except StopIteration:
+                vf, pending = (pending, None) if pending is not None else (self._next(it, i + 1), None)
+                if vf is None:
                     break
-                except av.FFmpegError as e:
-                    raise InputError(f"{self.path}: damaged stream, decoding failed at frame {i + 1} "
-                                     f"(with frame threading: at or a few frames after it) ({_msg(e)})") from None
                 i += 1
                 if vf.is_corrupt:
                     raise InputError(f"{self.path}: frame {i} is damaged (the decoder flagged it corrupt)")
-                if origin is None and vf.pts is not None:
+                if origin is None and vf.pts is not None:  # timestamps count from the first frame
                     origin = vf.pts
                 if not fr.selects(i):
                     continue
