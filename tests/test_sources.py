@@ -527,6 +527,9 @@ def test_bad_options(tmp_path: Path) -> None:
     path = write_raw(tmp_path / "S_64x48_25.yuv", synth_frames(n=1))
     with pytest.raises(UsageError, match="frame rate"):
         open_source(path, fps=0)
+    for written in ("29.97", 29.97, "30000/1001"):
+        assert open_source(path, fps=written).format.fps == Fraction(30000, 1001)
+    assert open_source(path, fps=Fraction(2997, 100)).format.fps == Fraction(2997, 100)  # exact stays exact
     with pytest.raises(UsageError, match="colour matrix"):
         open_source(path, matrix="bt999")
     with pytest.raises(UsageError, match="frame range"):

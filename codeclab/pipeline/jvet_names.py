@@ -36,6 +36,8 @@ _DEPTH = re.compile(r"^(\d+)b(?:its?)?$", re.IGNORECASE)
 _CHROMA = re.compile(r"^(?:p|yuv)?(420|422|444|400)p?$", re.IGNORECASE)
 _NTSC = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001),
          "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
+#: the 1000/1001 rates that names and command lines write rounded
+NTSC_RATES = tuple(_NTSC.values())
 _PIX_FMT_TOKENS = {name: key for key, name in PIX_FMTS.items()}
 
 

@@ -10,9 +10,10 @@ in units of ``1/fps``.
   rearranged into the planar format of the same sampling and depth, which is lossless.
   **RGB sources** (PNG, rgb24, gbrp...) are converted to YUV **4:4:4** at the source's
   bit depth by :func:`rgb_to_yuv` (the published Kr/Kb equations, rounded to nearest, in
-  numpy; swscale's full-range chroma is biased by half a step) with an explicit matrix: **BT.709 limited range** unless ``matrix``
-  says otherwise (``"bt601"``, ``"bt2020nc"``, optionally ``":full"`` for full range, e.g.
-  ``"bt709:full"``). No chroma is subsampled unless ``to_pix_fmt`` asks for it.
+  numpy; swscale's full-range chroma is biased by half a step) with an explicit matrix:
+  **BT.709 limited range** unless ``matrix`` says otherwise (``"bt601"``, ``"bt2020nc"``,
+  optionally ``":full"`` for full range, e.g. ``"bt709:full"``). No chroma is subsampled
+  unless ``to_pix_fmt`` asks for it.
 - **Raw ``.yuv``**: geometry from a JVET-style name (see :mod:`.jvet_names`) or from
   ``size``/``fps``/``pix_fmt`` (explicit values win); >8-bit samples are little-endian
   uint16. Frames are read by seeking, so skipped frames are never read.
@@ -46,7 +47,7 @@ import numpy as np
 
 from ..errors import FormatError, InputError, UsageError
 from ..frame import CHROMA_SHIFT, PIX_FMTS, Frame, VideoFormat
-from .jvet_names import JvetName, parse_jvet_name
+from .jvet_names import NTSC_RATES, JvetName, parse_jvet_name
 
 __all__ = [
     "FrameRange",
@@ -284,6 +285,8 @@ def _as_fps(fps: Fraction | float | str | None, path: Path) -> Fraction | None:
         f = Fraction(fps).limit_denominator(1_000_000) if isinstance(fps, float) else Fraction(fps)
     except (ValueError, ZeroDivisionError):
         raise UsageError(f"{path}: bad frame rate {fps!r}") from None
+    if not isinstance(fps, Fraction):  # "29.97" / 59.94 mean the NTSC rates N*1000/1001
+        f = next((n for n in NTSC_RATES if abs(f - n) < Fraction(1, 1000)), f)
     if f <= 0:
         raise UsageError(f"{path}: frame rate must be positive, got {fps!r}")
     return f
