@@ -224,7 +224,9 @@ class EntropyCoder:
         known = torch.zeros_like(masks[0])
         y = torch.zeros((1, m, h, w), dtype=torch.float64)
         crc2 = 0
+        self.last_decode_steps = 0  # sequential network passes of the last decode (benchmarks)
         for k in range(self.num_steps):
+            self.last_decode_steps += 1
             m8, idx = self._step_params(k, y * known, hfeat)
             crc2 = zlib.crc32(m8.tobytes(), zlib.crc32(idx.tobytes(), crc2))
             sel = masks[k].numpy()

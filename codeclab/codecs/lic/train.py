@@ -25,7 +25,7 @@ import torch
 from ...errors import InputError, UsageError
 from .model import LicConfig, LicModel, planes_to_input, weighted_mse
 
-__all__ = ["rgb_to_yuv420", "load_pictures", "train", "add_cli", "main"]
+__all__ = ["rgb_to_yuv420", "load_pictures", "pictures_as_frames", "train", "export_weights", "add_cli", "main"]
 
 EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 
@@ -207,6 +207,79 @@ def train(args: argparse.Namespace) -> Path:
     return ckpt_path
 
 
+def pictures_as_frames(folder: str | Path):
+    """The pictures of a folder as 8-bit BT.709 limited-range YUV 4:2:0 :class:`Frame` objects."""
+    from ...frame import Frame, VideoFormat
+
+    return [Frame((y, u, v), VideoFormat(y.shape[1], y.shape[0]), i) for i, (y, u, v) in
+            enumerate(load_pictures(folder))]
+
+
+def codec_rd_points(weights: str | Path, frames, lof_steps: int = 0) -> list[dict]:
+    """Real bitstream rate and decoded PSNR per rate point, averaged over frames."""
+    from ...pipeline.metrics import frame_metrics
+    from .codec import decode_picture, encode_picture, load_model
+
+    lm = load_model(weights)
+    rows = []
+    for q in range(1, lm.model.qualities + 1):
+        acc = []
+        for f in frames:
+            data = encode_picture(lm, f, q, lof_steps)
+            m = frame_metrics(f, decode_picture(lm, data), ms_ssim=False)
+            acc.append((8 * len(data) / (f.format.width * f.format.height), m["psnr_y"], m["psnr_u"], m["psnr_v"],
+                        m["psnr_yuv"]))
+        a = np.mean(acc, 0)
+        rows.append({"quality": q, "bpp": a[0], "psnr_y": a[1], "psnr_u": a[2], "psnr_v": a[3], "psnr_yuv": a[4]})
+    return rows
+
+
+def export_weights(ckpt: str | Path, out: str | Path, val: str | Path | None = None) -> Path:
+    """Training checkpoint -> shipped fp16 weights ``out`` (+ model card ``out`` with .md).
+
+    The card records the training command, steps, wall time and the validation rate and
+    PSNR of the real codec (bitstream bytes, our decoder's output)."""
+    from .codec import model_id_of
+
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = {k: v.detach().to(torch.float16) for k, v in ck["model"].items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mid = model_id_of(state)
+    meta = {"model": state, "config": ck["config"], "model_id": mid, "step": ck.get("step"),
+            "wall_s": ck.get("wall_s"), "train_args": ck.get("args")}
+    _save_atomic(meta, out)
+    rows = codec_rd_points(out, pictures_as_frames(val)) if val else []
+    a = ck.get("args") or {}
+    cmd = ("codeclab lic train --data {data} --val {val} --out {out} --steps {steps} --batch {batch} --crop {crop} "
+           "--lr {lr} --threads {threads} --seed {seed} --profile {profile} --resume").format(**a) if a else "?"
+    lam = ck["config"]["lambdas"]
+    lines = [
+        f"# lic model card: `{out.name}`", "",
+        f"- model id: `{mid}` (sha256 of the fp16 weights; written into every packet)",
+        f"- architecture: {json.dumps(ck['config'])}",
+        f"- parameters: {sum(v.numel() for v in state.values()):,} (fp16 file {out.stat().st_size / 1e6:.2f} MB)",
+        "- training data: the 63 PNG pictures of `shared/media/train` (Debian wallpaper packages, see its"
+        " README/MANIFEST), converted to BT.709 limited-range YUV 4:2:0 8-bit; random crops and flips",
+        f"- command: `{cmd}`",
+        f"- steps: {ck.get('step')} of batch {a.get('batch')}, crop {a.get('crop')}, "
+        f"wall time {ck.get('wall_s', 0) / 60:.1f} min on 1 CPU thread (shared 2-core machine)",
+        f"- rate points (quality 1..{len(lam)}): lambda = {lam} (loss R + lambda*255^2*(6 MSE_Y+MSE_U+MSE_V)/8)",
+        "",
+        f"## Validation (`{val}`, never trained on; real bitstream, our decoder, no LOF)" if val else "",
+        "",
+        "| quality | bpp | PSNR-Y | PSNR-U | PSNR-V | PSNR-YUV (6:1:1) |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['quality']} | {r['bpp']:.4f} | {r['psnr_y']:.2f} | {r['psnr_u']:.2f} | {r['psnr_v']:.2f} | "
+              f"{r['psnr_yuv']:.2f} |" for r in rows]
+    card = out.with_suffix(".md")
+    tmp = card.with_name(card.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, card)
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder of training pictures")
     p.add_argument("--val", help="folder of validation pictures")
@@ -232,13 +305,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    if not Path(args.checkpoint).exists():
+        raise InputError(f"{args.checkpoint}: no such checkpoint")
+    export_weights(args.checkpoint, args.output, args.val)
+    return 0
+
+
 def add_cli(subparsers) -> None:
-    """Add ``lic train`` to a CLI's subparsers (``codeclab lic train ...``)."""
+    """Add ``lic train`` / ``lic export`` to a CLI's subparsers (``codeclab lic train ...``)."""
     lic = subparsers.add_parser("lic", help="learned intra codec tools")
     sub = lic.add_subparsers(dest="lic_command", required=True)
     tp = sub.add_parser("train", help="train (or resume) the learned intra codec")
     add_arguments(tp)
     tp.set_defaults(func=_run)
+    ep = sub.add_parser("export", help="checkpoint -> shipped fp16 weights + model card")
+    ep.add_argument("checkpoint")
+    ep.add_argument("-o", "--output", required=True, help="weights file (.pt); the card is written next to it (.md)")
+    ep.add_argument("--val", help="folder of validation pictures for the card's RD table")
+    ep.set_defaults(func=_export)
 
 
 def main(argv: list[str] | None = None) -> int:
