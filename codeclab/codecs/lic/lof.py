@@ -43,7 +43,7 @@ def rd_cost(model, y_hat: torch.Tensor, z_hat: torch.Tensor, q: torch.Tensor, y_
 
 
 def optimise_latents(lm, x: torch.Tensor, y0: torch.Tensor, q: torch.Tensor, y_ref: torch.Tensor,
-                     uv_ref: torch.Tensor, steps: int, lr: float = 0.03) -> tuple[torch.Tensor, torch.Tensor]:
+                     uv_ref: torch.Tensor, steps: int, lr: float = 0.02) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy LOF. ``y0``: the gained latent of the picture; references in [0,1] (padded
     luma and 4:2:0 chroma). Returns integer-valued (y_hat, z_hat)."""
     model = lm.model
