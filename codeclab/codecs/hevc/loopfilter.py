@@ -1,5 +1,7 @@
 """HEVC in-loop filters of an all-intra picture: deblocking (8.7.2) and SAO (8.7.3), numba.
 
+Decoder order: deblock the whole picture, then SAO reads the deblocked picture.
+
 Edge maps (shared with the encoder): two bool arrays in 4x4 *luma* units, shape
 (H/4, W/4) of the coded (padded) picture:
   ``vert[y4, x4]`` - a transform or prediction block boundary runs along the left side of
@@ -28,6 +30,13 @@ __all__ = [
     "new_edge_maps",
     "mark_block_edges",
     "deblock",
+    "SAO_OFF",
+    "SAO_BAND",
+    "SAO_EDGE",
+    "SaoParams",
+    "sao_max_offset",
+    "sao_apply",
+    "sao_estimate",
 ]
 
 # Table 8-12: beta' for Q = 0..51 and tC' for Q = 0..53
@@ -188,3 +197,282 @@ def deblock(planes: list[np.ndarray], edges: tuple[np.ndarray, np.ndarray], qp_m
         _chroma_edges(c.T, hor.T, qp.T, off, bdc, TC_TABLE, _QPC_LUT)
         out.append(c)
     return out
+
+
+# ================================================================ SAO (8.7.3) ==============
+
+SAO_OFF, SAO_BAND, SAO_EDGE = 0, 1, 2
+# 8.7.3.2 (hPos, vPos) of the two neighbours for SaoEoClass 0..3
+_EO_DX = np.array([[-1, 1], [0, 0], [-1, 1], [1, -1]], dtype=np.int64)
+_EO_DY = np.array([[0, 0], [-1, 1], [-1, 1], [-1, 1]], dtype=np.int64)
+# edgeIdx = 2 + sum(sign) mapped: 0 -> 1, 1 -> 2, 2 -> 0, 3 -> 3, 4 -> 4
+_EO_MAP = np.array([1, 2, 0, 3, 4], dtype=np.int64)
+for _t in (_EO_DX, _EO_DY, _EO_MAP):
+    _t.setflags(write=False)
+
+
+class SaoParams:
+    """SAO parameters of a picture, per CTB (row, col) and component c (0 Y, 1 Cb, 2 Cr).
+
+    type[r, q, c]:   SaoTypeIdx (0 off, 1 band, 2 edge); Cb and Cr always share it.
+    offsets[r, q, c, 0:4]: SaoOffsetVal[1..4] with their signs (edge: >= 0, >= 0, <= 0,
+                     <= 0 as the syntax implies; band: explicit signs) - the values to code
+                     are abs() and, for band offsets, the sign.
+    band_position[r, q, c], eo_class[r, q, c] (Cb and Cr share the class).
+    merge_left[r, q], merge_up[r, q]: the syntax flags; when set, the CTB's arrays already
+                     hold the copied parameters (apply never looks at the flags).
+    """
+
+    def __init__(self, ctb_rows: int, ctb_cols: int) -> None:
+        self.type = np.zeros((ctb_rows, ctb_cols, 3), dtype=np.int32)
+        self.offsets = np.zeros((ctb_rows, ctb_cols, 3, 4), dtype=np.int32)
+        self.band_position = np.zeros((ctb_rows, ctb_cols, 3), dtype=np.int32)
+        self.eo_class = np.zeros((ctb_rows, ctb_cols, 3), dtype=np.int32)
+        self.merge_left = np.zeros((ctb_rows, ctb_cols), dtype=bool)
+        self.merge_up = np.zeros((ctb_rows, ctb_cols), dtype=bool)
+
+    def slice_flags(self) -> tuple[bool, bool]:
+        """(slice_sao_luma_flag, slice_sao_chroma_flag): True where any CTB uses SAO."""
+        return bool(np.any(self.type[..., 0])), bool(np.any(self.type[..., 1:]))
+
+
+def sao_max_offset(bit_depth: int) -> int:
+    """cMax of sao_offset_abs: (1 << (Min(bitDepth, 10) - 5)) - 1."""
+    return (1 << (min(bit_depth, 10) - 5)) - 1
+
+
+@njit(cache=True)
+def _sao_apply_plane(src, dst, ctb, typ, offs, band_pos, eo_cls, bit_depth, dx, dy, eo_map):  # pragma: no cover
+    h, w = src.shape
+    maxv = (1 << bit_depth) - 1
+    shift = bit_depth - 5
+    rows, cols = typ.shape
+    table = np.zeros(32, dtype=np.int64)
+    for r in range(rows):
+        for q in range(cols):
+            t = typ[r, q]
+            if t == 0:
+                continue
+            y_end = min((r + 1) * ctb, h)
+            x_end = min((q + 1) * ctb, w)
+            if t == 1:
+                table[:] = 0
+                for k in range(4):
+                    table[(k + band_pos[r, q]) & 31] = offs[r, q, k]
+                for y in range(r * ctb, y_end):
+                    for x in range(q * ctb, x_end):
+                        v = src[y, x] + table[src[y, x] >> shift]
+                        dst[y, x] = min(max(v, 0), maxv)
+            else:
+                c = eo_cls[r, q]
+                ax, ay, bx, by = dx[c, 0], dy[c, 0], dx[c, 1], dy[c, 1]
+                for y in range(r * ctb, y_end):
+                    if not (0 <= y + ay < h and 0 <= y + by < h):
+                        continue
+                    for x in range(q * ctb, x_end):
+                        if not (0 <= x + ax < w and 0 <= x + bx < w):
+                            continue
+                        s = src[y, x]
+                        na = src[y + ay, x + ax]
+                        nb = src[y + by, x + bx]
+                        e = 2 + (s > na) - (s < na) + (s > nb) - (s < nb)
+                        cat = eo_map[e]
+                        if cat != 0:
+                            v = s + offs[r, q, cat - 1]
+                            dst[y, x] = min(max(v, 0), maxv)
+
+
+def sao_apply(planes: list[np.ndarray], params: SaoParams, log2_ctb: int, bit_depth: int,
+              bit_depth_chroma: int | None = None) -> list[np.ndarray]:
+    """Decoder process 8.7.3 on the deblocked planes (4:2:0): new int32 planes. Every CTB
+    reads deblocked (not yet SAO-filtered) neighbours, across CTB boundaries; neighbours
+    outside the coded picture leave a sample unmodified (edge offset)."""
+    out = []
+    for c, pl in enumerate(planes):
+        src = np.ascontiguousarray(pl, dtype=np.int32)
+        dst = src.copy()
+        ctb = (1 << log2_ctb) >> (1 if c else 0)
+        bd = bit_depth if c == 0 or bit_depth_chroma is None else bit_depth_chroma
+        _sao_apply_plane(src, dst, ctb, np.ascontiguousarray(params.type[..., c]),
+                         np.ascontiguousarray(params.offsets[:, :, c, :]),
+                         np.ascontiguousarray(params.band_position[..., c]),
+                         np.ascontiguousarray(params.eo_class[..., c]), bd, _EO_DX, _EO_DY,
+                         _EO_MAP)
+        out.append(dst)
+    return out
+
+
+@njit(cache=True)
+def _sao_stats_plane(org, rec, ctb, bit_depth, dx, dy, eo_map, eo_cnt, eo_sum, bo_cnt, bo_sum):  # pragma: no cover
+    """Per CTB: counts and sums of (org - rec) per edge category (4 classes x 5) and band."""
+    h, w = rec.shape
+    shift = bit_depth - 5
+    rows, cols = bo_cnt.shape[0], bo_cnt.shape[1]
+    for r in range(rows):
+        for q in range(cols):
+            y_end = min((r + 1) * ctb, h)
+            x_end = min((q + 1) * ctb, w)
+            for y in range(r * ctb, y_end):
+                for x in range(q * ctb, x_end):
+                    s = rec[y, x]
+                    d = np.int64(org[y, x]) - s
+                    b = s >> shift
+                    bo_cnt[r, q, b] += 1
+                    bo_sum[r, q, b] += d
+                    for c in range(4):
+                        ax, ay, bx, by = x + dx[c, 0], y + dy[c, 0], x + dx[c, 1], y + dy[c, 1]
+                        if ax < 0 or ax >= w or bx < 0 or bx >= w or ay < 0 or ay >= h or by < 0 or by >= h:
+                            continue
+                        na = rec[ay, ax]
+                        nb = rec[by, bx]
+                        cat = eo_map[2 + (s > na) - (s < na) + (s > nb) - (s < nb)]
+                        eo_cnt[r, q, c, cat] += 1
+                        eo_sum[r, q, c, cat] += d
+
+
+def _offset_bits(a: int, cmax: int) -> int:
+    """Truncated-unary (bypass) length of sao_offset_abs."""
+    return a + 1 if a < cmax else cmax
+
+
+def _best_offset(cnt: int, dsum: int, lo: int, hi: int, lam: float, cmax: int,
+                 signed_bit: bool) -> tuple[int, float]:
+    """HM estIterOffset: start from the clipped rounded mean, try every value towards 0,
+    keep the least dD + lambda * bits; dD = cnt*o^2 - 2*o*sum (change of SSE)."""
+    if cnt == 0:
+        return 0, lam * _offset_bits(0, cmax)
+    o0 = int(np.floor(dsum / cnt + 0.5)) if dsum >= 0 else -int(np.floor(-dsum / cnt + 0.5))
+    o0 = min(max(o0, lo), hi)
+    best, best_cost = 0, lam * _offset_bits(0, cmax)
+    step = -1 if o0 > 0 else 1
+    o = o0
+    while o != 0:
+        bits = _offset_bits(abs(o), cmax) + (1 if signed_bit else 0)
+        cost = cnt * o * o - 2 * o * dsum + lam * bits
+        if cost < best_cost:
+            best, best_cost = o, cost
+        o += step
+    return best, best_cost
+
+
+def _dist(cnt: np.ndarray, dsum: np.ndarray, offs: np.ndarray) -> float:
+    return float(np.sum(cnt * offs * offs - 2 * offs * dsum))
+
+
+def sao_estimate(orig: list[np.ndarray], deblocked: list[np.ndarray], log2_ctb: int,
+                 bit_depth: int, lambda_: float, chroma_lambda: float | None = None,
+                 bit_depth_chroma: int | None = None, allow_merge: bool = True) -> SaoParams:
+    """Encoder-side SAO decision per CTB (HM-style statistics, simple rate model).
+
+    Per CTB and component: counts and sums of (orig - deblocked) per edge category and per
+    band; offsets by :func:`_best_offset`; the type (off / band at the best of 32 positions
+    / edge class 0..3) minimising dSSE + lambda * bits, Cb and Cr deciding jointly (they
+    share type and edge class); then merge-left / merge-up if cheaper. ``lambda_`` is the
+    RD lambda for SSE in the samples' own bit depth (so ~ 4^(bd-8) times the 8-bit one);
+    ``chroma_lambda`` defaults to it. Bits are counted as bins (bypass and context bins alike).
+    """
+    h, w = deblocked[0].shape
+    ctb = 1 << log2_ctb
+    rows, cols = -(-h // ctb), -(-w // ctb)
+    params = SaoParams(rows, cols)
+    n_comp = len(deblocked)
+    stats = []
+    for c in range(n_comp):
+        bd = bit_depth if c == 0 or bit_depth_chroma is None else bit_depth_chroma
+        eo_cnt = np.zeros((rows, cols, 4, 5), np.int64)
+        eo_sum = np.zeros((rows, cols, 4, 5), np.int64)
+        bo_cnt = np.zeros((rows, cols, 32), np.int64)
+        bo_sum = np.zeros((rows, cols, 32), np.int64)
+        _sao_stats_plane(np.ascontiguousarray(orig[c], dtype=np.int32),
+                         np.ascontiguousarray(deblocked[c], dtype=np.int32), ctb >> (1 if c else 0),
+                         bd, _EO_DX, _EO_DY, _EO_MAP, eo_cnt, eo_sum, bo_cnt, bo_sum)
+        stats.append((eo_cnt, eo_sum, bo_cnt, bo_sum, bd))
+    lam_c = lambda_ if chroma_lambda is None else chroma_lambda
+
+    def candidates(r, q, c, lam):
+        """[(cost_without_type_bits, type, eo_class/band_pos, offsets)] for one component."""
+        eo_cnt, eo_sum, bo_cnt, bo_sum, bd = stats[c]
+        cmax = sao_max_offset(bd)
+        out = []
+        for cls in range(4):
+            offs, cost = [], 0.0
+            for cat in range(1, 5):
+                lo, hi = (0, cmax) if cat <= 2 else (-cmax, 0)
+                o, k = _best_offset(int(eo_cnt[r, q, cls, cat]), int(eo_sum[r, q, cls, cat]),
+                                    lo, hi, lam, cmax, False)
+                offs.append(o)
+                cost += k
+            out.append((cost, SAO_EDGE, cls, offs))
+        band = [_best_offset(int(bo_cnt[r, q, b]), int(bo_sum[r, q, b]), -cmax, cmax, lam, cmax, True)
+                for b in range(32)]
+        bcost = np.array([k for _, k in band])
+        best_pos = min(range(32), key=lambda p: sum(bcost[(p + k) & 31] for k in range(4)))
+        out.append((float(sum(bcost[(best_pos + k) & 31] for k in range(4))) + lam * 5, SAO_BAND,
+                    best_pos, [band[(best_pos + k) & 31][0] for k in range(4)]))
+        return out
+
+    def dist_of(r, q, c, typ, arg, offs):
+        if typ == SAO_OFF:
+            return 0.0
+        eo_cnt, eo_sum, bo_cnt, bo_sum, _ = stats[c]
+        o = np.asarray(offs, dtype=np.int64)
+        if typ == SAO_EDGE:
+            return _dist(eo_cnt[r, q, arg, 1:], eo_sum[r, q, arg, 1:], o)
+        idx = [(arg + k) & 31 for k in range(4)]
+        return _dist(bo_cnt[r, q, idx], bo_sum[r, q, idx], o)
+
+    for r in range(rows):
+        for q in range(cols):
+            # luma
+            best = (lambda_ * 1, SAO_OFF, 0, [0, 0, 0, 0])
+            for cost, typ, arg, offs in candidates(r, q, 0, lambda_):
+                cost += lambda_ * (2 + (2 if typ == SAO_EDGE else 0))
+                if cost < best[0]:
+                    best = (cost, typ, arg, offs)
+            choice = {0: best}
+            total = best[0]
+            if n_comp == 3:
+                cb, cr = candidates(r, q, 1, lam_c), candidates(r, q, 2, lam_c)
+                bestc = (lam_c * 1, SAO_OFF, (0, 0), ([0] * 4, [0] * 4))
+                for cls in range(4):  # shared edge class
+                    cost = cb[cls][0] + cr[cls][0] + lam_c * (2 + 2)
+                    if cost < bestc[0]:
+                        bestc = (cost, SAO_EDGE, (cls, cls), (cb[cls][3], cr[cls][3]))
+                cost = cb[4][0] + cr[4][0] + lam_c * 2
+                if cost < bestc[0]:
+                    bestc = (cost, SAO_BAND, (cb[4][2], cr[4][2]), (cb[4][3], cr[4][3]))
+                choice[1] = (None, bestc[1], bestc[2][0], bestc[3][0])
+                choice[2] = (None, bestc[1], bestc[2][1], bestc[3][1])
+                total += bestc[0]
+            # merge candidates (left first, as the syntax): rate = the flags only
+            merged = None
+            if allow_merge:
+                total += lambda_ * ((q > 0) + (r > 0))  # the merge flags a non-merged CTB sends
+                for flag, (rr, qq) in (("left", (r, q - 1)), ("up", (r - 1, q))):
+                    if rr < 0 or qq < 0:
+                        continue
+                    d = 0.0
+                    for c in range(n_comp):
+                        t = int(params.type[rr, qq, c])
+                        arg = int(params.eo_class[rr, qq, c] if t == SAO_EDGE else params.band_position[rr, qq, c])
+                        d += dist_of(r, q, c, t, arg, params.offsets[rr, qq, c])
+                    cost = d + lambda_ * (1 if flag == "left" else 1 + (q > 0))
+                    if cost < total:
+                        total, merged = cost, (flag, rr, qq)
+            if merged is not None:
+                flag, rr, qq = merged
+                for arr in (params.type, params.offsets, params.band_position, params.eo_class):
+                    arr[r, q] = arr[rr, qq]
+                if flag == "left":
+                    params.merge_left[r, q] = True
+                else:
+                    params.merge_up[r, q] = True
+                continue
+            for c, (_, typ, arg, offs) in choice.items():
+                params.type[r, q, c] = typ
+                params.offsets[r, q, c] = offs
+                if typ == SAO_EDGE:
+                    params.eo_class[r, q, c] = arg
+                elif typ == SAO_BAND:
+                    params.band_position[r, q, c] = arg
+    return params
