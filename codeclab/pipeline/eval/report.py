@@ -87,6 +87,10 @@ def _ratio(v: float) -> str:
     return "—" if not math.isfinite(v) else f"{100 * v:.0f}%"
 
 
+def _db(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
 def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     """Pipe table; the first ``left`` columns (names) left-aligned, numbers right-aligned."""
     align = ["---" if i < left or h in ("Note", "Error") else "---:" for i, h in enumerate(header)]
@@ -199,7 +203,15 @@ def _html(an: Analysis, title: str, method: str, plots: dict[str, bytes], missin
     for seq, png in plots.items():
         b64 = base64.b64encode(png).decode("ascii")
         parts.append(f"<figure><img alt='{html.escape(seq)}' src='data:image/png;base64,{b64}'></figure>")
-    parts.append("</div></body></html>")
+    parts.append("</div><h2>RD points</h2>")
+    for _, seq in an.sequences:
+        rows = [[p.label, _cell(p.point), f"{p.rate:.3f}", f"{p.psnr_y:.4f}", _db(p.psnr_u), _db(p.psnr_v),
+                 f"{p.psnr_yuv:.4f}", f"{p.encode_s:.3f}", f"{p.decode_s:.3f}"]
+                for lab in an.labels for p in reversed(an.points.get((seq, lab), []))]  # highest rate first, as QP 22..37
+        if rows:
+            parts += [f"<h3>{html.escape(seq)}</h3>", _html_table(
+                ["Codec", "Point", "kbit/s", "PSNR Y", "PSNR U", "PSNR V", "PSNR YUV", "Enc s", "Dec s"], rows)]
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 
