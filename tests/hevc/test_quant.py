@@ -15,8 +15,7 @@ def _ref_quant(c, qp, log2, bd, add512):
     qbits = 14 + qpp // 6 + (15 - bd - log2)
     a = abs(int(c))
     lvl = (a * QS[qpp % 6] + (add512 << (qbits - 9))) >> qbits
-    lvl = min(lvl, 32767)
-    return -lvl if c < 0 else lvl
+    return max(-lvl, -32768) if c < 0 else min(lvl, 32767)
 
 
 def _ref_dequant(lvl, qp, log2, bd):

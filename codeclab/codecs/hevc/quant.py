@@ -10,6 +10,7 @@ Flat scaling only (scaling_list_enabled_flag = 0, m = 16), no extended precision
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 __all__ = [
     "QUANT_SCALES",
@@ -61,21 +62,68 @@ def scaled_coeffs(coeffs: np.ndarray, qp: int | np.ndarray, log2_size: int,
     return c * _QS[qpp % 6] / np.exp2(qbits)
 
 
+@njit(cache=True)
+def _quant_kernel(c, qpp, log2_size, bit_depth, add512, out):  # pragma: no cover - numba
+    for b in range(c.shape[0]):
+        q = qpp[b] if qpp.shape[0] > 1 else qpp[0]
+        qbits = 14 + q // 6 + 15 - bit_depth - log2_size
+        scale = np.int64(_QS[q % 6])
+        add = np.int64(add512) << (qbits - 9)
+        for y in range(c.shape[1]):
+            for x in range(c.shape[2]):
+                v = np.int64(c[b, y, x])
+                lvl = (abs(v) * scale + add) >> qbits
+                out[b, y, x] = max(-lvl, COEFF_MIN) if v < 0 else min(lvl, COEFF_MAX)
+
+
+@njit(cache=True)
+def _dequant_kernel(lv, qpp, log2_size, bit_depth, out):  # pragma: no cover - numba
+    bd_shift = bit_depth + log2_size - 5
+    rnd = np.int64(1) << (bd_shift - 1)
+    for b in range(lv.shape[0]):
+        q = qpp[b] if qpp.shape[0] > 1 else qpp[0]
+        scale = np.int64(16 * _LS[q % 6]) << (q // 6)
+        for y in range(lv.shape[1]):
+            for x in range(lv.shape[2]):
+                v = np.int64(lv[b, y, x])
+                if v == 0:
+                    out[b, y, x] = 0
+                else:
+                    d = (v * scale + rnd) >> bd_shift
+                    out[b, y, x] = min(max(d, COEFF_MIN), COEFF_MAX)
+
+
+def _prep(a: np.ndarray, qp: int | np.ndarray, bit_depth: int, what: str
+          ) -> tuple[np.ndarray, np.ndarray, bool]:
+    a = np.asarray(a)
+    single = a.ndim == 2
+    b = a[None] if single else a
+    if b.ndim != 3:
+        raise ValueError(f"{what}: expected (n, n) or (B, n, n), got {a.shape}")
+    if isinstance(qp, (int, np.integer)):
+        qpp = int(qp) + 6 * (bit_depth - 8)
+        if not 0 <= qpp <= 51 + 6 * (bit_depth - 8):
+            raise ValueError(f"{what}: qp {qp} outside -{6 * (bit_depth - 8)}..51 for {bit_depth}-bit")
+        qarr = np.array([qpp], dtype=np.int64)
+    else:
+        qarr = _qp_prime(qp, bit_depth).reshape(-1)
+        if qarr.shape[0] not in (1, b.shape[0]):
+            raise ValueError(f"{what}: {qarr.shape[0]} QPs for {b.shape[0]} blocks")
+    return b, qarr, single
+
+
 def quantize_sq(coeffs: np.ndarray, qp: int | np.ndarray, log2_size: int, bit_depth: int,
                 *, rounding: float = 171 / 512) -> np.ndarray:
     """HM's dead-zone scalar quantiser (TComTrQuant::xQuant without RDOQ), int32 levels.
 
     level = sign(c) * ((|c| * quantScale[qP%6] + offset) >> qbits), offset = round(rounding*512)
     << (qbits - 9): HM uses 171/512 for I slices, 85/512 for P/B. Works on (n, n) or (B, n, n);
-    qp scalar or per block (B,). Levels are clipped to the 16-bit coefficient range.
+    qp scalar or per block (B,). Levels are clipped to -32768..32767 as HM does.
     """
-    c = np.asarray(coeffs, dtype=np.int64)
-    qpp = _per_block(_qp_prime(qp, bit_depth), c.ndim)
-    qbits = 14 + qpp // 6 + 15 - bit_depth - log2_size
-    add = np.int64(int(round(rounding * 512))) << (qbits - 9)
-    lvl = (np.abs(c) * _QS[qpp % 6] + add) >> qbits
-    lvl = np.minimum(lvl, COEFF_MAX)
-    return np.where(c < 0, -lvl, lvl).astype(np.int32)
+    c, qarr, single = _prep(coeffs, qp, bit_depth, "quantize_sq")
+    out = np.empty(c.shape, dtype=np.int32)
+    _quant_kernel(c, qarr, log2_size, bit_depth, int(round(rounding * 512)), out)
+    return out[0] if single else out
 
 
 def dequantize(levels: np.ndarray, qp: int | np.ndarray, log2_size: int,
@@ -83,11 +131,10 @@ def dequantize(levels: np.ndarray, qp: int | np.ndarray, log2_size: int,
     """Normative scaling 8.6.3 (flat m = 16): d = Clip3(coeffMin, coeffMax, ((lvl * 16 *
     levelScale[qP%6] << (qP/6)) + (1 << (bdShift-1))) >> bdShift), bdShift = bitDepth +
     log2(n) - 5. int32 out; same shapes as quantize_sq."""
-    lv = np.asarray(levels, dtype=np.int64)
-    qpp = _per_block(_qp_prime(qp, bit_depth), lv.ndim)
-    bd_shift = bit_depth + log2_size - 5
-    d = ((lv * 16 * _LS[qpp % 6]) << (qpp // 6)) + (1 << (bd_shift - 1))
-    return np.clip(d >> bd_shift, COEFF_MIN, COEFF_MAX).astype(np.int32)
+    lv, qarr, single = _prep(levels, qp, bit_depth, "dequantize")
+    out = np.empty(lv.shape, dtype=np.int32)
+    _dequant_kernel(lv, qarr, log2_size, bit_depth, out)
+    return out[0] if single else out
 
 
 def chroma_qp(qp_y: int, c_idx: int, cb_qp_offset: int = 0, cr_qp_offset: int = 0,
