@@ -13,42 +13,59 @@ from numba import njit
 __all__ = ["satd", "satd_batch"]
 
 
-@njit(cache=True, inline="always")
-def _hadamard_rows(t, size):  # pragma: no cover - numba
-    """In-place 1-D Hadamard (butterflies) of each row of t[:size, :size]."""
-    for r in range(size):
-        h = 1
-        while h < size:
-            for i in range(0, size, 2 * h):
-                for j in range(i, i + h):
-                    a = t[r, j]
-                    b = t[r, j + h]
-                    t[r, j] = a + b
-                    t[r, j + h] = a - b
-            h *= 2
+@njit(cache=True)
+def _had8(a, o, stride_in, k):  # pragma: no cover - numba
+    """8-point Hadamard butterflies on a[k*stride_in + i], i = 0..7 -> o[k*8 + i]."""
+    i = k * stride_in
+    s0 = a[i] + a[i + 4]; s1 = a[i + 1] + a[i + 5]; s2 = a[i + 2] + a[i + 6]; s3 = a[i + 3] + a[i + 7]  # noqa: E702
+    d0 = a[i] - a[i + 4]; d1 = a[i + 1] - a[i + 5]; d2 = a[i + 2] - a[i + 6]; d3 = a[i + 3] - a[i + 7]  # noqa: E702
+    t0 = s0 + s2; t1 = s1 + s3; t2 = s0 - s2; t3 = s1 - s3  # noqa: E702
+    u0 = d0 + d2; u1 = d1 + d3; u2 = d0 - d2; u3 = d1 - d3  # noqa: E702
+    j = k * 8
+    o[j] = t0 + t1; o[j + 1] = t0 - t1; o[j + 2] = t2 + t3; o[j + 3] = t2 - t3  # noqa: E702
+    o[j + 4] = u0 + u1; o[j + 5] = u0 - u1; o[j + 6] = u2 + u3; o[j + 7] = u2 - u3  # noqa: E702
 
 
 @njit(cache=True)
 def _satd_tiles(a, b, size):  # pragma: no cover - numba
     h, w = a.shape
-    t = np.empty((size, size), dtype=np.int64)
-    tt = np.empty((size, size), dtype=np.int64)
+    d = np.empty(64, dtype=np.int32)
+    t = np.empty(64, dtype=np.int32)
+    tt = np.empty(64, dtype=np.int32)
+    u = np.empty(64, dtype=np.int32)
     total = 0
     for y0 in range(0, h, size):
         for x0 in range(0, w, size):
-            for y in range(size):
-                for x in range(size):
-                    t[y, x] = np.int64(a[y0 + y, x0 + x]) - np.int64(b[y0 + y, x0 + x])
-            _hadamard_rows(t, size)
-            for y in range(size):
-                for x in range(size):
-                    tt[x, y] = t[y, x]
-            _hadamard_rows(tt, size)
-            s = 0
-            for y in range(size):
-                for x in range(size):
-                    s += abs(tt[y, x])
-            total += (s + 2) >> 2 if size == 8 else (s + 1) >> 1
+            if size == 8:
+                for y in range(8):
+                    for x in range(8):
+                        d[y * 8 + x] = np.int32(a[y0 + y, x0 + x]) - np.int32(b[y0 + y, x0 + x])
+                for k in range(8):  # rows
+                    _had8(d, t, 8, k)
+                for y in range(8):  # transpose
+                    for x in range(8):
+                        tt[x * 8 + y] = t[y * 8 + x]
+                for k in range(8):  # columns
+                    _had8(tt, u, 8, k)
+                s = 0
+                for i in range(64):
+                    s += abs(u[i])
+                total += (s + 2) >> 2
+            else:
+                for y in range(4):
+                    r0 = np.int32(a[y0 + y, x0]) - np.int32(b[y0 + y, x0])
+                    r1 = np.int32(a[y0 + y, x0 + 1]) - np.int32(b[y0 + y, x0 + 1])
+                    r2 = np.int32(a[y0 + y, x0 + 2]) - np.int32(b[y0 + y, x0 + 2])
+                    r3 = np.int32(a[y0 + y, x0 + 3]) - np.int32(b[y0 + y, x0 + 3])
+                    e0 = r0 + r2; e1 = r1 + r3; f0 = r0 - r2; f1 = r1 - r3  # noqa: E702
+                    t[y * 4] = e0 + e1; t[y * 4 + 1] = e0 - e1  # noqa: E702
+                    t[y * 4 + 2] = f0 + f1; t[y * 4 + 3] = f0 - f1  # noqa: E702
+                s = 0
+                for x in range(4):
+                    e0 = t[x] + t[8 + x]; e1 = t[4 + x] + t[12 + x]  # noqa: E702
+                    f0 = t[x] - t[8 + x]; f1 = t[4 + x] - t[12 + x]  # noqa: E702
+                    s += abs(e0 + e1) + abs(e0 - e1) + abs(f0 + f1) + abs(f0 - f1)
+                total += (s + 1) >> 1
     return total
 
 
