@@ -78,20 +78,22 @@ def _inverse_kernel(d, m, bd_shift, out):  # pragma: no cover - numba
     rnd = np.int64(1) << (bd_shift - 1)
     for b in range(b_count):
         g[:, :] = 0
+        kx_end = 0  # columns of D (hence of G) at and beyond kx_end are all zero
         for k in range(n):  # E = M^T D, skipping zero coefficients
             for x in range(n):
                 c = np.int64(d[b, k, x])
                 if c != 0:
+                    kx_end = max(kx_end, x + 1)
                     for y in range(n):
                         g[y, x] += m[k, y] * c
         for y in range(n):
-            for x in range(n):
+            for x in range(kx_end):
                 v = (g[y, x] + 64) >> 7
                 g[y, x] = min(max(v, -32768), 32767)
         for y in range(n):  # R = G M
             for x in range(n):
                 acc = np.int64(0)
-                for k in range(n):
+                for k in range(kx_end):
                     acc += g[y, k] * m[k, x]
                 out[b, y, x] = (acc + rnd) >> bd_shift
 
