@@ -1,0 +1,305 @@
+"""The per-frame coding loop and ``transcode``: source -> encoder -> file -> decoder -> metrics.
+
+:func:`code_frames` is the one loop every user of a codec goes through (``transcode``, the
+batch evaluation runner, the VapourSynth filters): it encodes each frame, decodes the
+packets back with the codec's own decoder (FFmpeg's for standard streams) and measures the
+decoded frame against the source. It streams: only the frames the encoder and decoder
+still hold (their delay) are kept.
+
+Timing per frame: ``encode_s`` is the wall time of the ``encode(frame)`` call, ``decode_s``
+that of the ``decode(packet)`` calls for its packets; time spent in ``flush()`` is shared
+among the frames that flush completes. An encoder with look-ahead does work for earlier
+frames inside later calls, so per-frame times are indicative; their sums are exact.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..codecs.base import CodecSpec, Packet, get_codec, make_options
+from ..errors import CodecError, UsageError
+from ..frame import Frame, VideoFormat
+from .metrics import MetricsLog, frame_metrics
+from .sources import FrameRange, open_source
+
+__all__ = ["CodedFrame", "code_frames", "TranscodeResult", "transcode", "RECON_EXTS", "METRICS_EXTS"]
+
+#: extensions ``recon_path`` may have (decoded frames, see ``sinks.open_sink``)
+RECON_EXTS = (".y4m", ".yuv", ".mkv")
+#: extensions ``metrics_path`` may have
+METRICS_EXTS = (".csv", ".json")
+
+
+@dataclass
+class CodedFrame:
+    """One source frame after the round trip: its packets, the decoded picture, its measures.
+
+    ``metrics`` (also readable as ``row``) holds ``frame`` (source index), ``bits``,
+    ``psnr_y/u/v``, ``psnr_yuv``, ``mse_*``, ``ms_ssim_y`` (when asked for), ``encode_s``,
+    ``decode_s``, and ``qp``/``pict_type`` when the codec reports them.
+    """
+
+    source: Frame
+    packets: list[Packet]
+    decoded: Frame
+    metrics: dict[str, Any]
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self.metrics
+
+
+@dataclass
+class _Pending:
+    frame: Frame
+    packets: list[Packet] = field(default_factory=list)
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+
+
+def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ssim: bool = True) -> Iterator[CodedFrame]:
+    """Encode, decode back and measure every frame, in input order, lazily.
+
+    The encoder and decoder are made from the first frame's format; every frame must have
+    that format. Codecs must not reorder frames (none of ours do: intra or I/P only), so
+    decoded frames are matched to source frames in order; packets are matched by
+    ``Packet.index`` (the source frame's index), else to the oldest frame still waiting.
+
+    Raises:
+        CodecError: the decoder returned more or fewer frames than were coded.
+        FormatError: a frame's format differs from the first one's.
+    """
+    enc = dec = None
+    fmt: VideoFormat | None = None
+    waiting: deque[_Pending] = deque()  # coded, not yet decoded; bounded by codec delay
+
+    def attach(packets: list[Packet], seconds: float, current: _Pending | None) -> list[Packet]:
+        """Give packets to their frames; spread ``seconds`` of encoder time over them."""
+        if current is not None:
+            current.encode_s += seconds
+        owners: list[_Pending] = []
+        for p in packets:
+            owner = next((w for w in waiting if w.frame.index == p.index), None)
+            if owner is None:
+                owner = next((w for w in waiting if not w.packets), None)
+            if owner is None:
+                raise CodecError(f"codec {spec.name}: packet {p.index} matches no frame waiting to be coded")
+            owner.packets.append(p)
+            owners.append(owner)
+        if current is None and owners:  # flush: time goes to the frames it completes
+            for o in owners:
+                o.encode_s += seconds / len(owners)
+        return packets
+
+    def decode(packets: list[Packet]) -> Iterator[CodedFrame]:
+        assert dec is not None
+        for p in packets:
+            t0 = time.perf_counter()
+            out = dec.decode(p)
+            dt = time.perf_counter() - t0
+            owner = next((w for w in waiting if p in w.packets), None)
+            if owner is not None:
+                owner.decode_s += dt
+            yield from emit(out)
+
+    def emit(decoded: list[Frame]) -> Iterator[CodedFrame]:
+        for d in decoded:
+            if not waiting:
+                raise CodecError(f"codec {spec.name}: the decoder returned more frames than were coded")
+            w = waiting.popleft()
+            yield _finish(w, d, ms_ssim)
+
+    for frame in frames:
+        if enc is None:
+            fmt = frame.format
+            enc = spec.make_encoder(fmt, options)
+            dec = spec.make_decoder(fmt, options)
+        elif frame.format != fmt:
+            from ..errors import FormatError
+
+            raise FormatError(f"frame {frame.index} is {frame.format}, the stream started as {fmt}")
+        cur = _Pending(frame)
+        waiting.append(cur)
+        t0 = time.perf_counter()
+        packets = enc.encode(frame)
+        attach(packets, time.perf_counter() - t0, cur)
+        yield from decode(packets)
+    if enc is None or dec is None:
+        return
+    t0 = time.perf_counter()
+    packets = enc.flush()
+    attach(packets, time.perf_counter() - t0, None)
+    yield from decode(packets)
+    t0 = time.perf_counter()
+    tail = dec.flush()
+    dt = time.perf_counter() - t0
+    for w in list(waiting)[: len(tail)]:
+        w.decode_s += dt / max(len(tail), 1)
+    yield from emit(tail)
+    if waiting:
+        raise CodecError(f"codec {spec.name}: {len(waiting)} coded frame(s) never came out of the decoder "
+                         f"(first: frame {waiting[0].frame.index})")
+
+
+def _finish(w: _Pending, decoded: Frame, ms_ssim: bool) -> CodedFrame:
+    src = w.frame
+    row: dict[str, Any] = {"frame": src.index, "bits": sum(p.bits for p in w.packets)}
+    row.update(frame_metrics(src, decoded, ms_ssim=ms_ssim))
+    row["encode_s"] = w.encode_s
+    row["decode_s"] = w.decode_s
+    qps = [float(p.props["qp"]) for p in w.packets if p.props.get("qp") is not None]
+    if qps:
+        row["qp"] = sum(qps) / len(qps)
+    pict = decoded.props.get("pict_type") or next((p.props["pict_type"] for p in w.packets if "pict_type" in p.props), None)
+    if pict is not None:
+        row["pict_type"] = pict
+    out = Frame(decoded.planes, decoded.format, src.index, src.pts, dict(decoded.props))
+    return CodedFrame(src, w.packets, out, row)
+
+
+# ---------------------------------------------------------------------------------------
+# transcode
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    """What ``transcode`` wrote and how the coded frames measured up."""
+
+    output: Path
+    codec: str
+    format: VideoFormat
+    frames: int
+    bits: int
+    summary: dict[str, float]  # MetricsLog.summary(fps): means, bits_total, bitrate_kbps
+    metrics_path: Path | None = None
+    recon_path: Path | None = None
+
+    @property
+    def bitrate_kbps(self) -> float:
+        return float(self.summary.get("bitrate_kbps", float("nan")))
+
+
+def _check_outputs(src: Path, out: Path, metrics_path: Path | None, recon_path: Path | None) -> None:
+    """Reject clashing or unwritable output names before any work is done."""
+    named = [p for p in (out, metrics_path, recon_path) if p is not None]
+    for p in named:
+        if p.exists() and src.exists() and p.resolve() == src.resolve():
+            raise UsageError(f"{p}: output would overwrite the input")
+        if not p.parent.is_dir():
+            raise UsageError(f"{p}: output folder {p.parent} does not exist")
+        if p.is_dir():
+            raise UsageError(f"{p}: is a directory")
+    if len({p.resolve() for p in named}) != len(named):
+        raise UsageError(f"{out}: output, metrics and recon must be different files")
+    if metrics_path is not None and metrics_path.suffix.lower() not in METRICS_EXTS:
+        raise UsageError(f"{metrics_path}: metrics go to .csv or .json")
+    if recon_path is not None and recon_path.suffix.lower() not in RECON_EXTS:
+        raise UsageError(f"{recon_path}: decoded frames go to {', '.join(RECON_EXTS)} (.mkv: lossless FFV1)")
+
+
+def _open_packet_out(out: Path, spec: CodecSpec, fmt: VideoFormat, options: Any) -> Any:
+    """Standard streams are muxed by FFmpeg; other codecs' packets go into our container."""
+    if spec.stream_codec is not None:
+        from .sinks import open_packet_sink
+
+        return open_packet_sink(out, spec.stream_codec, fmt)
+    from .clc_sink import open_clc_sink
+
+    return open_clc_sink(out, spec, fmt, options)
+
+
+def _progress(total: int | None, label: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    on = enabled and sys.stderr.isatty()
+    return tqdm(total=total, desc=label, unit="frame", file=sys.stderr, disable=not on, leave=False,
+                dynamic_ncols=True)
+
+
+def transcode(src: str | os.PathLike[str], out: str | os.PathLike[str], codec: str | CodecSpec,
+              options: Any = None, *, frames: FrameRange | None = None,
+              metrics_path: str | os.PathLike[str] | None = None, recon_path: str | os.PathLike[str] | None = None,
+              progress: bool = True, ms_ssim: bool = True, size: tuple[int, int] | None = None,
+              fps: Any = None, pix_fmt: str | None = None, to_pix_fmt: str | None = None,
+              matrix: str | None = None) -> TranscodeResult:
+    """Code ``src`` with ``codec`` into ``out`` and measure every decoded frame.
+
+    Args:
+        codec: registry name or spec; ``options`` its options dataclass, a dict of loosely
+            typed values (``make_options``) or None for the defaults.
+        out: ``.mp4``/``.mkv``/``.mov`` or a raw Annex-B stream for standard codecs,
+            ``.clc`` (our container) for the others.
+        metrics_path: per-frame metrics, ``.csv`` or ``.json`` (with a summary).
+        recon_path: decoded frames as ``.y4m``/``.yuv``/``.mkv`` (FFV1).
+        progress: tqdm bar on stderr (shown only when stderr is a terminal).
+        size, fps, pix_fmt, to_pix_fmt, matrix: source options (``open_source``).
+
+    Every output is written under a temporary name and renamed when complete: on any
+    failure (or Ctrl-C) none of them is left behind.
+    """
+    spec = get_codec(codec) if isinstance(codec, str) else codec
+    if options is None or isinstance(options, dict):
+        options = make_options(spec, options or {})
+    src_p, out_p = Path(src), Path(out)
+    metrics_p = Path(metrics_path) if metrics_path is not None else None
+    recon_p = Path(recon_path) if recon_path is not None else None
+    _check_outputs(src_p, out_p, metrics_p, recon_p)
+    frames = frames or FrameRange()
+    log = MetricsLog()
+    with open_source(src_p, size=size, fps=fps, pix_fmt=pix_fmt, frames=frames, to_pix_fmt=to_pix_fmt,
+                     matrix=matrix) as source:
+        fmt = source.format
+        total = len(frames.indices(source.num_frames)) if source.num_frames is not None else None
+        sink = _open_packet_out(out_p, spec, fmt, options)
+        recon = None
+        try:
+            if recon_p is not None:
+                from .sinks import open_sink
+
+                recon = open_sink(recon_p, fmt)
+            bits = 0
+            with _progress(total, f"{spec.name} {src_p.name}", progress) as bar:
+                for cf in code_frames(source, spec, options, ms_ssim=ms_ssim):
+                    last = len(cf.packets) - 1
+                    for i, p in enumerate(cf.packets):
+                        if spec.stream_codec is None and i == last:
+                            sink.write(p, cf.metrics)
+                        else:
+                            sink.write(p)
+                    if recon is not None:
+                        recon.write(cf.decoded)
+                    log.add(cf.metrics)
+                    bits += int(cf.metrics["bits"])
+                    bar.update(1)
+            if not len(log):
+                raise UsageError(f"{src_p}: no frames selected (start {frames.start}, count {frames.count}, "
+                                 f"step {frames.step}; the file has {source.num_frames} frames)")
+            rate = fmt.fps / frames.step
+            if metrics_p is not None:
+                if metrics_p.suffix.lower() == ".json":
+                    log.write_json(metrics_p, rate)
+                else:
+                    log.write_csv(metrics_p)
+            committed: list[Path] = []
+            try:
+                sink.close()
+                committed.append(out_p)
+                if recon is not None:
+                    recon.close()
+            except BaseException:
+                for p in committed + ([metrics_p] if metrics_p is not None else []):
+                    p.unlink(missing_ok=True)
+                raise
+        except BaseException:
+            sink.abort()
+            if recon is not None:
+                recon.abort()
+            raise
+    return TranscodeResult(out_p, spec.name, fmt, len(log), bits, log.summary(rate), metrics_p, recon_p)
