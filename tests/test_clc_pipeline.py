@@ -238,6 +238,21 @@ def test_sink_wants_a_clc_name(tmp_path: Path) -> None:
         assert (r.header.model, r.header.options) == ("m1", {})
 
 
+def test_sink_takes_the_model_id_from_the_first_packet(tmp_path: Path) -> None:
+    path = tmp_path / "m.clc"
+    with open_clc_sink(path, SPEC, FMT) as w:
+        w.write(Packet(b"a", 0, props={"model_id": "abc123", "bits": 8}))
+        w.write(Packet(b"b", 1, props={"model_id": "other"}))
+    with ClcReader(path) as r:
+        assert r.header.model == "abc123" and r.read_packet(0).props == {"bits": 8}
+    with open_clc_sink(path, SPEC, FMT, model="given") as w:
+        w.write(Packet(b"a", 0, props={"model_id": "abc123"}))
+        with pytest.raises(UsageError, match="already written"):
+            w.amend_header(model="late")
+    with ClcReader(path) as r:
+        assert r.header.model == "given"
+
+
 def test_damaged_file_through_the_source(tmp_path: Path) -> None:
     path = tmp_path / "a.clc"
     _encode(path, 3)

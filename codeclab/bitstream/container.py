@@ -251,7 +251,8 @@ class ClcWriter:
     """Streams packets into a ``.clc`` file; atomic (temporary name, renamed on close).
 
     Use as a context manager: a clean exit closes (finishes and renames), an exception
-    aborts (deletes the temporary file).
+    aborts (deletes the temporary file). The header goes to disk with the first packet, so
+    :meth:`amend_header` can still fill in what only the encoder knows (a model id).
     """
 
     def __init__(self, path: str | os.PathLike[str], header: StreamHeader) -> None:
@@ -267,9 +268,21 @@ class ClcWriter:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the finished file private
         self._f = os.fdopen(fd, "w+b")
         self._offsets = array("Q")
-        head = _FILE_HDR.pack(MAGIC, VERSION, 0, UNFINISHED, len(self._json)) + self._json
-        self._f.write(head + _U32.pack(zlib.crc32(head)))
-        self._pos = len(head) + 4
+        self._pos = 0  # end of what is written; 0: header not written yet
+
+    def amend_header(self, **changes: Any) -> None:
+        """Change header fields (``model="..."``...) before the first packet is written."""
+        if self._pos:
+            raise UsageError(f"{self.path}: the stream header is already written")
+        header = dataclasses.replace(self.header, **changes)
+        self._json = header.to_json()
+        self.header = header
+
+    def _start(self, f: BinaryIO) -> None:
+        if not self._pos:
+            head = _FILE_HDR.pack(MAGIC, VERSION, 0, UNFINISHED, len(self._json)) + self._json
+            f.write(head + _U32.pack(zlib.crc32(head)))
+            self._pos = len(head) + 4
 
     def write(self, packet: Packet, metrics: Mapping[str, Any] | None = None) -> None:
         """Append one packet and its per-frame metrics record.
@@ -301,6 +314,7 @@ class ClcWriter:
                              f"the limit is {MAX_METRICS_JSON}")
         head = _REC_HDR.pack(len(data), len(meta), packet.index, pts, FLAG_KEYFRAME if packet.keyframe else 0)
         crc = zlib.crc32(meta, zlib.crc32(data, zlib.crc32(head)))
+        self._start(f)
         f.write(head)
         f.write(data)
         f.write(meta)
@@ -325,6 +339,7 @@ class ClcWriter:
             return self.path
         f = self._f
         try:
+            self._start(f)
             n = len(self._offsets)
             index = np.asarray(self._offsets, "<u8").tobytes()
             f.write(index + _U32.pack(zlib.crc32(index)))
