@@ -16,6 +16,7 @@ import zlib
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -144,13 +145,14 @@ def test_options_dataclass_and_nonfinite_metrics(tmp_path: Path) -> None:
     assert b'"psnr_y":"Infinity"' in path.read_bytes()  # JSON has no inf literal (spec)
 
 
-def test_metrics_default_to_numeric_packet_props(tmp_path: Path) -> None:
+def test_metrics_keep_numbers_only(tmp_path: Path) -> None:
     path = tmp_path / "p.clc"
     with ClcWriter(path, HDR) as w:
         w.write(Packet(b"ab", 0, props={"bits": 16, "encode_s": 0.25, "pict": "I", "lossless": False}))
         w.write(Packet(b"cd", 1, props={"bits": 16}), {})
+        w.write(Packet(b"ef", 2), {"psnr_y": np.float32(40.5), "ms_ssim_y": None, "pict_type": "I", "n": np.int64(3)})
     with ClcReader(path) as r:
-        assert [p.props for p in r] == [{"bits": 16, "encode_s": 0.25}, {}]
+        assert [p.props for p in r] == [{"bits": 16, "encode_s": 0.25}, {}, {"psnr_y": 40.5, "n": 3}]
 
 
 def test_empty_file_round_trips(tmp_path: Path) -> None:
@@ -227,7 +229,9 @@ def test_writer_rejects_what_the_reader_would(tmp_path: Path) -> None:
         ClcWriter(tmp_path / "x.clc", StreamHeader("", FMT))
     with ClcWriter(tmp_path / "x.clc", HDR) as w:
         with pytest.raises(UsageError, match="metrics"):
-            w.write(Packet(b"", 0), {"name": "a string"})
+            w.write(Packet(b"", 0), {f"k{i}": i for i in range(65)})
+        with pytest.raises(UsageError, match="metrics"):
+            w.write(Packet(b"", 0), {"": 1.0})
         with pytest.raises(UsageError, match="frame index"):
             w.write(Packet(b"", -1))
     with pytest.raises(UsageError, match="cannot create"):

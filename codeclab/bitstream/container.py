@@ -287,14 +287,14 @@ class ClcWriter:
     def write(self, packet: Packet, metrics: Mapping[str, Any] | None = None) -> None:
         """Append one packet and its per-frame metrics record.
 
-        ``metrics=None`` stores the packet's numeric ``props`` (bits, encode_s, qp... as the
-        encoder set them); pass ``{}`` to store none, or a dict of numbers (PSNR, MS-SSIM
-        measured on the decoded frame) to store those.
+        ``metrics=None`` stores the packet's ``props`` (bits, encode_s, qp... as the encoder
+        set them); pass a dict (PSNR, MS-SSIM measured on the decoded frame...) to store that
+        instead, ``{}`` to store none. Only numbers are stored: ``None``, strings (a picture
+        type) and booleans are left out, as the format has no place for them.
         """
         f = self._file()
-        if metrics is None:
-            metrics = {k: v for k, v in packet.props.items()
-                       if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
+        metrics = {k: v for k, v in (packet.props if metrics is None else metrics).items()
+                   if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))}
         data = bytes(packet.data)
         if len(data) > MAX_PAYLOAD:
             raise UsageError(f"{self.path}: packet {packet.index} is {len(data)} bytes, the limit is {MAX_PAYLOAD}")
