@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     ap.add_argument("--val", default=str(VAL))
     ap.add_argument("--qps", type=int, nargs="+", default=[22, 27, 32, 37])
-    ap.add_argument("--extra-qps", type=int, nargs="*", default=[42, 47])
+    ap.add_argument("--extra-qps", type=int, nargs="*", default=[42, 47, 51])
     ap.add_argument("--lof-steps", type=int, default=20)
     ap.add_argument("--no-lof", action="store_true")
     ap.add_argument("--no-speed", action="store_true")

@@ -99,3 +99,26 @@ def test_decode_in_another_process_with_other_threads_is_bit_exact(small_weights
                        text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == mine
+
+
+def test_through_the_clc_container(small_weights, tmp_path):
+    """Packets stored by our container come back and decode with the options it kept."""
+    from codeclab.bitstream.container import ClcWriter, StreamHeader, open_clc
+    from codeclab.codecs.lic.codec import load_model
+
+    f = textured_frame(96, 64, seed=7)
+    spec, opt = _codec(small_weights, quality=2)
+    pkt = spec.make_encoder(f.format, opt).encode(f)[0]
+    path = tmp_path / "x.clc"
+    w = ClcWriter(path, StreamHeader(codec="lic", format=f.format, options=opt, codec_version="1",
+                                     model=load_model(small_weights).model_id))
+    w.write(pkt)
+    w.close()
+    with open_clc(path) as r:
+        hdr = r.header
+        got = list(r)
+    assert hdr.codec == "lic" and got[0].data == pkt.data
+    dec = spec.make_decoder(hdr.format, make_options(spec, dict(hdr.options)))
+    out = dec.decode(got[0])[0]
+    ref = spec.make_decoder(f.format, opt).decode(pkt)[0]
+    assert all(np.array_equal(a, b) for a, b in zip(out.planes, ref.planes))
