@@ -389,3 +389,22 @@ def test_sao_estimate_beats_alternatives_single_ctb():
     for _ in range(300):
         alt = _random_sao(rng, 1, 1, 8)
         assert best <= _sse(org[0], sao_apply(rec, alt, 4, 8)[0])
+
+
+@pytest.mark.parametrize("bd,qp,log2_ctb,offs", [(8, 30, 5, (0, 0)), (8, 45, 6, (4, -3)),
+                                                  (10, 37, 4, (-2, 2)), (10, 51, 5, (0, 0))])
+def test_deblock_matches_ffmpeg_on_random_trees(bd, qp, log2_ctb, offs):
+    """Random CU/PU/TU trees from tests/hevc/_pixel_stream.py with deblocking enabled in the
+    PPS: FFmpeg's output equals deblock() of our reconstruction with the writer's edges."""
+    from ._pixel_stream import random_picture
+    from .test_intra import ffmpeg_decode
+
+    for seed in range(3):
+        pic = random_picture(100 + seed, 96, 64, bd=bd, qp=qp, log2_ctb=log2_ctb, deblocking=True,
+                             cb_off=offs[0], cr_off=offs[1])
+        ours = deblock(pic.recon, (pic.vert, pic.hor), np.full(pic.vert.shape, qp), bd,
+                       cb_qp_offset=offs[0], cr_qp_offset=offs[1])
+        assert sum(int((a != b).sum()) for a, b in zip(ours, pic.recon)) > 0
+        dec = ffmpeg_decode(pic.stream)
+        for c in range(3):
+            assert np.array_equal(dec[c], ours[c]), f"plane {c}: {(dec[c] != ours[c]).sum()} differ"
