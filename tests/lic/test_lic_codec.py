@@ -87,9 +87,10 @@ print(hashlib.sha256(b"".join(p.tobytes() for p in f.planes)).hexdigest())
 """
 
 
-def test_decode_in_another_process_with_other_threads_is_bit_exact(small_weights, tmp_path):
+@pytest.mark.parametrize("size", [(160, 96), pytest.param((1920, 1080), marks=pytest.mark.slow)])
+def test_decode_in_another_process_with_other_threads_is_bit_exact(small_weights, tmp_path, size):
     torch.set_num_threads(2)
-    f = textured_frame(160, 96, seed=5)
+    f = textured_frame(*size, seed=5)
     pkt, out = _round_trip(small_weights, f, quality=3)
     mine = hashlib.sha256(b"".join(p.tobytes() for p in out.planes)).hexdigest()
     blob = tmp_path / "frame.lic"

@@ -178,7 +178,7 @@ def decode_picture(lm: LoadedModel, data: bytes, fmt: VideoFormat | None = None)
     y_hat, _ = lm.coder.decode(data[off:], cfg.m, hd["ph"] // 16, hd["pw"] // 16, cfg.nz)
     q = torch.tensor([hd["quality"] - 1])
     with torch.no_grad():
-        x_hat = model.g_s(y_hat * model.inv_gain(q)).clamp(0, 1)
+        x_hat = model.synthesize(y_hat, q).clamp(0, 1)
         yh, uvh = output_to_420(x_hat)
     mv = (1 << hd["bit_depth"]) - 1
     w, h = hd["width"], hd["height"]

@@ -57,7 +57,8 @@ class GDN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         beta = self.beta.abs() + 1e-3
         gamma = self.gamma.abs()
-        norm = F.conv2d(x.abs(), gamma, beta)
+        # bias added apart: oneDNN's fused bias gives thread-count dependent float32 results
+        norm = F.conv2d(x.abs(), gamma) + beta[None, :, None, None]
         return x * norm if self.inverse else x / norm
 
 
@@ -122,6 +123,19 @@ class LicModel(nn.Module):
 
     def z_params(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.z_mean[None, :, None, None], self.scales(self.z_log_scale)[None, :, None, None]
+
+    def synthesize(self, y_hat: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """``g_s(y_hat * inv_gain[q])`` computed so the float32 result does not depend on the
+        thread count: convolutions without fused bias (oneDNN's fused-bias kernels split work
+        differently per thread count), bias added as a separate elementwise op."""
+        h = y_hat * self.inv_gain(q)
+        for layer in self.g_s:
+            if isinstance(layer, nn.ConvTranspose2d):
+                h = F.conv_transpose2d(h, layer.weight, None, layer.stride, layer.padding, layer.output_padding)
+                h = h + layer.bias[None, :, None, None]
+            else:
+                h = layer(h)
+        return h
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: noisy latents for the rate, straight-through rounding for the rest.
