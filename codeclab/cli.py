@@ -261,8 +261,13 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         if out is not None and (_same_file(Path(out), Path(args.ref)) or _same_file(Path(out), Path(args.dist))):
             raise UsageError(f"{out}: output would overwrite an input")
     log = MetricsLog()
-    with open_source(args.ref, frames=rng, **kw) as ref:
-        dist_kw = dict(kw)
+
+    def opts_for(path: str) -> dict[str, Any]:  # --size/--pix-fmt describe raw files only
+        raw = Path(path).suffix.lower() == ".yuv"
+        return dict(kw, size=kw["size"] if raw else None, pix_fmt=kw["pix_fmt"] if raw else None)
+
+    with open_source(args.ref, frames=rng, **opts_for(args.ref)) as ref:
+        dist_kw = opts_for(args.dist)
         if Path(args.dist).suffix.lower() == ".yuv" and args.size is None and args.pix_fmt is None:
             try:  # a raw DIST that does not describe itself takes REF's geometry
                 dist = open_source(args.dist, frames=rng, **dist_kw)
@@ -281,12 +286,14 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
             for fr in it_ref:
                 fd = next(it_dist, None)
                 if fd is None:
-                    raise InputError(f"{args.dist}: has fewer frames than {args.ref} ({len(log)} vs more)")
+                    raise InputError(f"{args.dist}: has {len(log)} frames (of those selected), {args.ref} has more "
+                                     "(select a common range with --frames)")
                 row = {"frame": fr.index}
                 row.update(frame_metrics(fr, fd, ms_ssim=not args.no_ms_ssim))
                 log.add(row)
             if next(it_dist, None) is not None:
-                raise InputError(f"{args.dist}: has more frames than {args.ref} ({len(log)})")
+                raise InputError(f"{args.dist}: has more frames than {args.ref} ({len(log)}) "
+                                 "(select a common range with --frames)")
         fps = ref.format.fps / rng.step
     if not len(log):
         raise UsageError(f"{args.ref}: no frames selected")
@@ -430,7 +437,7 @@ def _cmd_codecs(args: argparse.Namespace) -> int:
         try:
             spec = get_codec(name)
         except (CodeclabError, ImportError) as e:
-            print(f"{name}: unavailable ({e})\n")
+            print(f"{name}: not available ({e})\n")
             continue
         stream = f"{spec.stream_codec} stream, raw {spec.raw_ext}" if spec.stream_codec else f"own container {spec.raw_ext}"
         print(f"{name}: {spec.description} [{stream}]")
