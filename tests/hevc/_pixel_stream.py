@@ -22,6 +22,8 @@ from codeclab.codecs.hevc.transform import inverse_transform
 
 # 9.3.2.2 init values, initType 0 (I slices)
 INIT = {
+    "sao_merge": [153],
+    "sao_type": [200],
     "split_cu": [139, 141, 157],
     "part_mode": [184],
     "prev_intra_luma": [184],
@@ -200,7 +202,7 @@ def _ptl(b: Bits, bd: int) -> None:
 
 
 def parameter_sets(w: int, h: int, bd: int, log2_ctb: int, tf_depth: int, strong: bool,
-                   deblocking: bool, cb_off: int = 0, cr_off: int = 0) -> bytes:
+                   deblocking: bool, cb_off: int = 0, cr_off: int = 0, sao: bool = False) -> bytes:
     vps = Bits()
     vps.u(0, 4); vps.u(1, 1); vps.u(1, 1); vps.u(0, 6); vps.u(0, 3); vps.u(1, 1)  # noqa: E702
     vps.u(0xFFFF, 16)
@@ -220,7 +222,7 @@ def parameter_sets(w: int, h: int, bd: int, log2_ctb: int, tf_depth: int, strong
     sps.ue(min(log2_ctb, 5) - 2)  # max TB = Min(CTB, 32)
     sps.ue(0)  # max_transform_hierarchy_depth_inter
     sps.ue(tf_depth)  # ..._intra
-    sps.u(0, 1); sps.u(0, 1); sps.u(0, 1); sps.u(0, 1)  # noqa: E702 scaling, amp, sao, pcm
+    sps.u(0, 1); sps.u(0, 1); sps.u(int(sao), 1); sps.u(0, 1)  # noqa: E702 scaling, amp, sao, pcm
     sps.ue(0); sps.u(0, 1); sps.u(0, 1)  # noqa: E702
     sps.u(int(strong), 1)
     sps.u(0, 1); sps.u(0, 1)  # noqa: E702 vui, extension
@@ -262,11 +264,17 @@ class _Writer:
         self.cbf_p = cbf_p
         self.stats = {"tb": 0, "coded_tb": 0, "modes": set(), "sizes": set(), "bilinear32": 0}
         self.bits = Bits()
+        self.sao = None  # SaoParams to signal, or None (SAO off in the SPS)
 
     # ---------------------------------------------------------------- syntax + recon
     def slice(self) -> bytes:
         b = self.bits
-        b.u(1, 1); b.u(0, 1); b.ue(0); b.ue(2); b.se(self.qp - 26)  # noqa: E702
+        b.u(1, 1); b.u(0, 1); b.ue(0); b.ue(2)  # noqa: E702
+        if self.sao is not None:
+            luma_on, chroma_on = self.sao.slice_flags()
+            self.sao_on = (luma_on, chroma_on)
+            b.u(int(luma_on), 1); b.u(int(chroma_on), 1)  # noqa: E702
+        b.se(self.qp - 26)
         b.u(1, 1)  # byte_alignment
         while len(b.b) % 8:
             b.u(0, 1)
@@ -275,11 +283,47 @@ class _Writer:
         rows, cols = -(-self.h // ctb), -(-self.w // ctb)
         for r in range(rows):
             for c in range(cols):
+                if self.sao is not None and any(self.sao_on):
+                    self.write_sao(r, c)
                 self.quadtree(c * ctb, r * ctb, self.log2_ctb, 0)
                 self.cabac.terminate(1 if (r, c) == (rows - 1, cols - 1) else 0)
         while len(b.b) % 8:
             b.b.append(0)
         return nal(19, b.tobytes())
+
+    def write_sao(self, r, q):
+        """7.3.8.3 sao(rx, ry) for the parameters in self.sao (merges as flagged)."""
+        cab, p = self.cabac, self.sao
+        if q > 0:
+            cab.bin("sao_merge", 0, int(p.merge_left[r, q]))
+        if r > 0 and not p.merge_left[r, q]:
+            cab.bin("sao_merge", 0, int(p.merge_up[r, q]))
+        if p.merge_left[r, q] or p.merge_up[r, q]:
+            return
+        cmax = (1 << (min(self.bd, 10) - 5)) - 1
+        for c in range(3):
+            if not self.sao_on[0 if c == 0 else 1]:
+                continue
+            t = int(p.type[r, q, c])
+            if c < 2:
+                cab.bin("sao_type", 0, int(t != 0))
+                if t:
+                    cab.bypass(int(t == 2))
+            if t == 0:
+                continue
+            offs = [int(v) for v in p.offsets[r, q, c]]
+            for v in offs:
+                for _ in range(abs(v)):
+                    cab.bypass(1)
+                if abs(v) < cmax:
+                    cab.bypass(0)
+            if t == 1:
+                for v in offs:
+                    if v:
+                        cab.bypass(int(v < 0))
+                cab.bypass_bits(int(p.band_position[r, q, c]), 5)
+            elif c < 2:
+                cab.bypass_bits(int(p.eo_class[r, q, c]), 2)
 
     def quadtree(self, x0, y0, log2, depth):
         size = 1 << log2
@@ -514,11 +558,46 @@ class _Writer:
 def random_picture(seed: int, w: int, h: int, bd: int = 8, qp: int = 30, log2_ctb: int = 5,
                    tf_depth: int = 1, strong: bool = True, deblocking: bool = False,
                    cb_off: int = 0, cr_off: int = 0, level_scale: int = 1,
-                   cbf_p: tuple[float, float] = (0.75, 0.6)) -> Picture:
+                   cbf_p: tuple[float, float] = (0.75, 0.6), sao=None) -> Picture:
     """A random intra picture: its Annex-B stream and our predicted reconstruction."""
     rng = np.random.default_rng(seed)
     wr = _Writer(rng, [np.zeros((h, w))], bd, qp, log2_ctb, tf_depth, strong, cb_off, cr_off,
                  level_scale, cbf_p)
-    ps = parameter_sets(w, h, bd, log2_ctb, tf_depth, strong, deblocking, cb_off, cr_off)
+    wr.sao = sao
+    ps = parameter_sets(w, h, bd, log2_ctb, tf_depth, strong, deblocking, cb_off, cr_off,
+                        sao is not None)
     stream = ps + wr.slice()
     return Picture(stream, wr.rec, wr.vert, wr.hor, qp, wr.stats)
+
+
+def random_sao_params(seed: int, w: int, h: int, log2_ctb: int, bd: int):
+    """Random legal SAO parameters for every CTB, merges included (copied as the syntax does)."""
+    from codeclab.codecs.hevc.loopfilter import SaoParams, sao_max_offset
+
+    rng = np.random.default_rng(seed)
+    ctb = 1 << log2_ctb
+    rows, cols = -(-h // ctb), -(-w // ctb)
+    p = SaoParams(rows, cols)
+    cmax = sao_max_offset(bd)
+    for r in range(rows):
+        for q in range(cols):
+            if q > 0 and rng.random() < 0.2:
+                p.merge_left[r, q] = True
+            elif r > 0 and rng.random() < 0.2:
+                p.merge_up[r, q] = True
+            if p.merge_left[r, q] or p.merge_up[r, q]:
+                rr, qq = (r, q - 1) if p.merge_left[r, q] else (r - 1, q)
+                for arr in (p.type, p.offsets, p.band_position, p.eo_class):
+                    arr[r, q] = arr[rr, qq]
+                continue
+            for c in range(3):
+                t = int(p.type[r, q, 1]) if c == 2 else int(rng.integers(0, 3))
+                p.type[r, q, c] = t
+                a = rng.integers(0, cmax + 1, 4)
+                if t == 2:
+                    p.offsets[r, q, c] = [a[0], a[1], -a[2], -a[3]]
+                    p.eo_class[r, q, c] = p.eo_class[r, q, 1] if c == 2 else rng.integers(0, 4)
+                elif t == 1:
+                    p.offsets[r, q, c] = a * rng.choice([-1, 1], 4)
+                    p.band_position[r, q, c] = rng.integers(0, 32)
+    return p

@@ -286,7 +286,11 @@ def sao_apply(planes: list[np.ndarray], params: SaoParams, log2_ctb: int, bit_de
               bit_depth_chroma: int | None = None) -> list[np.ndarray]:
     """Decoder process 8.7.3 on the deblocked planes (4:2:0): new int32 planes. Every CTB
     reads deblocked (not yet SAO-filtered) neighbours, across CTB boundaries; neighbours
-    outside the coded picture leave a sample unmodified (edge offset)."""
+    outside the coded picture leave a sample unmodified (edge offset).
+
+    Matches FFmpeg exactly for CTBs of 32 and 64 (and 16 without deblocking); with 16x16
+    CTBs, deblocking and SAO together, FFmpeg 8 differs at a few chroma samples on chroma
+    CTB borders (tests/hevc/test_loopfilter.py documents it), so prefer CTB >= 32."""
     out = []
     for c, pl in enumerate(planes):
         src = np.ascontiguousarray(pl, dtype=np.int32)
