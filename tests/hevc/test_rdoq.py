@@ -390,3 +390,50 @@ def test_bad_shapes_raise():
     with pytest.raises(ValueError):
         rdoq_blocks(np.zeros((2, 4, 4), np.int32), 2, [0, 0], [0, 0], [30, 30], [1.0, 1.0],
                     np.zeros((2, 3, 2), np.int32), 8, False)
+
+
+# ------------------------------------------- against the real (adaptive) CABAC residual coder
+def cabac_bits(lv, log2, c_idx, scan_idx, full_ctx, sbh):
+    """cbf + residual_coding bits from the syntax layer's CABAC coder in estimate mode
+    (contexts adapt bin by bin, as in the real stream)."""
+    cabac = pytest.importorskip("codeclab.bitstream.cabac")
+    residual = pytest.importorskip("codeclab.codecs.hevc.residual")
+    tables = pytest.importorskip("codeclab.codecs.hevc.tables")
+    cbf_ci = tables.CTX_CBF_LUMA + 1 if c_idx == 0 else tables.CTX_CBF_CHROMA
+    coded = bool(lv.any())
+    bits = int(cabac.ENTROPY_BITS[int(full_ctx[cbf_ci]) ^ int(coded)])
+    if coded:
+        eng = cabac.new_engine(1)
+        residual.code_residual(eng, full_ctx.copy(), np.zeros(16, np.uint8),
+                               np.ascontiguousarray(lv, dtype=np.int32), log2, c_idx, scan_idx,
+                               sbh, False, 0, residual.SB_SCAN, residual.C4_SCAN)
+        bits += int(eng[cabac.E_FRAC])
+    return bits
+
+
+@pytest.mark.parametrize("log2", [2, 3, 4, 5])
+def test_rd_cost_below_sq_with_real_cabac(log2):
+    """Real picture blocks, initial I-slice contexts, bits counted by the adaptive coder."""
+    cabac = pytest.importorskip("codeclab.bitstream.cabac")
+    tables = pytest.importorskip("codeclab.codecs.hevc.tables")
+    from codeclab.codecs.hevc.quantizers import QuantBatch, extract_rate_state, get_quantizer
+    rng = np.random.default_rng(60 + log2)
+    nb = 40 if log2 < 5 else 16
+    c = real_residual_coeffs(log2, nb, rng)
+    for qp in (22, 27, 32, 37):
+        full = cabac.init_contexts(tables.INIT_VALUES_I, qp)
+        lam = intra_lambda(qp)
+        st = np.broadcast_to(extract_rate_state(full, None, 0, 1), (nb, RATE_K))
+        batch = QuantBatch(c, log2, 0, 0, qp, lam, False, 8, np.ascontiguousarray(st), True)
+        sq = get_quantizer("sq").quantize(batch)
+        rd = get_quantizer("rdoq").quantize(batch)
+        tshift = 15 - 8 - log2
+
+        def cost(lv, b):
+            d = c[b].astype(np.float64) - dequantize(lv, qp, log2, 8)
+            return (d * d).sum() / 4.0 ** tshift + lam * cabac_bits(lv, log2, 0, 0, full, True) / 32768
+
+        cs = np.array([cost(sq[b], b) for b in range(nb)])
+        cr = np.array([cost(rd[b], b) for b in range(nb)])
+        assert np.mean(cr <= cs + 1e-9) >= 0.75, (qp, cr - cs)
+        assert cr.sum() < cs.sum(), (qp, cr.sum(), cs.sum())

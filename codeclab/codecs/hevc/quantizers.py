@@ -37,6 +37,7 @@ __all__ = [
     "sign_hiding_hdq",
     "rate_table",
     "extract_rate_state",
+    "coder_offsets",
     "RATE_K",
 ]
 
@@ -231,14 +232,27 @@ def _gather_index(offsets: Mapping[str, int], luma: bool, cbf_ctx_inc: int) -> n
     return idx
 
 
-def extract_rate_state(full_states: np.ndarray, offsets: Mapping[str, int], c_idx: int,
+def coder_offsets() -> dict[str, int]:
+    """Where the residual contexts start in the CABAC coder's array (codecs/hevc/tables.py)."""
+    from codeclab.codecs.hevc import tables as t  # the syntax layer; imported on use
+
+    return {"coded_sub_block_flag": t.CTX_CSBF, "sig_coeff_flag": t.CTX_SIG,
+            "coeff_abs_level_greater1_flag": t.CTX_GT1, "coeff_abs_level_greater2_flag": t.CTX_GT2,
+            "last_sig_coeff_x_prefix": t.CTX_LAST_X, "last_sig_coeff_y_prefix": t.CTX_LAST_Y,
+            "cbf_luma": t.CTX_CBF_LUMA, "cbf_cb_cr": t.CTX_CBF_CHROMA}
+
+
+def extract_rate_state(full_states: np.ndarray, offsets: Mapping[str, int] | None, c_idx: int,
                        cbf_ctx_inc: int) -> np.ndarray:
     """The (RATE_K,) per-block state vector of one block from the coder's full context array.
 
     offsets: where each element's contexts start in ``full_states`` (keys: the spec names
-    in ``_ELEMENTS``; ctxInc as in 9.3.4.2, chroma after the luma ones, as the spec counts).
+    in ``_ELEMENTS``; ctxInc as in 9.3.4.2, chroma after the luma ones, as the spec counts);
+    None = the encoder's own layout (:func:`coder_offsets`).
     cbf_ctx_inc: the ctxInc of this block's cbf flag (luma: trafoDepth == 0; chroma:
     trafoDepth). ``full_states`` may be (K_full,) or (B, K_full) (then c_idx/cbf scalar)."""
+    if offsets is None:
+        offsets = coder_offsets()
     missing = [e for e in _ELEMENTS if e not in offsets]
     if missing:
         raise UsageError(f"extract_rate_state: context layout lacks {', '.join(missing)}")
@@ -274,7 +288,7 @@ class RDOQQuantizer:
     """HM's RDOQ (rdoq.py) with rates from the blocks' CABAC states.
 
     entropy_bits: the CABAC rate estimator's 128-entry fractional-bit table (HM's
-    ``sm_aucEntropyBits``); taken from codeclab.bitstream.cabac once that lands."""
+    ``sm_aucEntropyBits``); default: codeclab.bitstream.cabac.ENTROPY_BITS."""
 
     name = "rdoq"
     needs_rate_state = True
@@ -284,7 +298,11 @@ class RDOQQuantizer:
 
     def _table(self) -> np.ndarray:
         if self.entropy_bits is None:
-            raise UsageError("rdoq: no CABAC entropy-bits table given (entropy_bits=...)")
+            try:
+                from codeclab.bitstream.cabac import ENTROPY_BITS
+            except ImportError as e:
+                raise UsageError(f"rdoq: no CABAC entropy-bits table ({e})") from None
+            self.entropy_bits = np.asarray(ENTROPY_BITS, dtype=np.int32)
         return self.entropy_bits
 
     def quantize(self, batch: QuantBatch) -> np.ndarray:
