@@ -5,7 +5,7 @@ It draws random coding decisions (CU quadtree, 2Nx2N/NxN, TU splits, luma and ch
 levels restricted to the first 4x4 coefficient group of each TB), writes them as H.265
 syntax (VPS/SPS/PPS/IDR slice, CABAC per 9.3.4 with the I-slice context init values) and
 computes the reconstruction our kernels predict: intra.predict_intra, quant.dequantize,
-transform.inverse_transform, scan orders. FFmpeg decoding the stream to exactly that
+transform.inverse_transform(_skip), scan orders. FFmpeg decoding the stream to exactly that
 reconstruction proves the kernels (and this writer) right.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from codeclab.codecs.hevc.intra import chroma_mode_from, predict_intra, reference_line
 from codeclab.codecs.hevc.quant import chroma_qp, dequantize
 from codeclab.codecs.hevc.scan import scan_idx_for, scan_order
-from codeclab.codecs.hevc.transform import inverse_transform
+from codeclab.codecs.hevc.transform import inverse_transform, inverse_transform_skip
 
 # 9.3.2.2 init values, initType 0 (I slices)
 INIT = {
@@ -39,6 +39,7 @@ INIT = {
     "gt1": [140, 92, 137, 138, 140, 152, 138, 139, 153, 74, 149, 92, 139, 107, 122, 152, 140, 179,
             166, 182, 140, 227, 122, 197],
     "gt2": [138, 153, 136, 167, 152, 152],
+    "ts": [139, 139],
 }
 RANGE_LPS = [
     (128, 176, 208, 240), (128, 167, 197, 227), (128, 158, 187, 216), (123, 150, 178, 205),
@@ -202,7 +203,8 @@ def _ptl(b: Bits, bd: int) -> None:
 
 
 def parameter_sets(w: int, h: int, bd: int, log2_ctb: int, tf_depth: int, strong: bool,
-                   deblocking: bool, cb_off: int = 0, cr_off: int = 0, sao: bool = False) -> bytes:
+                   deblocking: bool, cb_off: int = 0, cr_off: int = 0, sao: bool = False,
+                   ts: bool = False) -> bytes:
     vps = Bits()
     vps.u(0, 4); vps.u(1, 1); vps.u(1, 1); vps.u(0, 6); vps.u(0, 3); vps.u(1, 1)  # noqa: E702
     vps.u(0xFFFF, 16)
@@ -230,7 +232,7 @@ def parameter_sets(w: int, h: int, bd: int, log2_ctb: int, tf_depth: int, strong
     pps = Bits()
     pps.ue(0); pps.ue(0); pps.u(0, 1); pps.u(0, 1); pps.u(0, 3); pps.u(0, 1); pps.u(0, 1)  # noqa: E702
     pps.ue(0); pps.ue(0); pps.se(0)  # noqa: E702 init_qp_minus26 = 0
-    pps.u(0, 1); pps.u(0, 1); pps.u(0, 1)  # noqa: E702 constrained intra, ts, cu_qp_delta
+    pps.u(0, 1); pps.u(int(ts), 1); pps.u(0, 1)  # noqa: E702 constrained intra, ts, cu_qp_delta
     pps.se(cb_off); pps.se(cr_off); pps.u(0, 1)  # noqa: E702
     pps.u(0, 1); pps.u(0, 1); pps.u(0, 1); pps.u(0, 1); pps.u(0, 1)  # noqa: E702
     pps.u(0, 1)  # loop filter across slices
@@ -265,6 +267,7 @@ class _Writer:
         self.stats = {"tb": 0, "coded_tb": 0, "modes": set(), "sizes": set(), "bilinear32": 0}
         self.bits = Bits()
         self.sao = None  # SaoParams to signal, or None (SAO off in the SPS)
+        self.ts = False  # transform_skip_enabled_flag
 
     # ---------------------------------------------------------------- syntax + recon
     def slice(self) -> bytes:
@@ -424,8 +427,9 @@ class _Writer:
         self.hor[y0 >> 2, x0 >> 2:(x0 + n) >> 2] = True
         luma_mode = int(self.mode[y0 >> 2, x0 >> 2])
         lv = self.levels(log2) if cbf_l else None
+        ts_l = False
         if lv is not None:
-            self.residual(lv, log2, 0, luma_mode)
+            ts_l = self.residual(lv, log2, 0, luma_mode)
         chroma_jobs = []
         if log2 > 2:
             chroma_jobs = [(x0 // 2, y0 // 2, log2 - 1, cbf_c)]
@@ -435,13 +439,14 @@ class _Writer:
         for (cx, cy, cl, cf) in chroma_jobs:
             for c in (1, 2):
                 lvc = self.levels(cl) if cf[c - 1] else None
+                ts_c = False
                 if lvc is not None:
-                    self.residual(lvc, cl, c, self.cmode)
-                clv.append((c, cx, cy, cl, lvc))
+                    ts_c = self.residual(lvc, cl, c, self.cmode)
+                clv.append((c, cx, cy, cl, lvc, ts_c))
         # reconstruction in decoding order: this luma TB, then its chroma TBs
-        self.reconstruct(0, x0, y0, log2, luma_mode, lv)
-        for (c, cx, cy, cl, lvc) in clv:
-            self.reconstruct(c, cx, cy, cl, self.cmode, lvc)
+        self.reconstruct(0, x0, y0, log2, luma_mode, lv, ts_l)
+        for (c, cx, cy, cl, lvc, ts_c) in clv:
+            self.reconstruct(c, cx, cy, cl, self.cmode, lvc, ts_c)
 
     def levels(self, log2):
         """Random levels in the first 4x4 coefficient group (at least one non-zero)."""
@@ -459,6 +464,10 @@ class _Writer:
 
     def residual(self, lv, log2, c_idx, mode):
         cab = self.cabac
+        skip = 0
+        if self.ts and log2 == 2:
+            skip = int(self.rng.random() < 0.5)
+            cab.bin("ts", 1 if c_idx else 0, skip)
         scan_idx = scan_idx_for(mode, log2, c_idx)
         order = scan_order(2, scan_idx)  # positions inside the first (and only) group
         sig = [int(lv[y, x] != 0) for x, y in order]
@@ -516,6 +525,7 @@ class _Writer:
                 if base + rem > 3 * (1 << rice):
                     rice = min(rice + 1, 4)
             num_sig += 1
+        return bool(skip)
 
     def abs_remaining(self, v, rice):
         cab = self.cabac
@@ -536,7 +546,7 @@ class _Writer:
             cab.bypass(0)
             cab.bypass_bits(s, k)
 
-    def reconstruct(self, c, x, y, log2, mode, lv):
+    def reconstruct(self, c, x, y, log2, mode, lv, ts=False):
         self.stats["tb"] += 1
         self.stats["sizes"].add((c, log2))
         if c == 0 and log2 == 5 and self.strong and mode not in (1, 10, 26):
@@ -549,7 +559,11 @@ class _Writer:
         if lv is not None:
             self.stats["coded_tb"] += 1
             d = dequantize(lv, self.qpc[c], log2, self.bd)
-            r = inverse_transform(d, log2, c == 0 and log2 == 2, self.bd)
+            if ts:
+                self.stats["ts"] = self.stats.get("ts", 0) + 1
+                r = inverse_transform_skip(d, log2, self.bd)
+            else:
+                r = inverse_transform(d, log2, c == 0 and log2 == 2, self.bd)
             pred = np.clip(pred + r, 0, (1 << self.bd) - 1)
         self.rec[c][y:y + n, x:x + n] = pred
         self.avail[c][y:y + n, x:x + n] = True
@@ -558,14 +572,16 @@ class _Writer:
 def random_picture(seed: int, w: int, h: int, bd: int = 8, qp: int = 30, log2_ctb: int = 5,
                    tf_depth: int = 1, strong: bool = True, deblocking: bool = False,
                    cb_off: int = 0, cr_off: int = 0, level_scale: int = 1,
-                   cbf_p: tuple[float, float] = (0.75, 0.6), sao=None) -> Picture:
+                   cbf_p: tuple[float, float] = (0.75, 0.6), sao=None,
+                   transform_skip: bool = False) -> Picture:
     """A random intra picture: its Annex-B stream and our predicted reconstruction."""
     rng = np.random.default_rng(seed)
     wr = _Writer(rng, [np.zeros((h, w))], bd, qp, log2_ctb, tf_depth, strong, cb_off, cr_off,
                  level_scale, cbf_p)
     wr.sao = sao
+    wr.ts = transform_skip
     ps = parameter_sets(w, h, bd, log2_ctb, tf_depth, strong, deblocking, cb_off, cr_off,
-                        sao is not None)
+                        sao is not None, transform_skip)
     stream = ps + wr.slice()
     return Picture(stream, wr.rec, wr.vert, wr.hor, qp, wr.stats)
 

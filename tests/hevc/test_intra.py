@@ -288,6 +288,8 @@ PIXEL_PATH_CONFIGS = [
     dict(w=64, h=64, bd=8, qp=2, level_scale=30),  # coefficient clipping at 16 bits
     dict(w=128, h=64, bd=8, qp=30, log2_ctb=6, tf_depth=0, cbf_p=(0.1, 0.1)),  # smooth: bi-linear 32x32
     dict(w=128, h=64, bd=10, qp=30, log2_ctb=6, tf_depth=0, cbf_p=(0.1, 0.1)),
+    dict(w=64, h=64, bd=8, qp=27, tf_depth=2, transform_skip=True),  # 4x4 transform skip
+    dict(w=64, h=64, bd=10, qp=12, tf_depth=2, transform_skip=True),
 ]
 
 
@@ -306,7 +308,8 @@ def ffmpeg_decode(data: bytes) -> list[np.ndarray]:
 def test_ffmpeg_decodes_our_reconstruction(cfg):
     """Streams with random CU/PU/TU trees, all 35 luma modes, the 5 chroma modes and random
     levels, written by tests/hevc/_pixel_stream.py: FFmpeg's decoded picture must equal the
-    reconstruction computed with predict_intra, dequantize, inverse_transform and the scans."""
+    reconstruction computed with predict_intra, dequantize, inverse_transform(_skip) and the
+    scans (scan_idx_for chooses the scan the syntax uses, so a wrong scan breaks decoding)."""
     from ._pixel_stream import random_picture
 
     bilinear = 0
@@ -318,5 +321,7 @@ def test_ffmpeg_decodes_our_reconstruction(cfg):
                 f"seed {seed} plane {c}: {(dec[c] != pic.recon[c]).sum()} samples differ"
         assert pic.stats["coded_tb"] > 0
         bilinear += pic.stats["bilinear32"]
+        if cfg.get("transform_skip"):
+            assert pic.stats.get("ts", 0) > 0
     if cfg.get("cbf_p"):
         assert bilinear > 0  # the strong-smoothing branch really ran
