@@ -1,0 +1,366 @@
+"""All-intra HEVC picture encoder: CTU loop, decisions, reconstruction, Annex-B output.
+
+Two passes per picture. Pass 1 decides and reconstructs every CU in z-order (quantiser,
+inverse transform and intra prediction use exactly the decoder's arithmetic, so our
+reconstruction is the decoder's), recording the decisions as syntax records. Then the
+in-loop filters run on the whole picture (deblocking, SAO estimation + application) and
+pass 2 writes the slice data from the records (SAO parameters first in each CTU, as the
+syntax wants them).
+
+Decisions of this version (no RD search yet): SATD of the prediction residual plus
+lambda_satd * rough mode bits chooses the luma mode among all 35, 2Nx2N vs NxN at 8x8,
+the CU split (parent vs four children, both predicted from source neighbours) and the TU
+split; chroma picks the best SATD of the five intra_chroma_pred_mode candidates;
+transform skip (4x4) is chosen by SSE + lambda * CABAC-estimated bits.
+
+The quantiser is pluggable: anything with :meth:`Quantizer.quantize` over a batch of
+blocks; :class:`SQQuantizer` is HM's dead-zone quantiser with HM's sign-hiding pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Protocol
+
+import numpy as np
+
+from codeclab.bitstream.cabac import CabacWriter, init_contexts, new_engine, E_FRAC, FRAC_ONE
+from codeclab.bitstream.nal import annexb, nal_unit
+from codeclab.codecs.hevc import loopfilter as lf
+from codeclab.codecs.hevc.intra import chroma_mode_from, predict_all_modes, predict_intra
+from codeclab.codecs.hevc.params import (SLICE_NAL_TYPE, StreamParams, parameter_set_nals,
+                                         slice_header_bits)
+from codeclab.codecs.hevc.quant import chroma_qp, dequantize, quantize_sq, scaled_coeffs
+from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual, sdh_adjust
+from codeclab.codecs.hevc.satd import satd, satd_batch
+from codeclab.codecs.hevc.scan import scan_idx_for
+from codeclab.codecs.hevc.syntax import (CodingUnit, PictureMaps, TransformNode, mode_bits,
+                                         mpm_candidates, write_ctu, write_end_of_slice, write_sao)
+from codeclab.codecs.hevc.tables import INIT_VALUES_I
+from codeclab.codecs.hevc.transform import (forward_transform, forward_transform_skip,
+                                            inverse_transform, inverse_transform_skip)
+
+__all__ = ["Quantizer", "SQQuantizer", "PictureEncoder", "EncodedPicture", "lambda_for"]
+
+
+class Quantizer(Protocol):
+    """Batch quantiser: coefficients (B, n, n) int32 of one block size, component and scan
+    -> levels (B, n, n) int32. With ``sign_hiding`` the levels must satisfy the sign-data-
+    hiding parity rule wherever a sub-block hides its sign."""
+
+    def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
+                 scan_idx: int, sign_hiding: bool) -> np.ndarray: ...
+
+
+class SQQuantizer:
+    """HM's scalar dead-zone quantiser (rounding offset ``rounding``, 1/3 ~ HM's 171/512 for
+    intra) followed, with sign hiding on, by HM's least-cost parity fix-up."""
+
+    def __init__(self, rounding: float = 1 / 3) -> None:
+        self.rounding = float(rounding)
+
+    def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
+                 scan_idx: int, sign_hiding: bool) -> np.ndarray:
+        lv = quantize_sq(coeffs, qp, log2, bit_depth, rounding=self.rounding)
+        if sign_hiding:
+            sc = scaled_coeffs(coeffs, qp, log2, bit_depth)
+            delta = np.abs(sc) - np.abs(lv)
+            neg = coeffs < 0
+            for b in range(lv.shape[0]):
+                sdh_adjust(lv[b], delta[b], neg[b], log2, scan_idx, SB_SCAN, C4_SCAN)
+        return lv
+
+
+def lambda_for(qp: int, bit_depth: int) -> float:
+    """HM's intra lambda for SSE in the samples' own bit depth: 0.57 * 2^((QP' - 12) / 3)."""
+    return 0.57 * 2.0 ** ((qp + 6 * (bit_depth - 8) - 12) / 3.0)
+
+
+class EncodedPicture:
+    def __init__(self, data: bytes, recon: list[np.ndarray], bits: int, stats: dict) -> None:
+        self.data = data
+        self.recon = recon
+        self.bits = bits
+        self.stats = stats
+
+
+class PictureEncoder:
+    """Encodes one 4:2:0 picture (planes of any integer dtype) into one access unit."""
+
+    def __init__(self, params: StreamParams, quantizer: Quantizer | None = None) -> None:
+        params.check()
+        self.p = params
+        self.q = quantizer or SQQuantizer()
+        self.bd = params.bit_depth
+        self.lam = lambda_for(params.qp, self.bd)
+        self.lam_satd = math.sqrt(self.lam)
+        self.qpc = [params.qp, chroma_qp(params.qp, 1, bit_depth_c=self.bd),
+                    chroma_qp(params.qp, 2, bit_depth_c=self.bd)]
+        self.maxv = (1 << self.bd) - 1
+        self._ctx0 = init_contexts(INIT_VALUES_I, params.qp)
+        self._est_eng = new_engine(1)
+        self._est_buf = np.zeros(16, dtype=np.uint8)
+        self.param_nals = parameter_set_nals(params)
+
+    # ----------------------------------------------------------------- picture -----------
+    def encode(self, planes: list[np.ndarray] | tuple[np.ndarray, ...]) -> EncodedPicture:
+        t0 = time.perf_counter()
+        p = self.p
+        W, H = p.coded_width, p.coded_height
+        if planes[0].shape != (p.height, p.width):
+            raise ValueError(f"hevc: picture {planes[0].shape[::-1]} is not {p.width}x{p.height}")
+        self.org = []
+        for c, pl in enumerate(planes[:3]):
+            sh = (H, W) if c == 0 else (H // 2, W // 2)
+            a = np.asarray(pl, dtype=np.int32)
+            self.org.append(np.pad(a, ((0, sh[0] - a.shape[0]), (0, sh[1] - a.shape[1])), mode="edge"))
+        self.rec = [np.zeros_like(o) for o in self.org]
+        self.av = [np.zeros(o.shape, dtype=bool) for o in self.org]
+        self.maps = PictureMaps(W, H, p.log2_ctb)
+        self.edges = lf.new_edge_maps(H, W)
+        ctb = 1 << p.log2_ctb
+        ctb_rows, ctb_cols = -(-H // ctb), -(-W // ctb)
+        for ry in range(ctb_rows):
+            for rx in range(ctb_cols):
+                self._decide(rx * ctb, ry * ctb, p.log2_ctb, 0)
+        t1 = time.perf_counter()
+        out = [r.copy() for r in self.rec]
+        if p.deblock:
+            qp_map = np.full((H // 4, W // 4), p.qp, dtype=np.int32)
+            out = lf.deblock(out, self.edges, qp_map, self.bd)
+        sao = None
+        sao_l = sao_c = False
+        if p.sao:
+            sao = lf.sao_estimate(self.org, out, p.log2_ctb, self.bd, self.lam)
+            sao_l, sao_c = sao.slice_flags()
+            if sao_l or sao_c:
+                out = lf.sao_apply(out, sao, p.log2_ctb, self.bd)
+        t2 = time.perf_counter()
+        data = self._write(sao, sao_l, sao_c, ctb_rows, ctb_cols)
+        t3 = time.perf_counter()
+        recon = [out[0][: p.height, : p.width], out[1][: p.height // 2, : p.width // 2],
+                 out[2][: p.height // 2, : p.width // 2]]
+        stats = {"decide_s": t1 - t0, "filter_s": t2 - t1, "write_s": t3 - t2,
+                 "cus": len(self.maps.cus)}
+        return EncodedPicture(data, recon, 8 * len(data), stats)
+
+    def _write(self, sao, sao_l: bool, sao_c: bool, rows: int, cols: int) -> bytes:
+        p = self.p
+        cap = p.coded_width * p.coded_height * 4 + 4096
+        while True:
+            w = CabacWriter(INIT_VALUES_I, p.qp, capacity=cap)
+            ctb = 1 << p.log2_ctb
+            for ry in range(rows):
+                for rx in range(cols):
+                    if sao is not None and (sao_l or sao_c):
+                        write_sao(w, sao, ry, rx, sao_l, sao_c, self.bd)
+                    write_ctu(w, self.maps, rx * ctb, ry * ctb, p.max_tu_depth, p.log2_max_tb,
+                              p.sign_hiding, p.transform_skip)
+                    write_end_of_slice(w, ry == rows - 1 and rx == cols - 1)
+            try:
+                payload = w.getvalue()
+                break
+            except OverflowError:
+                cap *= 4
+        slice_nal = nal_unit(SLICE_NAL_TYPE, slice_header_bits(p, sao_l, sao_c) + payload)
+        return annexb(self.param_nals + [slice_nal])
+
+    # ----------------------------------------------------------------- decisions ---------
+    def _decide(self, x: int, y: int, log2: int, depth: int) -> None:
+        W, H = self.p.coded_width, self.p.coded_height
+        if x >= W or y >= H:
+            return
+        s = 1 << log2
+        split = x + s > W or y + s > H or log2 == 6
+        if not split and log2 > 3:
+            split = self._split_wins(x, y, log2)
+        if split:
+            h = s >> 1
+            for cx, cy in ((x, y), (x + h, y), (x, y + h), (x + h, y + h)):
+                self._decide(cx, cy, log2 - 1, depth + 1)
+        else:
+            self._code_cu(x, y, log2, depth)
+
+    def _best_satd(self, plane: np.ndarray, x: int, y: int, log2: int) -> float:
+        n = 1 << log2
+        preds = predict_all_modes(plane, self.av[0], x, y, log2, 0, self.bd)
+        return float(satd_batch(preds, self.org[0][y:y + n, x:x + n]).min())
+
+    def _split_wins(self, x: int, y: int, log2: int) -> bool:
+        """Parent vs four children, all predicted from source samples (cheap, unbiased
+        between the two); each CU is charged ~4 bits of mode/split side information."""
+        org, av = self.org[0], self.av[0]
+        s, h = 1 << log2, 1 << (log2 - 1)
+        cost_p = self._best_satd(org, x, y, log2) + self.lam_satd * 4
+        cost_c = self.lam_satd
+        for cx, cy in ((x, y), (x + h, y), (x, y + h), (x + h, y + h)):
+            cost_c += self._best_satd(org, cx, cy, log2 - 1) + self.lam_satd * 4
+            av[cy:cy + h, cx:cx + h] = True
+            if cost_c >= cost_p:
+                break
+        av[y:y + s, x:x + s] = False
+        return cost_c < cost_p
+
+    def _mode_costs(self, x: int, y: int, log2: int) -> np.ndarray:
+        n = 1 << log2
+        preds = predict_all_modes(self.rec[0], self.av[0], x, y, log2, 0, self.bd)
+        cost = satd_batch(preds, self.org[0][y:y + n, x:x + n]).astype(np.float64)
+        cands = mpm_candidates(self.maps, x, y)
+        cost += self.lam_satd * 6.0
+        for i, m in enumerate(cands):
+            cost[m] += self.lam_satd * (mode_bits(cands, m) - 6.0)
+        return cost
+
+    def _set_mode(self, x: int, y: int, log2: int, mode: int) -> None:
+        n4 = 1 << (log2 - 2)
+        self.maps.mode[y >> 2:(y >> 2) + n4, x >> 2:(x >> 2) + n4] = mode
+
+    def _code_cu(self, x: int, y: int, log2: int, depth: int) -> None:
+        s = 1 << log2
+        maps = self.maps
+        maps.depth[y >> 3:(y + s) >> 3, x >> 3:(x + s) >> 3] = depth
+        costs = self._mode_costs(x, y, log2)
+        mode = int(np.argmin(costs))
+        cu = None
+        if log2 == 3:
+            saved = self.rec[0][y:y + 8, x:x + 8].copy()
+            h = 4
+            node = TransformNode(x, y, 3, 0, split=True)
+            modes, cost_nxn = [], self.lam_satd * 1.0
+            for k, (px, py) in enumerate(((x, y), (x + h, y), (x, y + h), (x + h, y + h))):
+                c4 = self._mode_costs(px, py, 2)
+                m4 = int(np.argmin(c4))
+                cost_nxn += float(c4[m4])
+                modes.append(m4)
+                self._set_mode(px, py, 2, m4)
+                ch = TransformNode(px, py, 2, 1)
+                self._code_luma_tb(ch, m4)
+                node.children.append(ch)
+                if cost_nxn >= costs[mode]:
+                    break
+            if cost_nxn < costs[mode]:
+                cu = CodingUnit(x, y, 3, True, modes, 4, 0, node)
+            else:
+                self.rec[0][y:y + 8, x:x + 8] = saved
+                self.av[0][y:y + 8, x:x + 8] = False
+        if cu is None:
+            self._set_mode(x, y, log2, mode)
+            node = self._luma_tree(x, y, log2, 0, mode)
+            cu = CodingUnit(x, y, log2, False, [mode], 4, 0, node)
+        # chroma mode: best SATD of the five candidates (derived mode 4 first on ties)
+        cu.chroma_idx, cu.chroma_mode = self._chroma_mode(x >> 1, y >> 1, log2 - 1, cu.luma_modes[0])
+        self._chroma_tree(cu.tu, cu.chroma_mode)
+        maps.cus[(x, y)] = cu
+
+    def _chroma_mode(self, xc: int, yc: int, log2c: int, luma_mode: int) -> tuple[int, int]:
+        n = 1 << log2c
+        tot = np.zeros(35)
+        for c in (1, 2):
+            preds = predict_all_modes(self.rec[c], self.av[c], xc, yc, log2c, c, self.bd)
+            tot += satd_batch(preds, self.org[c][yc:yc + n, xc:xc + n])
+        best = (tot[luma_mode] + self.lam_satd * 1, 4, luma_mode)
+        for idx in range(4):
+            m = chroma_mode_from(idx, luma_mode)
+            cst = tot[m] + self.lam_satd * 3
+            if cst < best[0]:
+                best = (cst, idx, m)
+        return best[1], best[2]
+
+    def _luma_tree(self, x: int, y: int, log2: int, depth: int, mode: int) -> TransformNode:
+        node = TransformNode(x, y, log2, depth)
+        p = self.p
+        if log2 > p.log2_max_tb:
+            node.split = True
+        elif log2 > 2 and depth < p.max_tu_depth:
+            node.split = self._tu_split_wins(x, y, log2, mode)
+        if node.split:
+            h = 1 << (log2 - 1)
+            for cx, cy in ((x, y), (x + h, y), (x, y + h), (x + h, y + h)):
+                node.children.append(self._luma_tree(cx, cy, log2 - 1, depth + 1, mode))
+        else:
+            self._code_luma_tb(node, mode)
+        return node
+
+    def _tu_split_wins(self, x: int, y: int, log2: int, mode: int) -> bool:
+        """Predicting from nearer samples pays when the four quadrants' SATD (source
+        neighbours) beats the whole block's by more than ~12 bits of side information."""
+        org, av = self.org[0], self.av[0]
+        n, h = 1 << log2, 1 << (log2 - 1)
+        whole = satd(predict_intra(org, av, x, y, log2, mode, 0, self.bd), org[y:y + n, x:x + n])
+        parts = self.lam_satd * 12
+        for cx, cy in ((x, y), (x + h, y), (x, y + h), (x + h, y + h)):
+            parts += satd(predict_intra(org, av, cx, cy, log2 - 1, mode, 0, self.bd),
+                          org[cy:cy + h, cx:cx + h])
+            av[cy:cy + h, cx:cx + h] = True
+        av[y:y + n, x:x + n] = False
+        return parts < whole
+
+    def _chroma_tree(self, node: TransformNode, cmode: int) -> None:
+        if node.split and node.log2 > 3:
+            for ch in node.children:
+                self._chroma_tree(ch, cmode)
+            return
+        xc, yc, lc = node.x >> 1, node.y >> 1, node.log2 - 1
+        for c in (1, 2):
+            lv, ts, scan = self._code_tb(c, xc, yc, lc, cmode)
+            if c == 1:
+                node.cb = lv
+            else:
+                node.cr = lv
+            node.ts[c], node.scan[c] = ts, scan
+
+    def _code_luma_tb(self, node: TransformNode, mode: int) -> None:
+        lv, ts, scan = self._code_tb(0, node.x, node.y, node.log2, mode)
+        node.luma, node.ts[0], node.scan[0] = lv, ts, scan
+        lf.mark_block_edges(*self.edges, node.x, node.y, 1 << node.log2, 1 << node.log2)
+
+    def _est_bits(self, lv: np.ndarray, log2: int, c: int, scan: int, ts_flag: bool) -> float:
+        eng = self._est_eng
+        eng[E_FRAC] = 0
+        ctx = self._ctx0.copy()
+        code_residual(eng, ctx, self._est_buf, lv, log2, c, scan, self.p.sign_hiding, True,
+                      int(ts_flag), SB_SCAN, C4_SCAN)
+        return eng[E_FRAC] / FRAC_ONE
+
+    def _code_tb(self, c: int, x: int, y: int, log2: int, mode: int
+                 ) -> tuple[np.ndarray | None, bool, int]:
+        """Predict, transform, quantise and reconstruct one TB; returns (levels or None,
+        transform_skip_flag, scanIdx)."""
+        n = 1 << log2
+        bd = self.bd
+        rec, av, org = self.rec[c], self.av[c], self.org[c]
+        pred = predict_intra(rec, av, x, y, log2, mode, c, bd)
+        resid = (org[y:y + n, x:x + n] - pred)[None]
+        scan = scan_idx_for(mode, log2, c)
+        qp = self.qpc[c]
+        dst = c == 0 and log2 == 2
+        sdh = self.p.sign_hiding
+        lv = self.q.quantize(forward_transform(resid, log2, dst, bd), qp, log2, bd, c, scan, sdh)[0]
+        ts = False
+        if lv.any():
+            r = inverse_transform(dequantize(lv, qp, log2, bd), log2, dst, bd)
+        else:
+            r = None
+        if self.p.transform_skip and log2 == 2:
+            lts = self.q.quantize(forward_transform_skip(resid, log2, bd), qp, log2, bd, c, scan,
+                                  sdh)[0]
+            rts = inverse_transform_skip(dequantize(lts, qp, log2, bd), log2, bd) if lts.any() else None
+            o = org[y:y + n, x:x + n]
+
+            def cost(lvl, rr, tsf):
+                rc = pred if rr is None else np.clip(pred + rr, 0, self.maxv)
+                d = float(((o - rc).astype(np.int64) ** 2).sum())
+                bits = self._est_bits(lvl, log2, c, scan, tsf) if rr is not None else 1.0
+                return d + self.lam * bits
+            if lts.any() and cost(lts, rts, True) < cost(lv, r, False):
+                lv, r, ts = lts, rts, True
+        if r is None:
+            rec[y:y + n, x:x + n] = pred
+            lv_out = None
+            ts = False
+        else:
+            rec[y:y + n, x:x + n] = np.clip(pred + r, 0, self.maxv)
+            lv_out = np.ascontiguousarray(lv, dtype=np.int32)
+        av[y:y + n, x:x + n] = True
+        return lv_out, ts, scan

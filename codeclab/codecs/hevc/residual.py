@@ -1,0 +1,316 @@
+"""residual_coding (7.3.8.11) with its context selection (9.3.4.2.4-9.3.4.2.7) in numba,
+and HM's encoder-side sign-data-hiding parity adjustment.
+
+One call codes one TB's levels; the same call estimates its rate when the engine is in
+estimate mode (see :mod:`codeclab.bitstream.cabac`). Levels are int32 (n, n) [y, x].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from codeclab.bitstream.cabac import encode_bin, encode_bypass, encode_bypass_bits
+from codeclab.codecs.hevc.scan import coeff_scan_4x4, subblock_scan
+from codeclab.codecs.hevc.tables import (CTX_CSBF, CTX_GT1, CTX_GT2, CTX_IDX_MAP, CTX_LAST_X,
+                                         CTX_LAST_Y, CTX_SIG, CTX_TS_FLAG)
+
+__all__ = ["SB_SCAN", "C4_SCAN", "code_residual", "sdh_adjust", "write_residual"]
+
+
+def _build_scans() -> tuple[np.ndarray, np.ndarray]:
+    sb = np.zeros((3, 4, 64, 2), dtype=np.int64)
+    c4 = np.zeros((3, 16, 2), dtype=np.int64)
+    for s in range(3):
+        c4[s] = coeff_scan_4x4(s)
+        for log2 in range(2, 6):
+            t = subblock_scan(log2, s)
+            sb[s, log2 - 2, : t.shape[0]] = t
+    sb.setflags(write=False)
+    c4.setflags(write=False)
+    return sb, c4
+
+
+SB_SCAN, C4_SCAN = _build_scans()
+
+# last position -> (prefix) and the first position of each prefix group (9.3.3.? / HM)
+_GROUP_IDX = np.array([0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7,
+                       8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9], dtype=np.int64)
+_MIN_IN_GROUP = np.array([0, 1, 2, 3, 4, 6, 8, 12, 16, 24], dtype=np.int64)
+
+
+@njit(cache=True)
+def _code_last(eng, ctx, buf, base, pos, log2, c_idx):  # pragma: no cover - numba
+    if c_idx == 0:
+        off = 3 * (log2 - 2) + ((log2 - 1) >> 2)
+        shift = (log2 + 1) >> 2
+    else:
+        off = 15
+        shift = log2 - 2
+    cmax = (log2 << 1) - 1
+    prefix = _GROUP_IDX[pos]
+    for i in range(prefix):
+        encode_bin(eng, ctx, buf, base + off + (i >> shift), 1)
+    if prefix < cmax:
+        encode_bin(eng, ctx, buf, base + off + (prefix >> shift), 0)
+    return prefix
+
+
+@njit(cache=True)
+def code_residual(eng, ctx, buf, coef, log2, c_idx, scan_idx, sign_hiding, ts_allowed,
+                  ts_flag, sb_scan, c4_scan):  # pragma: no cover - numba
+    """Code residual_coding() of one TB with at least one nonzero level."""
+    n = 1 << log2
+    nsb_w = n >> 2
+    if ts_allowed:
+        encode_bin(eng, ctx, buf, CTX_TS_FLAG + (1 if c_idx else 0), ts_flag)
+    # last significant coefficient in forward scan order
+    nsb = nsb_w * nsb_w
+    last_sb = -1
+    last_p = -1
+    for i in range(nsb - 1, -1, -1):
+        xs = sb_scan[scan_idx, log2 - 2, i, 0]
+        ys = sb_scan[scan_idx, log2 - 2, i, 1]
+        for p in range(15, -1, -1):
+            if coef[ys * 4 + c4_scan[scan_idx, p, 1], xs * 4 + c4_scan[scan_idx, p, 0]] != 0:
+                last_sb = i
+                last_p = p
+                break
+        if last_sb >= 0:
+            break
+    if last_sb < 0:
+        return
+    lx = sb_scan[scan_idx, log2 - 2, last_sb, 0] * 4 + c4_scan[scan_idx, last_p, 0]
+    ly = sb_scan[scan_idx, log2 - 2, last_sb, 1] * 4 + c4_scan[scan_idx, last_p, 1]
+    cx, cy = lx, ly
+    if scan_idx == 2:  # the syntax carries the swapped coordinates for vertical scans
+        cx, cy = ly, lx
+    px = _code_last(eng, ctx, buf, CTX_LAST_X, cx, log2, c_idx)
+    py = _code_last(eng, ctx, buf, CTX_LAST_Y, cy, log2, c_idx)
+    if px > 3:
+        encode_bypass_bits(eng, buf, cx - _MIN_IN_GROUP[px], (px >> 1) - 1)
+    if py > 3:
+        encode_bypass_bits(eng, buf, cy - _MIN_IN_GROUP[py], (py >> 1) - 1)
+
+    csbf = np.zeros((nsb_w + 1, nsb_w + 1), dtype=np.int64)  # [xS, yS], padded
+    absl = np.zeros(16, dtype=np.int64)
+    neg = np.zeros(16, dtype=np.int64)
+    c1 = 1
+    for i in range(last_sb, -1, -1):
+        xs = sb_scan[scan_idx, log2 - 2, i, 0]
+        ys = sb_scan[scan_idx, log2 - 2, i, 1]
+        nz = 0
+        for p in range(16):
+            v = coef[ys * 4 + c4_scan[scan_idx, p, 1], xs * 4 + c4_scan[scan_idx, p, 0]]
+            absl[p] = v if v >= 0 else -v
+            neg[p] = 1 if v < 0 else 0
+            if v != 0:
+                nz += 1
+        infer_dc = 0
+        if i < last_sb and i > 0:
+            flag = 1 if nz > 0 else 0
+            cctx = csbf[xs + 1, ys] + csbf[xs, ys + 1]
+            if cctx > 1:
+                cctx = 1
+            encode_bin(eng, ctx, buf, CTX_CSBF + cctx + (2 if c_idx else 0), flag)
+            csbf[xs, ys] = flag
+            infer_dc = 1
+        else:
+            csbf[xs, ys] = 1
+        if csbf[xs, ys] == 0:
+            continue
+        prev_csbf = csbf[xs + 1, ys] + 2 * csbf[xs, ys + 1]
+        start = last_p - 1 if i == last_sb else 15
+        for p in range(start, -1, -1):
+            if p == 0 and infer_dc:
+                break  # inferred significant
+            xc = xs * 4 + c4_scan[scan_idx, p, 0]
+            yc = ys * 4 + c4_scan[scan_idx, p, 1]
+            if log2 == 2:
+                sig_ctx = CTX_IDX_MAP[(yc << 2) + xc]
+            elif xc + yc == 0:
+                sig_ctx = 0
+            else:
+                xp = xc & 3
+                yp = yc & 3
+                if prev_csbf == 0:
+                    sig_ctx = 2 if xp + yp == 0 else (1 if xp + yp < 3 else 0)
+                elif prev_csbf == 1:
+                    sig_ctx = 2 if yp == 0 else (1 if yp == 1 else 0)
+                elif prev_csbf == 2:
+                    sig_ctx = 2 if xp == 0 else (1 if xp == 1 else 0)
+                else:
+                    sig_ctx = 2
+                if c_idx == 0:
+                    if xs + ys > 0:
+                        sig_ctx += 3
+                    if log2 == 3:
+                        sig_ctx += 9 if scan_idx == 0 else 15
+                    else:
+                        sig_ctx += 21
+                else:
+                    if log2 == 3:
+                        sig_ctx += 9
+                    else:
+                        sig_ctx += 12
+            sig = 1 if absl[p] != 0 else 0
+            encode_bin(eng, ctx, buf, CTX_SIG + (sig_ctx if c_idx == 0 else 27 + sig_ctx), sig)
+            if sig:
+                infer_dc = 0
+        # levels
+        ctx_set = 2 if (i > 0 and c_idx == 0) else 0
+        if c1 == 0:
+            ctx_set += 1
+        c1 = 1
+        g1_base = CTX_GT1 + (16 if c_idx else 0) + 4 * ctx_set
+        n_g1 = 0
+        last_g1_p = -1
+        first_sig = 16
+        last_sig = -1
+        for p in range(15, -1, -1):
+            if absl[p] == 0:
+                continue
+            if n_g1 < 8:
+                f = 1 if absl[p] > 1 else 0
+                encode_bin(eng, ctx, buf, g1_base + c1, f)
+                n_g1 += 1
+                if f:
+                    c1 = 0
+                    if last_g1_p == -1:
+                        last_g1_p = p
+                elif c1 > 0 and c1 < 3:
+                    c1 += 1
+            if last_sig == -1:
+                last_sig = p
+            first_sig = p
+        hidden = 1 if (sign_hiding and last_sig - first_sig > 3) else 0
+        if last_g1_p != -1:
+            encode_bin(eng, ctx, buf, CTX_GT2 + ctx_set + (4 if c_idx else 0),
+                       1 if absl[last_g1_p] > 2 else 0)
+        for p in range(15, -1, -1):
+            if absl[p] != 0 and not (hidden and p == first_sig):
+                encode_bypass(eng, buf, neg[p])
+        n_sig = 0
+        rice = 0
+        for p in range(15, -1, -1):
+            a = absl[p]
+            if a == 0:
+                continue
+            if n_sig < 8:
+                base = 1 + (1 if a > 1 else 0)
+                if p == last_g1_p:
+                    base += 1 if a > 2 else 0
+                    thr = 3
+                else:
+                    thr = 2
+            else:
+                base = 1
+                thr = 1
+            if base == thr:
+                rem = a - base
+                # coeff_abs_level_remaining: TR prefix (cMax 4 << rice) + EG(rice + 1)
+                if rem < (4 << rice):
+                    q = rem >> rice
+                    for _ in range(q):
+                        encode_bypass(eng, buf, 1)
+                    encode_bypass(eng, buf, 0)
+                    encode_bypass_bits(eng, buf, rem & ((1 << rice) - 1), rice)
+                else:
+                    for _ in range(4):
+                        encode_bypass(eng, buf, 1)
+                    v = rem - (4 << rice)
+                    k = rice + 1
+                    while v >= (1 << k):
+                        encode_bypass(eng, buf, 1)
+                        v -= 1 << k
+                        k += 1
+                    encode_bypass(eng, buf, 0)
+                    encode_bypass_bits(eng, buf, v, k)
+                if a > 3 * (1 << rice) and rice < 4:
+                    rice += 1
+            n_sig += 1
+
+
+@njit(cache=True)
+def sdh_adjust(levels, delta, src_neg, log2, scan_idx, sb_scan, c4_scan):  # pragma: no cover
+    """HM's sign-bit hiding (TComTrQuant::signBitHidingHDQ idea): in every sub-block whose
+    first and last nonzero levels are >= 4 scan positions apart, make the parity of the
+    sum of |levels| equal the sign of the first nonzero level (even = +) by the one +-1
+    change that costs least. ``delta`` = |unquantised level| - |level| (the quantiser's
+    rounding error), ``src_neg`` = sign of the unquantised coefficient. In place."""
+    n = 1 << log2
+    nsb = (n >> 2) * (n >> 2)
+    pos_y = np.empty(16, dtype=np.int64)
+    pos_x = np.empty(16, dtype=np.int64)
+    for i in range(nsb):
+        xs = sb_scan[scan_idx, log2 - 2, i, 0]
+        ys = sb_scan[scan_idx, log2 - 2, i, 1]
+        first = -1
+        last = -1
+        s = 0
+        for p in range(16):
+            y = ys * 4 + c4_scan[scan_idx, p, 1]
+            x = xs * 4 + c4_scan[scan_idx, p, 0]
+            pos_y[p] = y
+            pos_x[p] = x
+            v = levels[y, x]
+            if v != 0:
+                if first < 0:
+                    first = p
+                last = p
+                s += v if v > 0 else -v
+        if first < 0 or last - first < 4:
+            continue
+        signbit = 1 if levels[pos_y[first], pos_x[first]] < 0 else 0
+        if signbit == (s & 1):
+            continue
+        best = 1e300
+        best_p = -1
+        change = 0
+        for p in range(15, -1, -1):
+            y = pos_y[p]
+            x = pos_x[p]
+            v = levels[y, x]
+            d = delta[y, x]
+            if v != 0:
+                if d > 0:
+                    cost = -d
+                    ch = 1
+                elif p == first and (v == 1 or v == -1):
+                    cost = 1e300
+                    ch = 0
+                else:
+                    cost = d
+                    ch = -1
+            else:
+                if p < first and (1 if src_neg[y, x] else 0) != signbit:
+                    cost = 1e300
+                    ch = 0
+                else:
+                    cost = -d
+                    ch = 1
+            if cost < best:
+                best = cost
+                best_p = p
+                change = ch
+        if best_p < 0:
+            continue
+        y = pos_y[best_p]
+        x = pos_x[best_p]
+        v = levels[y, x]
+        a = (v if v >= 0 else -v)
+        if a + change > 32767:
+            change = -1
+        a += change
+        if v != 0:
+            levels[y, x] = a if v > 0 else -a
+        else:
+            levels[y, x] = -a if src_neg[y, x] else a
+
+
+def write_residual(w, levels: np.ndarray, log2: int, c_idx: int, scan_idx: int,
+                   sign_hiding: bool, ts_allowed: bool, ts_flag: bool) -> None:
+    """Python entry: code one TB into a :class:`~codeclab.bitstream.cabac.CabacWriter`."""
+    code_residual(w.eng, w.ctx, w.buf, np.ascontiguousarray(levels, dtype=np.int32), int(log2),
+                  int(c_idx), int(scan_idx), bool(sign_hiding), bool(ts_allowed), int(ts_flag),
+                  SB_SCAN, C4_SCAN)
