@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codeclab.codecs.hevc.intra import chroma_mode_from, predict_intra, reference_line
+from codeclab.codecs.hevc.intra import (chroma_mode_from, mode_syntax, most_probable_modes,
+                                        predict_intra, reference_line)
 from codeclab.codecs.hevc.quant import chroma_qp, dequantize
 from codeclab.codecs.hevc.scan import scan_idx_for, scan_order
 from codeclab.codecs.hevc.transform import inverse_transform, inverse_transform_skip
@@ -354,10 +355,7 @@ class _Writer:
             b = int(self.mode[(y - 1) >> 2, x >> 2])
         else:
             b = 1
-        if a == b:
-            return [0, 1, 26] if a < 2 else [a, 2 + ((a + 29) % 32), 2 + ((a - 2 + 1) % 32)]
-        third = 0 if 0 not in (a, b) else (1 if 1 not in (a, b) else 26)
-        return [a, b, third]
+        return most_probable_modes(a, b)
 
     def coding_unit(self, x0, y0, log2):
         cab = self.cabac
@@ -376,17 +374,16 @@ class _Writer:
             modes.append(mode)
             cands.append(cand)
             self.stats["modes"].add(mode)
-        for mode, cand in zip(modes, cands):
-            cab.bin("prev_intra_luma", 0, int(mode in cand))
-        for mode, cand in zip(modes, cands):
-            if mode in cand:
-                i = cand.index(mode)
-                cab.bypass(int(i > 0))
-                if i > 0:
-                    cab.bypass(int(i > 1))
+        syn = [mode_syntax(mode, cand) for mode, cand in zip(modes, cands)]
+        for flag, _ in syn:
+            cab.bin("prev_intra_luma", 0, int(flag))
+        for flag, v in syn:
+            if flag:
+                cab.bypass(int(v > 0))
+                if v > 0:
+                    cab.bypass(int(v > 1))
             else:
-                rem = mode - sum(1 for c in cand if c < mode)
-                cab.bypass_bits(rem, 5)
+                cab.bypass_bits(v, 5)
         icpm = int(self.rng.integers(0, 5))
         if icpm == 4:
             cab.bin("intra_chroma", 0, 0)

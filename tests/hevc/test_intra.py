@@ -270,6 +270,33 @@ def test_boundary_clipping():
         assert np.all(h[0, :] == 0)
 
 
+def test_mpm_and_mode_syntax():
+    from codeclab.codecs.hevc.intra import mode_syntax, most_probable_modes
+
+    assert most_probable_modes(1, 1) == (0, 1, 26) and most_probable_modes(0, 0) == (0, 1, 26)
+    assert most_probable_modes(2, 2) == (2, 33, 3)  # 2 + (31 % 32), 2 + (1 % 32)
+    assert most_probable_modes(34, 34) == (34, 33, 3)
+    assert most_probable_modes(10, 26) == (10, 26, 0)
+    assert most_probable_modes(0, 26) == (0, 26, 1) and most_probable_modes(0, 1) == (0, 1, 26)
+    for a in range(35):
+        for b in range(35):
+            mpm = most_probable_modes(a, b)
+            assert len(set(mpm)) == 3
+            rems = set()
+            for m in range(35):
+                flag, v = mode_syntax(m, mpm)
+                if flag:
+                    assert mpm[v] == m
+                else:  # decoder side of 8.4.2: sort, then step over the candidates
+                    x = v
+                    for c in sorted(mpm):
+                        if x >= c:
+                            x += 1
+                    assert x == m and 0 <= v < 32
+                    rems.add(v)
+            assert rems == set(range(32))
+
+
 def test_chroma_mode_derivation():
     assert [chroma_mode_from(i, 5) for i in range(5)] == [0, 26, 10, 1, 5]
     assert chroma_mode_from(0, 0) == 34 and chroma_mode_from(1, 26) == 34

@@ -22,6 +22,8 @@ __all__ = [
     "predict_all_modes",
     "reference_line",
     "chroma_mode_from",
+    "most_probable_modes",
+    "mode_syntax",
 ]
 
 INTRA_PLANAR, INTRA_DC = 0, 1
@@ -263,3 +265,22 @@ def chroma_mode_from(intra_chroma_pred_mode: int, luma_mode: int) -> int:
         return luma_mode
     cand = (0, 26, 10, 1)[intra_chroma_pred_mode]
     return 34 if cand == luma_mode else cand
+
+
+def most_probable_modes(cand_a: int, cand_b: int) -> tuple[int, int, int]:
+    """candModeList of 8.4.2 from the left (A) and above (B) candidates. The caller passes
+    INTRA_DC (1) for a neighbour that is unavailable, not intra, PCM, or (for B) in the CTB
+    row above - the spec's substitutions."""
+    if cand_a == cand_b:
+        if cand_a < 2:
+            return (0, 1, 26)
+        return (cand_a, 2 + ((cand_a + 29) % 32), 2 + ((cand_a - 2 + 1) % 32))
+    third = 0 if 0 not in (cand_a, cand_b) else (1 if 1 not in (cand_a, cand_b) else 26)
+    return (cand_a, cand_b, third)
+
+
+def mode_syntax(mode: int, mpm: tuple[int, int, int]) -> tuple[bool, int]:
+    """(prev_intra_luma_pred_flag, mpm_idx or rem_intra_luma_pred_mode) coding ``mode``."""
+    if mode in mpm:
+        return True, mpm.index(mode)
+    return False, mode - sum(1 for c in mpm if c < mode)
