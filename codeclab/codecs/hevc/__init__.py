@@ -1,1 +1,134 @@
-"""codecs/hevc"""
+"""Our own HEVC (H.265) all-intra encoder, registered as codec ``hevc``.
+
+Streams are Main / Main 10, 4:2:0, every picture an IDR with its parameter sets; FFmpeg's
+decoder (``FFmpegDecoder``) decodes them bit-exactly to our reconstruction. Kernels live
+in small modules (scan, intra, transform, quant, satd, loopfilter), the syntax in
+tables/params/residual/syntax, the CTU loop in encoder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from codeclab.codecs.base import CodecSpec, Packet, register_codec
+from codeclab.errors import CodecError, FormatError, UsageError
+from codeclab.frame import Frame, VideoFormat
+
+__all__ = ["HevcOptions", "HevcEncoder", "register_quantizer", "QUANTIZERS"]
+
+
+@dataclass(frozen=True)
+class HevcOptions:
+    """Options of codec ``hevc``.
+
+    qp: slice QP (-6*(bit_depth-8) .. 51); ctb: CTB size 16/32/64; max_tu_depth:
+    max_transform_hierarchy_depth_intra; deblock / sao: in-loop filters; sign_hiding:
+    sign data hiding; transform_skip: 4x4 transform skip; bit_depth: coded depth 8 or 10
+    (None = the source's); rounding: dead-zone offset of the SQ quantiser (HM intra 171/512
+    ~ 1/3); quant: quantiser name (see QUANTIZERS); keep_recon: put our reconstruction
+    (coded depth, planes) on every packet as props["recon"].
+    """
+
+    qp: int = 32
+    ctb: int = 32
+    max_tu_depth: int = 1
+    deblock: bool = True
+    sao: bool = True
+    sign_hiding: bool = True
+    transform_skip: bool = False
+    bit_depth: int | None = None
+    rounding: float = 1 / 3
+    quant: str = "sq"
+    keep_recon: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ctb not in (16, 32, 64):
+            raise UsageError(f"hevc: ctb {self.ctb} not in 16, 32, 64")
+        if self.bit_depth not in (None, 8, 10):
+            raise UsageError(f"hevc: bit_depth {self.bit_depth} not 8 or 10 (Main / Main 10)")
+        if not -12 <= self.qp <= 51:
+            raise UsageError(f"hevc: qp {self.qp} outside -12..51")
+        if not 0 <= self.max_tu_depth <= 4:
+            raise UsageError(f"hevc: max_tu_depth {self.max_tu_depth} outside 0..4")
+        if not 0.0 <= self.rounding < 1.0:
+            raise UsageError(f"hevc: rounding {self.rounding} outside [0, 1)")
+        if self.quant not in QUANTIZERS:
+            raise UsageError(f"hevc: unknown quantiser {self.quant!r} (have {', '.join(QUANTIZERS)})")
+
+
+def _sq(opts: HevcOptions) -> Any:
+    from codeclab.codecs.hevc.encoder import SQQuantizer
+
+    return SQQuantizer(opts.rounding)
+
+
+#: quantiser name -> factory(options) returning an object with encoder.Quantizer's method
+QUANTIZERS: dict[str, Callable[[HevcOptions], Any]] = {"sq": _sq}
+
+
+def register_quantizer(name: str, factory: Callable[[HevcOptions], Any]) -> None:
+    """Make a quantiser selectable as ``quant=name`` (e.g. rdoq in a later module)."""
+    QUANTIZERS[name] = factory
+
+
+class HevcEncoder:
+    """Frame -> one Annex-B access unit (VPS, SPS, PPS, IDR slice) per packet."""
+
+    def __init__(self, fmt: VideoFormat, opts: HevcOptions) -> None:
+        from fractions import Fraction
+
+        from codeclab.codecs.hevc.encoder import PictureEncoder
+        from codeclab.codecs.hevc.params import StreamParams
+
+        if fmt.chroma != "420":
+            raise FormatError(f"hevc: only 4:2:0 is supported, not {fmt.chroma} (convert with --to-pix-fmt)")
+        depth = opts.bit_depth or fmt.bit_depth
+        if depth not in (8, 10):
+            raise FormatError(f"hevc: codes 8- or 10-bit video, not {depth}-bit (set bit_depth)")
+        if fmt.width % 2 or fmt.height % 2:
+            raise FormatError(f"hevc: 4:2:0 size {fmt.width}x{fmt.height} must be even")
+        if not -6 * (depth - 8) <= opts.qp <= 51:
+            raise UsageError(f"hevc: qp {opts.qp} outside {-6 * (depth - 8)}..51 for {depth}-bit")
+        self.fmt, self.opts, self.depth = fmt, opts, depth
+        params = StreamParams(fmt.width, fmt.height, depth, opts.ctb.bit_length() - 1,
+                              opts.max_tu_depth, opts.qp, Fraction(fmt.fps), opts.sign_hiding,
+                              opts.transform_skip, opts.deblock, opts.sao)
+        self._pic = PictureEncoder(params, QUANTIZERS[opts.quant](opts))
+        self._flushed = False
+
+    def encode(self, frame: Frame) -> list[Packet]:
+        from codeclab.codecs.ffmpeg import _convert_depth
+
+        if self._flushed:
+            raise CodecError("hevc: encode after flush")
+        if frame.format.width != self.fmt.width or frame.format.height != self.fmt.height:
+            raise FormatError(f"hevc: frame {frame.index} is {frame.format.width}x{frame.format.height}, "
+                              f"stream is {self.fmt.width}x{self.fmt.height}")
+        planes = _convert_depth(frame.planes, frame.format.bit_depth, self.depth)
+        t0 = time.perf_counter()
+        pic = self._pic.encode(list(planes))
+        props: dict[str, Any] = {"bits": pic.bits, "qp": float(self.opts.qp),
+                                 "encode_s": time.perf_counter() - t0, **pic.stats}
+        if self.opts.keep_recon:
+            dt = np.uint8 if self.depth == 8 else np.uint16
+            props["recon"] = tuple(r.astype(dt) for r in pic.recon)
+        pts = frame.pts if frame.pts is not None else frame.index
+        return [Packet(pic.data, frame.index, pts, True, props)]
+
+    def flush(self) -> list[Packet]:
+        self._flushed = True
+        return []
+
+
+def _decoder(fmt: VideoFormat, _opts: HevcOptions) -> Any:
+    from codeclab.codecs.ffmpeg import FFmpegDecoder
+
+    return FFmpegDecoder("hevc", fmt)
+
+
+register_codec(CodecSpec("hevc", "our own HEVC all-intra encoder (SQ quantiser, SATD decisions), "
+                         "decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc", ".hevc"))
