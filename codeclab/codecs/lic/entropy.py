@@ -61,12 +61,20 @@ _FAM = constriction.stream.model.QuantizedGaussian(-R, R)
 class FixedNet:
     """A Sequential of Conv2d / ConvTranspose2d / LeakyReLU(1/8) in exact fixed point."""
 
-    def __init__(self, seq: nn.Sequential) -> None:
+    def __init__(self, seq: nn.Sequential, in_keep: torch.Tensor | None = None,
+                 out_keep: torch.Tensor | None = None) -> None:
+        """``in_keep`` / ``out_keep``: input channels of the first conv and output channels
+        of the last conv to keep (inputs known to be zero and unused outputs cost nothing)."""
         self.layers: list[tuple] = []
-        for mod in seq:
+        convs = [i for i, mod in enumerate(seq) if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d))]
+        for i, mod in enumerate(seq):
             if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
                 w = torch.round(mod.weight.detach().double() * (1 << FW))
                 b = torch.round(mod.bias.detach().double() * (1 << FA))
+                if i == convs[0] and in_keep is not None and isinstance(mod, nn.Conv2d):
+                    w = w[:, in_keep]
+                if i == convs[-1] and out_keep is not None and isinstance(mod, nn.Conv2d):
+                    w, b = w[out_keep], b[out_keep]
                 bound = w.abs().flatten(1).sum(1).max() if isinstance(mod, nn.Conv2d) else w.abs().transpose(0, 1).flatten(1).sum(1).max()
                 self.layers.append(("convT" if isinstance(mod, nn.ConvTranspose2d) else "conv", w, b, mod.stride,
                                     mod.padding, getattr(mod, "output_padding", (0, 0)), float(bound)))
@@ -129,8 +137,20 @@ class EntropyCoder:
 
     def __init__(self, model: LicModel) -> None:
         self.h_s = FixedNet(model.h_s)
-        self.steps = [FixedNet(net.body) for net in model.msp.nets]
-        self.profile = model.msp.profile
+        self.profile = prof = model.msp.profile
+        c, ch = model.cfg.m, model.cfg.ch
+        gsize = -(-c // prof.groups)
+        group = [torch.arange(g * gsize, min(c, (g + 1) * gsize)) for g in range(prof.groups)]
+        self.steps, self.ctx_ch, self.out_ch = [], [], []
+        for k, net in enumerate(model.msp.nets):
+            lvl, g = divmod(k, prof.groups)
+            # context channels that can be non-zero at step k: groups already coded somewhere
+            known = group if lvl > 0 else group[:g]
+            ctx = torch.cat(known) if known else torch.zeros(0, dtype=torch.int64)
+            self.ctx_ch.append(ctx)
+            self.out_ch.append(group[g])
+            self.steps.append(FixedNet(net.body, torch.cat([ctx, c + torch.arange(ch)]),
+                                       torch.cat([group[g], c + group[g]])))
         zm = _to_fixed(torch.round(model.z_mean.detach().double() * (1 << FA)) / (1 << FA))
         zl = torch.round(model.z_log_scale.detach().double() * (1 << FA))
         self.z_m8, self.z_idx = _quantise_params(zm, zl)
@@ -146,9 +166,10 @@ class EntropyCoder:
         return m8, idx
 
     def _step_params(self, k: int, y_known: torch.Tensor, hfeat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        out = self.steps[k](torch.cat([_to_fixed(y_known), hfeat], 1))
-        c = y_known.shape[1]
-        return _quantise_params(out[0, :c], out[0, c:])
+        """(mean/8, scale index) of the channels of step k's group, (cg, h, w) each."""
+        out = self.steps[k](torch.cat([_to_fixed(y_known[:, self.ctx_ch[k]]), hfeat], 1))
+        cg = len(self.out_ch[k])
+        return _quantise_params(out[0, :cg], out[0, cg:])
 
     def encode(self, y_hat: torch.Tensor, z_hat: torch.Tensor) -> bytes:
         """y_hat (1,M,h,w), z_hat (1,nz,h/4,w/4): integer-valued tensors -> payload bytes."""
@@ -163,9 +184,9 @@ class EntropyCoder:
         yd = y_hat.double()
         for k in range(self.num_steps):
             m8, idx = self._step_params(k, yd * known, hfeat)
-            sel = masks[k].numpy()
+            sel = masks[k][self.out_ch[k]].numpy()
             crc = zlib.crc32(m8.tobytes(), zlib.crc32(idx.tobytes(), crc))
-            self._add(y_hat[0].to(torch.int64).numpy()[sel], m8[sel], idx[sel], syms, means, idxs)
+            self._add(y_hat[0, self.out_ch[k]].to(torch.int64).numpy()[sel], m8[sel], idx[sel], syms, means, idxs)
             known = known | masks[k]
         sym = np.concatenate(syms)
         mean = np.concatenate(means)
@@ -229,7 +250,7 @@ class EntropyCoder:
             self.last_decode_steps += 1
             m8, idx = self._step_params(k, y * known, hfeat)
             crc2 = zlib.crc32(m8.tobytes(), zlib.crc32(idx.tobytes(), crc2))
-            sel = masks[k].numpy()
+            sel = masks[k][self.out_ch[k]].numpy()
             vals = take(m8[sel], idx[sel])
             y[0][masks[k]] = torch.from_numpy(vals).double()
             known = known | masks[k]
