@@ -1,6 +1,8 @@
-"""Speed of the quantisers (SQ + sign hiding vs HM's RDOQ) per block, n = 4..32.
+"""Speed of the quantisers (SQ + sign hiding vs HM's RDOQ) per block, n = 4..32, and the
+BD-rate of RDOQ against SQ through the all-intra encoder.
 
     .venv/bin/python benchmarks/bench_quantizers.py [--blocks 256 --repeat 5 --qp 32]
+    .venv/bin/python benchmarks/bench_quantizers.py --bdrate [--pictures 4 --crop 0]
 
 Blocks are transform coefficients of DC-predicted blocks of a real picture when
 ../shared/media is present (synthetic Laplacian coefficients otherwise), quantised in one
@@ -8,6 +10,11 @@ batch call per size with the I-slice initial CABAC contexts of the encoder. Prin
 microseconds per block for each quantiser, the RDOQ/SQ time ratio, and the RD cost
 (SSE + lambda * bits, bits from the CABAC residual coder in estimate mode) of RDOQ relative
 to SQ on the same blocks.
+
+``--bdrate`` encodes the validation pictures of ../shared/media (4:2:0, 8-bit, CTB 64, sign
+hiding, transform skip, deblocking and SAO on) at QP 22/27/32/37 with each quantiser, decodes
+every stream with FFmpeg (PyAV), and prints per-picture and mean BD-rate (pchip) of RDOQ
+against SQ for Y and for (6Y+U+V)/8 PSNR.
 """
 
 from __future__ import annotations
@@ -59,12 +66,82 @@ def _bits(lv: np.ndarray, log2: int, full: np.ndarray) -> int:
     return b
 
 
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b) ** 2).mean())
+    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-10))
+
+
+def bdrate(pictures: int, crop: int) -> None:
+    import io
+    from fractions import Fraction
+
+    import av
+
+    from codeclab.codecs.hevc.encoder import PictureEncoder
+    from codeclab.codecs.hevc.params import StreamParams
+    from codeclab.codecs.hevc.quantizers import EncoderQuantizer
+    from codeclab.pipeline.eval.bdrate import bd_rate_components
+
+    pics = sorted((MEDIA / "val").glob("*.png"))[:pictures] if MEDIA.is_dir() else []
+    if not pics:
+        raise SystemExit("bench_quantizers: --bdrate needs ../shared/media/val/*.png")
+    qps = (22, 27, 32, 37)
+    res: dict[str, list[float]] = {"Y": [], "YUV": []}
+    print(f"{'picture':<16} {'size':>9} {'BD-rate Y %':>12} {'BD-rate YUV %':>14} {'sq s':>6} {'rdoq s':>7}")
+    for path in pics:
+        with av.open(str(path)) as cont:
+            fr = next(cont.decode(video=0))
+        w, h = fr.width & ~1, fr.height & ~1
+        if crop:
+            w, h = min(w, crop), min(h, crop)
+        yuv = fr.reformat(width=fr.width & ~1, height=fr.height & ~1, format="yuv420p")
+        planes = [np.asarray(pl)[:ph, :pw] for pl, (pw, ph) in zip(
+            (yuv.to_ndarray()[: yuv.height],
+             yuv.to_ndarray()[yuv.height: yuv.height * 5 // 4].reshape(yuv.height // 2, -1),
+             yuv.to_ndarray()[yuv.height * 5 // 4:].reshape(yuv.height // 2, -1)),
+            ((w, h), (w // 2, h // 2), (w // 2, h // 2)))]
+        curves, secs = {}, {}
+        for name in ("sq", "rdoq"):
+            d: dict[str, list[float]] = {"rate": [], "psnr_y": [], "psnr_u": [], "psnr_v": []}
+            t0 = time.perf_counter()
+            for qp in qps:
+                p = StreamParams(w, h, 8, 6, 1, qp, Fraction(25), True, True, True, True)
+                out = PictureEncoder(p, quantizer=EncoderQuantizer(name, qp)).encode(planes)
+                with av.open(io.BytesIO(out.data), format="hevc") as c:
+                    dec = next(c.decode(video=0)).to_ndarray()
+                dy = dec[:h]
+                du = dec[h: h * 5 // 4].reshape(h // 2, w // 2)
+                dv = dec[h * 5 // 4:].reshape(h // 2, w // 2)
+                d["rate"].append(out.bits)
+                for k, a, b in (("psnr_y", dy, planes[0]), ("psnr_u", du, planes[1]),
+                                ("psnr_v", dv, planes[2])):
+                    d[k].append(_psnr(a, b))
+            secs[name] = time.perf_counter() - t0
+            curves[name] = d
+        bd = bd_rate_components(curves["sq"], curves["rdoq"])
+        res["Y"].append(bd["Y"])
+        res["YUV"].append(bd["YUV"])
+        print(f"{path.stem:<16} {w:>4}x{h:<4} {bd['Y']:>12.2f} {bd['YUV']:>14.2f} "
+              f"{secs['sq']:>6.1f} {secs['rdoq']:>7.1f}")
+        for name in ("sq", "rdoq"):
+            c = curves[name]
+            print("   " + name + ": " + ", ".join(f"QP{q} {r} b {y:.2f} dB"
+                                               for q, r, y in zip(qps, c["rate"], c["psnr_y"])))
+    print(f"{'mean':<16} {'':>9} {np.mean(res['Y']):>12.2f} {np.mean(res['YUV']):>14.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--qp", type=int, default=32)
+    ap.add_argument("--bdrate", action="store_true", help="BD-rate of rdoq vs sq via the encoder")
+    ap.add_argument("--pictures", type=int, default=4)
+    ap.add_argument("--crop", type=int, default=0, help="crop pictures to at most this size")
     a = ap.parse_args()
+    if a.bdrate:
+        bdrate(a.pictures, a.crop)
+        return
     rng = np.random.default_rng(0)
     full = init_contexts(INIT_VALUES_I, a.qp)
     lam = intra_lambda(a.qp)

@@ -244,3 +244,23 @@ def test_chroma_lambda():
             intra_lambda(qp) * 2 ** ((qpc - qp) / 3))
     assert chroma_weight(20) == 1.0  # below 30 the mapping is the identity
     assert chroma_weight(-3, offset=-2) == 1.0  # qp + offset < 0: HM keeps qpc = qp
+
+
+def test_encoder_adapter():
+    """EncoderQuantizer speaks encoder.py's per-call signature and forwards HM lambdas."""
+    from codeclab.codecs.hevc.quantizers import EncoderQuantizer
+    rng = np.random.default_rng(12)
+    b = make_batch(rng, 3, 4)
+    sq = EncoderQuantizer("sq", 30).quantize(b.coeffs, 30, 3, 8, 0, 0, True)
+    ref = get_quantizer("sq").quantize(QuantBatch(b.coeffs, 3, 0, 0, 30, 1.0, False, 8))
+    assert np.array_equal(sq, ref)
+    pytest.importorskip("codeclab.bitstream.cabac")
+    pytest.importorskip("codeclab.codecs.hevc.tables")
+    eq = EncoderQuantizer("rdoq", 30)
+    assert eq.lam[0] == pytest.approx(intra_lambda(30))
+    assert eq.lam[1] == pytest.approx(chroma_lambda(intra_lambda(30), 30))
+    out = eq.quantize(b.coeffs, chroma_qp(30, 1), 3, 8, 1, 0, True)
+    want = get_quantizer("rdoq").quantize(QuantBatch(
+        b.coeffs, 3, 1, 0, chroma_qp(30, 1), eq.lam[1], False, 8,
+        np.repeat(eq.state[1][None], len(b), axis=0), True))
+    assert np.array_equal(out, want)

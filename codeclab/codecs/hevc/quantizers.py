@@ -31,6 +31,7 @@ __all__ = [
     "Quantizer",
     "SQQuantizer",
     "RDOQQuantizer",
+    "EncoderQuantizer",
     "register_quantizer",
     "get_quantizer",
     "available_quantizers",
@@ -311,6 +312,42 @@ class RDOQQuantizer:
         bits = rate_table(batch.ctx, self._table())
         return rdoq_blocks(batch.coeffs, batch.log2_size, batch.c_idx, batch.scan_idx,
                            batch.qp, batch.lam, bits, batch.bit_depth, batch.sign_hiding)
+
+
+class EncoderQuantizer:
+    """A registry quantiser behind the picture encoder's per-call signature (encoder.py:
+    ``quantize(coeffs, qp, log2, bit_depth, c_idx, scan_idx, sign_hiding)``), so that
+    ``PictureEncoder(params, quantizer=EncoderQuantizer("rdoq", params.qp))`` needs no
+    change in the encoder. Lambdas are HM's (lambdas.py) from the slice QP; the rate state
+    is the slice's initial CABAC contexts (``ctx_states``, default the I-slice init at
+    ``qp_slice``), with the cbf context of trafoDepth 0 for luma and 0 for chroma.
+    Transform-skip blocks are not told apart (no quantiser here treats them differently)."""
+
+    def __init__(self, name: str, qp_slice: int, *, cb_qp_offset: int = 0, cr_qp_offset: int = 0,
+                 ctx_states: np.ndarray | None = None, **options) -> None:
+        from codeclab.codecs.hevc.lambdas import chroma_lambda, intra_lambda
+
+        self.q = get_quantizer(name, **options)
+        lam = intra_lambda(qp_slice)
+        self.lam = (lam, chroma_lambda(lam, qp_slice, cb_qp_offset),
+                    chroma_lambda(lam, qp_slice, cr_qp_offset))
+        self.state: list[np.ndarray] | None = None
+        if self.q.needs_rate_state:
+            if ctx_states is None:
+                from codeclab.bitstream.cabac import init_contexts
+                from codeclab.codecs.hevc.tables import INIT_VALUES_I
+
+                ctx_states = init_contexts(INIT_VALUES_I, qp_slice)
+            self.state = [extract_rate_state(ctx_states, None, c, 1 if c == 0 else 0)
+                          for c in range(3)]
+
+    def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
+                 scan_idx: int, sign_hiding: bool) -> np.ndarray:
+        nb = coeffs.shape[0]
+        ctx = None if self.state is None else np.repeat(self.state[c_idx][None], nb, axis=0)
+        batch = QuantBatch(coeffs, log2, c_idx, scan_idx, qp, self.lam[c_idx], False, bit_depth,
+                           ctx, sign_hiding)
+        return self.q.quantize(batch)
 
 
 _REGISTRY: dict[str, Callable[..., Quantizer]] = {}
