@@ -161,7 +161,7 @@ def test_bdrate_command_reproduces_the_report(tiny, tmp_path):
     report_evaluation(db, tmp_path / "rep", plots=False)
     rd = tmp_path / "rep" / "rd"
     res = subprocess.run(
-        [sys.executable, "-m", "codeclab.pipeline.eval", "bdrate", str(rd / "fq-round.csv"), str(rd / "fq-deadzone.csv")],
+        [sys.executable, "-m", "codeclab.cli", "bdrate", str(rd / "fq-round.csv"), str(rd / "fq-deadzone.csv")],
         capture_output=True, text=True, timeout=60,
     )
     assert res.returncode == 0, res.stderr
@@ -180,7 +180,7 @@ def test_bdrate_command_minimal_csv_and_errors(tmp_path):
     a, t = tmp_path / "a.csv", tmp_path / "t.csv"
     a.write_text("# anchor\nqp,rate,psnr\n22,1000,40\n27,600,37\n32,350,34\n37,200,31\n")
     t.write_text("qp,rate,psnr\n22,900,40\n27,540,37\n32,315,34\n37,180,31\n")
-    cmd = [sys.executable, "-m", "codeclab.pipeline.eval", "bdrate", str(a), str(t), "--method", "pchip"]
+    cmd = [sys.executable, "-m", "codeclab.cli", "bdrate", str(a), str(t), "--method", "pchip"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     row = list(csv.DictReader(res.stdout.splitlines()))[0]

@@ -100,7 +100,7 @@ def test_report_numbers_equal_bdrate_module_on_per_frame_rows(tiny, tmp_path):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "codeclab.pipeline.eval", *args]
+    return [sys.executable, "-m", "codeclab.cli", *args]
 
 
 def _env() -> dict[str, str]:

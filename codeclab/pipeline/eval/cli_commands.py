@@ -1,8 +1,8 @@
 """Argument parsing for ``codeclab eval run``, ``codeclab eval report`` and ``codeclab bdrate``.
 
 ``add_eval_cli(subparsers)`` adds the commands to the main CLI's sub-parsers; each sets
-``func(args) -> int``. The same parser also runs on its own as
-``python -m codeclab.pipeline.eval``. Errors are codeclab errors; the caller prints them.
+``func(args) -> int``; ``codeclab/cli.py`` loads them when one of their names is invoked.
+Errors are codeclab errors; the main CLI prints them as one line.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_eval_cli", "main", "build_parser"]
+__all__ = ["add_eval_cli"]
 
 
 def _positive(text: str) -> int:
@@ -32,8 +32,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.jobs is not None:
         raise UsageError("give --jobs (local pool) or --scheduler (Dask), not both")
-    out = run_evaluation(args.config, args.data, args.db, jobs=args.jobs or 1, scheduler=args.scheduler,
-                         progress=not args.quiet)
+    try:
+        out = run_evaluation(args.config, args.data, args.db, jobs=args.jobs or 1, scheduler=args.scheduler,
+                             progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"codeclab: interrupted; finished jobs are saved in {args.db}, "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
     s = out.summary
     err = sys.stderr
     for m in out.plan.missing:
@@ -134,27 +139,3 @@ def add_eval_cli(subparsers: Any) -> None:
     bd.add_argument("test", type=Path, help="test RD points (CSV)")
     bd.add_argument("--method", choices=("pchip", "cubic", "both"), default="both", help="default %(default)s")
     bd.set_defaults(func=_cmd_bdrate)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="codeclab")
-    add_eval_cli(p.add_subparsers(dest="command", required=True))
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point with the main CLI's error convention (one line, no traceback)."""
-    from ...errors import CodeclabError, UsageError
-
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except UsageError as e:
-        print(f"codeclab: {e}", file=sys.stderr)
-        return 2
-    except CodeclabError as e:
-        print(f"codeclab: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("codeclab: interrupted; finished jobs are saved, run the same command again to resume", file=sys.stderr)
-        return 130
