@@ -387,3 +387,38 @@ def test_transcode_to_clc_then_decode(tmp_path: Path) -> None:
     decode_clc(tmp_path / "out.clc", tmp_path / "dec.yuv")
     assert (tmp_path / "dec.yuv").read_bytes() == (tmp_path / "recon.yuv").read_bytes() == b"".join(
         _pack(f.planes) for f in frames)
+
+
+def test_codeclab_decode_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the real CLI entry point (in-process, so the test codec is registered)."""
+    from codeclab.cli import main
+
+    path = tmp_path / "a.clc"
+    frames = _encode(path, 6, FakeOptions(gop=3))
+    assert main(["decode", str(path), "-o", str(tmp_path / "o.y4m"), "--start", "4", "--frames", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "2 frames" in err and "clcfake" in err
+    got = _read_y4m_frames(tmp_path / "o.y4m", FMT)
+    assert all(all(np.array_equal(a, b) for a, b in zip(g, frames[i].planes)) for g, i in zip(got, (4, 5)))
+
+
+def test_codeclab_decode_bad_input(tmp_path: Path) -> None:
+    """Damaged, foreign and missing inputs: exit 1, one line naming the file, no traceback, no output."""
+    import subprocess
+    import sys
+
+    good = tmp_path / "a.clc"
+    _encode(good, 3)
+    cases = {"trunc.clc": good.read_bytes()[:-3], "text.clc": b"hello, this is not a video\n" * 4,
+             "flip.clc": bytes(b ^ (i == 100) for i, b in enumerate(good.read_bytes()))}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    for name, want in [("trunc.clc", "no valid trailer"), ("text.clc", "bad magic"), ("flip.clc", "CRC mismatch"),
+                       ("missing.clc", "no such file")]:
+        out = tmp_path / "out.y4m"
+        r = subprocess.run([sys.executable, "-m", "codeclab.cli", "decode", str(tmp_path / name), "-o", str(out)],
+                           capture_output=True, text=True)
+        assert r.returncode == 1, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and name in lines[0] and want in lines[0] and "Traceback" not in r.stderr
+        assert not out.exists()

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from codeclab.bitstream.container import ClcReader, ClcWriter, StreamHeader, open_clc
 from codeclab.codecs.base import Packet
-from codeclab.errors import BitstreamError, UsageError
+from codeclab.errors import BitstreamError, InputError, UsageError
 from codeclab.frame import VideoFormat
 
 FMT = VideoFormat(64, 48, "420", 10, Fraction(30000, 1001), "bt2020nc", "full")
@@ -312,9 +312,11 @@ def test_crafted_files_with_valid_crcs(tmp_path: Path) -> None:
     assert hdr == HDR and [p.props for p in pk] == [{}, {"bits": 8}, {"bits": 8}]
 
 
-def test_missing_file() -> None:
-    with pytest.raises(BitstreamError, match="cannot open"):
-        ClcReader("/nonexistent/x.clc")
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="x.clc: no such file"):
+        ClcReader(tmp_path / "x.clc")
+    with pytest.raises(InputError, match="cannot open"):
+        ClcReader(tmp_path)
 
 
 # ------------------------------------------------------------ fuzz

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..codecs.base import Packet
-from ..errors import BitstreamError, CodeclabError, UsageError
+from ..errors import BitstreamError, CodeclabError, InputError, UsageError
 from ..frame import CHROMA_SHIFT, VideoFormat
 
 __all__ = [
@@ -394,8 +394,10 @@ class ClcReader:
         self.path = Path(path)
         try:
             self._f: BinaryIO | None = open(self.path, "rb")
-        except OSError as e:
-            raise BitstreamError(f"{self.path}: cannot open ({e.strerror or e})") from None
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such file") from None
+        except OSError as e:  # a directory, no permission...
+            raise InputError(f"{self.path}: cannot open ({e.strerror or e})") from None
         try:
             self._open()
         except BaseException:
