@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from codeclab.codecs.base import CodecSpec, Packet, register_codec
 from codeclab.errors import CodecError, FormatError, UsageError
 from codeclab.frame import Frame, VideoFormat
 
-__all__ = ["HevcOptions", "HevcEncoder", "register_quantizer", "QUANTIZERS"]
+__all__ = ["HevcOptions", "HevcEncoder"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class HevcOptions:
     max_transform_hierarchy_depth_intra; deblock / sao: in-loop filters; sign_hiding:
     sign data hiding; transform_skip: 4x4 transform skip; bit_depth: coded depth 8 or 10
     (None = the source's); rounding: dead-zone offset of the SQ quantiser (HM intra 171/512
-    ~ 1/3); quant: quantiser name (see QUANTIZERS); keep_recon: put our reconstruction
+    ~ 1/3); quant: quantiser name (quantizers.available_quantizers(): sq, rdoq ...); keep_recon: put our reconstruction
     (coded depth, planes) on every packet as props["recon"].
     """
 
@@ -56,23 +56,10 @@ class HevcOptions:
             raise UsageError(f"hevc: max_tu_depth {self.max_tu_depth} outside 0..4")
         if not 0.0 <= self.rounding < 1.0:
             raise UsageError(f"hevc: rounding {self.rounding} outside [0, 1)")
-        if self.quant not in QUANTIZERS:
-            raise UsageError(f"hevc: unknown quantiser {self.quant!r} (have {', '.join(QUANTIZERS)})")
+        from codeclab.codecs.hevc.quantizers import available_quantizers
 
-
-def _sq(opts: HevcOptions) -> Any:
-    from codeclab.codecs.hevc.encoder import SQQuantizer
-
-    return SQQuantizer(opts.rounding)
-
-
-#: quantiser name -> factory(options) returning an object with encoder.Quantizer's method
-QUANTIZERS: dict[str, Callable[[HevcOptions], Any]] = {"sq": _sq}
-
-
-def register_quantizer(name: str, factory: Callable[[HevcOptions], Any]) -> None:
-    """Make a quantiser selectable as ``quant=name`` (e.g. rdoq in a later module)."""
-    QUANTIZERS[name] = factory
+        if self.quant not in available_quantizers():
+            raise UsageError(f"hevc: unknown quantiser {self.quant!r} (have {', '.join(available_quantizers())})")
 
 
 class HevcEncoder:
@@ -97,7 +84,10 @@ class HevcEncoder:
         params = StreamParams(fmt.width, fmt.height, depth, opts.ctb.bit_length() - 1,
                               opts.max_tu_depth, opts.qp, Fraction(fmt.fps), opts.sign_hiding,
                               opts.transform_skip, opts.deblock, opts.sao)
-        self._pic = PictureEncoder(params, QUANTIZERS[opts.quant](opts))
+        from codeclab.codecs.hevc.quantizers import EncoderQuantizer
+
+        qopts = {"rounding": opts.rounding} if opts.quant == "sq" else {}
+        self._pic = PictureEncoder(params, EncoderQuantizer(opts.quant, opts.qp, **qopts))
         self._flushed = False
 
     def encode(self, frame: Frame) -> list[Packet]:

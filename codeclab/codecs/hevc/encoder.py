@@ -14,7 +14,8 @@ split; chroma picks the best SATD of the five intra_chroma_pred_mode candidates;
 transform skip (4x4) is chosen by SSE + lambda * CABAC-estimated bits.
 
 The quantiser is pluggable: anything with :meth:`Quantizer.quantize` over a batch of
-blocks; :class:`SQQuantizer` is HM's dead-zone quantiser with HM's sign-hiding pass.
+blocks; the default is the registry's ``sq`` (HM's dead-zone quantiser + sign-hiding
+pass, :mod:`codeclab.codecs.hevc.quantizers`) behind ``EncoderQuantizer``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from codeclab.codecs.hevc import loopfilter as lf
 from codeclab.codecs.hevc.intra import chroma_mode_from, predict_all_modes, predict_intra
 from codeclab.codecs.hevc.params import (SLICE_NAL_TYPE, StreamParams, parameter_set_nals,
                                          slice_header_bits)
-from codeclab.codecs.hevc.quant import chroma_qp, dequantize, quantize_sq, scaled_coeffs
-from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual, sdh_adjust
+from codeclab.codecs.hevc.quant import chroma_qp, dequantize
+from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.satd import satd, satd_batch
 from codeclab.codecs.hevc.scan import scan_idx_for
 from codeclab.codecs.hevc.syntax import (CodingUnit, PictureMaps, TransformNode, mode_bits,
@@ -41,7 +42,7 @@ from codeclab.codecs.hevc.tables import INIT_VALUES_I
 from codeclab.codecs.hevc.transform import (forward_transform, forward_transform_skip,
                                             inverse_transform, inverse_transform_skip)
 
-__all__ = ["Quantizer", "SQQuantizer", "PictureEncoder", "EncodedPicture", "lambda_for"]
+__all__ = ["Quantizer", "PictureEncoder", "EncodedPicture", "lambda_for"]
 
 
 class Quantizer(Protocol):
@@ -51,25 +52,6 @@ class Quantizer(Protocol):
 
     def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
                  scan_idx: int, sign_hiding: bool) -> np.ndarray: ...
-
-
-class SQQuantizer:
-    """HM's scalar dead-zone quantiser (rounding offset ``rounding``, 1/3 ~ HM's 171/512 for
-    intra) followed, with sign hiding on, by HM's least-cost parity fix-up."""
-
-    def __init__(self, rounding: float = 1 / 3) -> None:
-        self.rounding = float(rounding)
-
-    def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
-                 scan_idx: int, sign_hiding: bool) -> np.ndarray:
-        lv = quantize_sq(coeffs, qp, log2, bit_depth, rounding=self.rounding)
-        if sign_hiding:
-            sc = scaled_coeffs(coeffs, qp, log2, bit_depth)
-            delta = np.abs(sc) - np.abs(lv)
-            neg = coeffs < 0
-            for b in range(lv.shape[0]):
-                sdh_adjust(lv[b], delta[b], neg[b], log2, scan_idx, SB_SCAN, C4_SCAN)
-        return lv
 
 
 def lambda_for(qp: int, bit_depth: int) -> float:
@@ -91,7 +73,11 @@ class PictureEncoder:
     def __init__(self, params: StreamParams, quantizer: Quantizer | None = None) -> None:
         params.check()
         self.p = params
-        self.q = quantizer or SQQuantizer()
+        if quantizer is None:
+            from codeclab.codecs.hevc.quantizers import EncoderQuantizer
+
+            quantizer = EncoderQuantizer("sq", params.qp, rounding=1 / 3)
+        self.q = quantizer
         self.bd = params.bit_depth
         self.lam = lambda_for(params.qp, self.bd)
         self.lam_satd = math.sqrt(self.lam)

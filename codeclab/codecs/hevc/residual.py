@@ -1,5 +1,8 @@
-"""residual_coding (7.3.8.11) with its context selection (9.3.4.2.4-9.3.4.2.7) in numba,
-and HM's encoder-side sign-data-hiding parity adjustment.
+"""residual_coding (7.3.8.11) with its context selection (9.3.4.2.4-9.3.4.2.7) in numba.
+
+Sign data hiding: the coder omits the sign of the first nonzero level of every sub-block
+whose first and last nonzero levels are more than 3 scan positions apart; the quantiser
+(quantizers.sign_hiding_hdq) must have made the parity of those sub-blocks right.
 
 One call codes one TB's levels; the same call estimates its rate when the engine is in
 estimate mode (see :mod:`codeclab.bitstream.cabac`). Levels are int32 (n, n) [y, x].
@@ -15,7 +18,7 @@ from codeclab.codecs.hevc.scan import coeff_scan_4x4, subblock_scan
 from codeclab.codecs.hevc.tables import (CTX_CSBF, CTX_GT1, CTX_GT2, CTX_IDX_MAP, CTX_LAST_X,
                                          CTX_LAST_Y, CTX_SIG, CTX_TS_FLAG)
 
-__all__ = ["SB_SCAN", "C4_SCAN", "code_residual", "sdh_adjust", "write_residual"]
+__all__ = ["SB_SCAN", "C4_SCAN", "code_residual", "write_residual"]
 
 
 def _build_scans() -> tuple[np.ndarray, np.ndarray]:
@@ -229,83 +232,6 @@ def code_residual(eng, ctx, buf, coef, log2, c_idx, scan_idx, sign_hiding, ts_al
                 if a > 3 * (1 << rice) and rice < 4:
                     rice += 1
             n_sig += 1
-
-
-@njit(cache=True)
-def sdh_adjust(levels, delta, src_neg, log2, scan_idx, sb_scan, c4_scan):  # pragma: no cover
-    """HM's sign-bit hiding (TComTrQuant::signBitHidingHDQ idea): in every sub-block whose
-    first and last nonzero levels are >= 4 scan positions apart, make the parity of the
-    sum of |levels| equal the sign of the first nonzero level (even = +) by the one +-1
-    change that costs least. ``delta`` = |unquantised level| - |level| (the quantiser's
-    rounding error), ``src_neg`` = sign of the unquantised coefficient. In place."""
-    n = 1 << log2
-    nsb = (n >> 2) * (n >> 2)
-    pos_y = np.empty(16, dtype=np.int64)
-    pos_x = np.empty(16, dtype=np.int64)
-    for i in range(nsb):
-        xs = sb_scan[scan_idx, log2 - 2, i, 0]
-        ys = sb_scan[scan_idx, log2 - 2, i, 1]
-        first = -1
-        last = -1
-        s = 0
-        for p in range(16):
-            y = ys * 4 + c4_scan[scan_idx, p, 1]
-            x = xs * 4 + c4_scan[scan_idx, p, 0]
-            pos_y[p] = y
-            pos_x[p] = x
-            v = levels[y, x]
-            if v != 0:
-                if first < 0:
-                    first = p
-                last = p
-                s += v if v > 0 else -v
-        if first < 0 or last - first < 4:
-            continue
-        signbit = 1 if levels[pos_y[first], pos_x[first]] < 0 else 0
-        if signbit == (s & 1):
-            continue
-        best = 1e300
-        best_p = -1
-        change = 0
-        for p in range(15, -1, -1):
-            y = pos_y[p]
-            x = pos_x[p]
-            v = levels[y, x]
-            d = delta[y, x]
-            if v != 0:
-                if d > 0:
-                    cost = -d
-                    ch = 1
-                elif p == first and (v == 1 or v == -1):
-                    cost = 1e300
-                    ch = 0
-                else:
-                    cost = d
-                    ch = -1
-            else:
-                if p < first and (1 if src_neg[y, x] else 0) != signbit:
-                    cost = 1e300
-                    ch = 0
-                else:
-                    cost = -d
-                    ch = 1
-            if cost < best:
-                best = cost
-                best_p = p
-                change = ch
-        if best_p < 0:
-            continue
-        y = pos_y[best_p]
-        x = pos_x[best_p]
-        v = levels[y, x]
-        a = (v if v >= 0 else -v)
-        if a + change > 32767:
-            change = -1
-        a += change
-        if v != 0:
-            levels[y, x] = a if v > 0 else -a
-        else:
-            levels[y, x] = -a if src_neg[y, x] else a
 
 
 def write_residual(w, levels: np.ndarray, log2: int, c_idx: int, scan_idx: int,
