@@ -467,8 +467,13 @@ def test_sao_estimate_signalled_through_ffmpeg(bd):
 def test_sao_ctb16_with_deblocking_ffmpeg_difference_is_confined():
     """Documents the one known disagreement: 16x16 CTBs + deblocking + SAO. FFmpeg's
     CTB-pipelined filters then differ from the spec order (deblock the whole picture, then
-    SAO from it) at a few chroma samples on chroma CTB borders; luma is always exact. An
-    encoder that wants FFmpeg-exact pictures should use CTBs of 32 or 64 with SAO."""
+    SAO from it) at a few chroma samples on chroma CTB borders; luma is always exact.
+    Diagnosis of one case: FFmpeg's edge-offset class of chroma (7, 7) is what the
+    picture gives with only the *vertical* chroma edges deblocked (its SAO of CTB (0, 0)
+    ran before the horizontal chroma edge y = 8 at columns 4..7 was filtered), and its
+    output keeps that sample un-deblocked. Our deblocked picture alone matches FFmpeg
+    everywhere, so this is FFmpeg's order, not the filters. An encoder that wants
+    FFmpeg-exact pictures should use CTBs of 32 or 64 with SAO."""
     from ._pixel_stream import random_picture, random_sao_params
     from .test_intra import ffmpeg_decode
 
