@@ -56,6 +56,8 @@ def test_shipped_configs_load():
         exp = load_experiment(CONFIGS / name)
         assert exp.catalogue is not None and exp.catalogue.is_file()
         assert exp.anchor in [c.label for c in exp.codecs]
+    clips = load_experiment(CONFIGS / "example_clips.toml")
+    assert clips.catalogue is None and clips.sets[0]["glob"] == "*"
     x265 = load_experiment(CONFIGS / "ai_ctc_x265.toml")
     assert x265.frames == FrameSelection(0, None, 8)
     assert all(c.points == (22, 27, 32, 37) for c in x265.codecs)
