@@ -208,3 +208,11 @@ def test_user_set_of_jvet_named_raw_files_needs_no_overrides(tmp_path):
     assert got == {"jv/Alpha_64x32_50": ((64, 32), 50, 8, "yuv420p"),
                    "jv/Beta_32x32_60fps_10bit_420": ((32, 32), 60, 10, "yuv420p10le")}
     assert len(plan.missing) == 1 and "noname.yuv" in plan.missing[0]
+
+
+def test_unimportable_plugin_is_one_usage_error_before_any_job(tiny, tmp_path):
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text(tiny["config"].read_text().replace('imports = ["_eval_fakecodec"]', 'imports = ["_eval_fakecodek"]'))
+    with pytest.raises(UsageError, match="cannot import '_eval_fakecodek'"):
+        run_evaluation(cfg, tiny["data"], tmp_path / "r.sqlite", progress=False)
+    assert not (tmp_path / "r.sqlite").exists()

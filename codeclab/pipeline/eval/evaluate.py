@@ -8,6 +8,7 @@ the work is in :mod:`.jobs`, :mod:`.runner`, :mod:`.store`, :mod:`.analysis`, :m
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib
 import json
 import os
 from dataclasses import dataclass
@@ -52,15 +53,27 @@ def run_evaluation(
         from ...errors import InputError
 
         raise InputError(f"{data}: data folder not found")
+    _check_imports(exp)
     plan = plan_jobs(exp, data)
     with ResultStore(db) as store:
         h = store.register_run(exp, plan.jobs, os.fspath(data.resolve()), plan.missing)
         if executor is not None:
             summary = run_grid(plan.jobs, store, executor, config_hash=h, progress=progress)
         else:
-            with open_executor(jobs=jobs, scheduler=scheduler, imports=exp.imports) as ex:
+            with open_executor(jobs=jobs, scheduler=scheduler) as ex:
                 summary = run_grid(plan.jobs, store, ex, config_hash=h, progress=progress)
     return RunOutcome(exp, plan, summary, h)
+
+
+def _check_imports(exp: Experiment) -> None:
+    """Import the config's codec plugins here first: a typo is one clear error, not N failed jobs."""
+    from ...errors import UsageError
+
+    for m in exp.imports:
+        try:
+            importlib.import_module(m)
+        except Exception as e:
+            raise UsageError(f"{exp.source}: imports: cannot import {m!r} ({type(e).__name__}: {e})") from None
 
 
 def load_analysis(db: str | Path, run: str | None = None) -> tuple[Analysis, dict]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import ctypes
-import importlib
 import multiprocessing
 import os
 import signal
@@ -112,7 +111,7 @@ def _progress(total: int, enabled: bool):  # -> tqdm | None
 _PR_SET_PDEATHSIG = 1
 
 
-def _worker_init(parent: int, imports: tuple[str, ...], group: Any = None) -> None:
+def _worker_init(parent: int, group: Any = None) -> None:
     """Orphan-proof a pool worker: own process group, ignore Ctrl-C, die with the driver."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what Ctrl-C means
     if group is not None:
@@ -124,8 +123,6 @@ def _worker_init(parent: int, imports: tuple[str, ...], group: Any = None) -> No
     if os.getppid() != parent:  # the driver died before we got here
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
-    for m in imports:
-        importlib.import_module(m)
 
 
 def _join_pool_group(group: Any) -> None:
@@ -155,20 +152,20 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def local_executor(jobs: int, imports: Sequence[str] = ()) -> cf.ProcessPoolExecutor:
+def local_executor(jobs: int) -> cf.ProcessPoolExecutor:
     """A process pool of ``jobs`` workers in their own process group, that ignore SIGINT
     and exit when the driver dies.
 
     Workers are started with ``spawn``: a clean interpreter per worker (no inherited
     threads or locks from the driver, the same conditions as a Dask worker), which is also
-    why codec plugins are named in ``imports`` rather than registered in the driver.
+    why codec plugins are named in a config's ``imports`` (each job imports them first)
+    rather than registered in the driver only.
     """
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     ctx = multiprocessing.get_context("spawn")
     group = ctx.Value("l", 0) if hasattr(os, "setpgid") else None
-    ex = cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                                initargs=(os.getpid(), tuple(imports), group))
+    ex = cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), group))
     ex._codeclab_group = group  # type: ignore[attr-defined]  # read by kill_pool
     return ex
 
@@ -208,13 +205,13 @@ def dask_executor(address_or_cluster: object) -> Iterator[cf.Executor]:
 
 
 @contextlib.contextmanager
-def open_executor(*, jobs: int = 1, scheduler: str | None = None, imports: Sequence[str] = ()) -> Iterator[cf.Executor]:
+def open_executor(*, jobs: int = 1, scheduler: str | None = None) -> Iterator[cf.Executor]:
     """The executor the CLI asks for; a local pool is killed on the way out of an error."""
     if scheduler:
         with dask_executor(scheduler) as ex:
             yield ex
         return
-    ex = local_executor(jobs, imports)
+    ex = local_executor(jobs)
     try:
         yield ex
     except BaseException:
