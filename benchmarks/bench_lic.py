@@ -11,7 +11,8 @@ On the validation pictures (never trained on; converted once to BT.709 limited Y
    plus ``--extra-qps`` so the curves overlap when lic sits at lower quality. BD-rate
    (PSNR-YUV 6:1:1 and luma) per picture with the project's one BD-rate
    (``codeclab.pipeline.eval.bdrate``), then averaged.
-2. LOF: BD-rate of lic with ``--lof-steps`` against lic without (per picture, averaged).
+2. LOF: BD-rate of lic with ``--lof-steps`` against lic without (per picture, averaged), on
+   the central 768x512 of each picture (``--lof-crop``; LOF costs ~1 s per step per MP).
 3. Speed: encode/decode seconds per megapixel at 512x768 and 1920x1080 (a val picture
    cropped / upscaled), and the number of sequential decoding steps at both sizes.
 """
@@ -83,6 +84,18 @@ def _mean(v: list[float | None]) -> str:
     return f"{np.mean(v2):+.2f}% ({len(v2)}/{len(v)} pictures overlap)" if v2 else "n/a (no overlap)"
 
 
+def center_crop(f: Frame, w: int, h: int) -> Frame:
+    """Central w x h (even) of a 4:2:0 frame; the frame itself if w or h is 0 or too big."""
+    fw, fh = f.format.width, f.format.height
+    if not w or not h or w > fw or h > fh:
+        return f
+    x0, y0 = ((fw - w) // 2) & ~1, ((fh - h) // 2) & ~1
+    y, u, v = f.planes
+    planes = (y[y0 : y0 + h, x0 : x0 + w], u[y0 // 2 : (y0 + h) // 2, x0 // 2 : (x0 + w) // 2],
+              v[y0 // 2 : (y0 + h) // 2, x0 // 2 : (x0 + w) // 2])
+    return Frame(tuple(np.ascontiguousarray(p) for p in planes), f.format.with_(width=w, height=h))
+
+
 def frame_from_rgb(rgb: np.ndarray) -> Frame:
     y, u, v = rgb_to_yuv420(rgb)
     return Frame((y, u, v), VideoFormat(y.shape[1], y.shape[0]))
@@ -114,6 +127,8 @@ def main() -> None:
     ap.add_argument("--extra-qps", type=int, nargs="*", default=[42, 47, 51])
     ap.add_argument("--lof-steps", type=int, default=20)
     ap.add_argument("--no-lof", action="store_true")
+    ap.add_argument("--lof-crop", type=int, nargs=2, default=[768, 512], metavar=("W", "H"),
+                    help="LOF gain measured on this central crop (0 0: whole pictures)")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write every measured point here")
@@ -126,13 +141,16 @@ def main() -> None:
     frames = pictures_as_frames(val)
     names = sorted(p.name for p in val.iterdir() if p.suffix.lower() == ".png")
     nq = lm.model.qualities
-    res: dict = {"weights": a.weights, "model_id": lm.model_id, "pictures": names, "x265": [], "lic": [], "lof": []}
+    res: dict = {"weights": a.weights, "model_id": lm.model_id, "pictures": names, "x265": [], "lic": [], "lof": [],
+                 "lof_base": []}
     print(f"model {lm.model_id}, {len(frames)} pictures, torch threads {a.threads}")
     for i, f in enumerate(frames):
         res["x265"].append([x265_point(f, qp) for qp in a.qps + a.extra_qps])
         res["lic"].append([lic_point(lm, f, q, 0) for q in range(1, nq + 1)])
         if not a.no_lof and a.lof_steps > 0:
-            res["lof"].append([lic_point(lm, f, q, a.lof_steps) for q in range(1, nq + 1)])
+            fc = center_crop(f, *a.lof_crop)
+            res["lof_base"].append([lic_point(lm, fc, q, 0) for q in range(1, nq + 1)])
+            res["lof"].append([lic_point(lm, fc, q, a.lof_steps) for q in range(1, nq + 1)])
         print(f"  {names[i]} done")
 
     def table(name: str, pts_all: list[list[dict]], labels: list) -> None:
@@ -146,7 +164,9 @@ def main() -> None:
     table("x265 all-intra, preset medium", res["x265"], [f"QP {q}" for q in a.qps + a.extra_qps])
     table("lic (no LOF)", res["lic"], [f"q{q}" for q in range(1, nq + 1)])
     if res["lof"]:
-        table(f"lic + LOF {a.lof_steps} steps", res["lof"], [f"q{q}" for q in range(1, nq + 1)])
+        crop = "x".join(map(str, a.lof_crop))
+        table(f"lic on the {crop} crops, no LOF", res["lof_base"], [f"q{q}" for q in range(1, nq + 1)])
+        table(f"lic + LOF {a.lof_steps} steps on the {crop} crops", res["lof"], [f"q{q}" for q in range(1, nq + 1)])
     nctc = len(a.qps)
     summary = {}
     for label, sl in (("QP 22-37", slice(0, nctc)), ("QP 22-" + str((a.qps + a.extra_qps)[-1]), slice(None))):
@@ -156,7 +176,7 @@ def main() -> None:
     if res["lof"]:
         for key, kname in (("psnr_yuv", "PSNR-YUV"), ("psnr_y", "PSNR-Y")):
             summary[f"LOF({a.lof_steps}) vs no LOF {kname}"] = _mean(
-                [_bd(l, o, key) for l, o in zip(res["lic"], res["lof"])])
+                [_bd(l, o, key) for l, o in zip(res["lof_base"], res["lof"])])
     print("\nBD-rate (negative: lic / LOF saves bits)")
     for k, v in summary.items():
         print(f"- {k}: {v}")
