@@ -334,22 +334,25 @@ def _sao_stats_plane(org, rec, ctb, bit_depth, dx, dy, eo_map, eo_cnt, eo_sum, b
                         eo_sum[r, q, c, cat] += d
 
 
-def _offset_bits(a: int, cmax: int) -> int:
+@njit(cache=True, inline="always")
+def _offset_bits(a, cmax):  # pragma: no cover - numba
     """Truncated-unary (bypass) length of sao_offset_abs."""
     return a + 1 if a < cmax else cmax
 
 
-def _best_offset(cnt: int, dsum: int, lo: int, hi: int, lam: float, cmax: int,
-                 signed_bit: bool) -> tuple[int, float]:
+@njit(cache=True)
+def _best_offset(cnt, dsum, lo, hi, lam, cmax, signed_bit):  # pragma: no cover - numba
     """HM estIterOffset: start from the clipped rounded mean, try every value towards 0,
     keep the least dD + lambda * bits; dD = cnt*o^2 - 2*o*sum (change of SSE)."""
-    if cnt == 0:
-        return 0, lam * _offset_bits(0, cmax)
-    o0 = int(np.floor(dsum / cnt + 0.5)) if dsum >= 0 else -int(np.floor(-dsum / cnt + 0.5))
-    o0 = min(max(o0, lo), hi)
     best, best_cost = 0, lam * _offset_bits(0, cmax)
-    step = -1 if o0 > 0 else 1
-    o = o0
+    if cnt == 0:
+        return best, best_cost
+    if dsum >= 0:
+        o = (2 * dsum + cnt) // (2 * cnt)
+    else:
+        o = -((-2 * dsum + cnt) // (2 * cnt))
+    o = min(max(o, lo), hi)
+    step = -1 if o > 0 else 1
     while o != 0:
         bits = _offset_bits(abs(o), cmax) + (1 if signed_bit else 0)
         cost = cnt * o * o - 2 * o * dsum + lam * bits
@@ -359,124 +362,162 @@ def _best_offset(cnt: int, dsum: int, lo: int, hi: int, lam: float, cmax: int,
     return best, best_cost
 
 
-def _dist(cnt: np.ndarray, dsum: np.ndarray, offs: np.ndarray) -> float:
-    return float(np.sum(cnt * offs * offs - 2 * offs * dsum))
+@njit(cache=True)
+def _comp_candidates(eo_cnt, eo_sum, bo_cnt, bo_sum, r, q, lam, cmax, eo_offs, eo_cost, bo_offs):  # pragma: no cover
+    """Per component: best offsets and costs of the 4 edge classes and of band offset.
+    Fills eo_offs (4, 4), eo_cost (4,), bo_offs (4,); returns (band cost incl. position bits,
+    band position)."""
+    for cls in range(4):
+        tot = 0.0
+        for cat in range(1, 5):
+            lo, hi = (0, cmax) if cat <= 2 else (-cmax, 0)
+            o, k = _best_offset(eo_cnt[r, q, cls, cat], eo_sum[r, q, cls, cat], lo, hi, lam, cmax, False)
+            eo_offs[cls, cat - 1] = o
+            tot += k
+        eo_cost[cls] = tot
+    band_o = np.zeros(32, dtype=np.int64)
+    band_c = np.zeros(32)
+    for b in range(32):
+        o, k = _best_offset(bo_cnt[r, q, b], bo_sum[r, q, b], -cmax, cmax, lam, cmax, True)
+        band_o[b] = o
+        band_c[b] = k
+    best_pos, best = 0, 1e300
+    for pos in range(32):
+        c = band_c[pos] + band_c[(pos + 1) & 31] + band_c[(pos + 2) & 31] + band_c[(pos + 3) & 31]
+        if c < best:
+            best, best_pos = c, pos
+    for k in range(4):
+        bo_offs[k] = band_o[(best_pos + k) & 31]
+    return best + lam * 5, best_pos
+
+
+@njit(cache=True)
+def _dist_params(eo_cnt, eo_sum, bo_cnt, bo_sum, r, q, typ, arg, offs):  # pragma: no cover
+    """SSE change on CTB (r, q) of one component with the given parameters."""
+    d = 0.0
+    if typ == SAO_EDGE:
+        for k in range(4):
+            o = offs[k]
+            d += eo_cnt[r, q, arg, k + 1] * o * o - 2 * o * eo_sum[r, q, arg, k + 1]
+    elif typ == SAO_BAND:
+        for k in range(4):
+            b = (arg + k) & 31
+            o = offs[k]
+            d += bo_cnt[r, q, b] * o * o - 2 * o * bo_sum[r, q, b]
+    return d
+
+
+@njit(cache=True)
+def _sao_decide(eo_cnt, eo_sum, bo_cnt, bo_sum, n_comp, lam_l, lam_c, cmax_l, cmax_c,
+                allow_merge, typ, offsets, band_pos, eo_cls, merge_left, merge_up):  # pragma: no cover
+    rows, cols = typ.shape[0], typ.shape[1]
+    eo_offs = np.zeros((3, 4, 4), dtype=np.int64)
+    eo_cost = np.zeros((3, 4))
+    bo_offs = np.zeros((3, 4), dtype=np.int64)
+    bo_cost = np.zeros(3)
+    bo_pos = np.zeros(3, dtype=np.int64)
+    for r in range(rows):
+        for q in range(cols):
+            for c in range(n_comp):
+                lam = lam_l if c == 0 else lam_c
+                cmax = cmax_l if c == 0 else cmax_c
+                bo_cost[c], bo_pos[c] = _comp_candidates(
+                    eo_cnt[c], eo_sum[c], bo_cnt[c], bo_sum[c], r, q, lam, cmax,
+                    eo_offs[c], eo_cost[c], bo_offs[c])
+            # luma: off (1 bin), edge (2 type bins + 2 class bits), band (2 type bins)
+            best, bt, barg = lam_l * 1.0, SAO_OFF, 0
+            for cls in range(4):
+                cost = eo_cost[0, cls] + lam_l * 4
+                if cost < best:
+                    best, bt, barg = cost, SAO_EDGE, cls
+            if bo_cost[0] + lam_l * 2 < best:
+                best, bt, barg = bo_cost[0] + lam_l * 2, SAO_BAND, bo_pos[0]
+            total = best
+            ctyp, carg = SAO_OFF, 0
+            if n_comp == 3:  # Cb and Cr share the type and the edge class
+                bestc = lam_c * 1.0
+                for cls in range(4):
+                    cost = eo_cost[1, cls] + eo_cost[2, cls] + lam_c * 4
+                    if cost < bestc:
+                        bestc, ctyp, carg = cost, SAO_EDGE, cls
+                if bo_cost[1] + bo_cost[2] + lam_c * 2 < bestc:
+                    bestc, ctyp = bo_cost[1] + bo_cost[2] + lam_c * 2, SAO_BAND
+                total += bestc
+            merged = 0  # 1 left, 2 up
+            if allow_merge:
+                total += lam_l * ((q > 0) + (r > 0))  # the merge flags a non-merged CTB sends
+                for cand in range(2):
+                    rr, qq = (r, q - 1) if cand == 0 else (r - 1, q)
+                    if rr < 0 or qq < 0:
+                        continue
+                    d = 0.0
+                    for c in range(n_comp):
+                        t = typ[rr, qq, c]
+                        arg = eo_cls[rr, qq, c] if t == SAO_EDGE else band_pos[rr, qq, c]
+                        d += _dist_params(eo_cnt[c], eo_sum[c], bo_cnt[c], bo_sum[c], r, q, t, arg,
+                                          offsets[rr, qq, c])
+                    cost = d + lam_l * (1 if cand == 0 else 1 + (q > 0))
+                    if cost < total:
+                        total, merged = cost, cand + 1
+            if merged:
+                rr, qq = (r, q - 1) if merged == 1 else (r - 1, q)
+                typ[r, q] = typ[rr, qq]
+                offsets[r, q] = offsets[rr, qq]
+                band_pos[r, q] = band_pos[rr, qq]
+                eo_cls[r, q] = eo_cls[rr, qq]
+                if merged == 1:
+                    merge_left[r, q] = True
+                else:
+                    merge_up[r, q] = True
+                continue
+            typ[r, q, 0] = bt
+            if bt == SAO_EDGE:
+                eo_cls[r, q, 0] = barg
+                offsets[r, q, 0] = eo_offs[0, barg]
+            elif bt == SAO_BAND:
+                band_pos[r, q, 0] = barg
+                offsets[r, q, 0] = bo_offs[0]
+            for c in range(1, n_comp):
+                typ[r, q, c] = ctyp
+                if ctyp == SAO_EDGE:
+                    eo_cls[r, q, c] = carg
+                    offsets[r, q, c] = eo_offs[c, carg]
+                elif ctyp == SAO_BAND:
+                    band_pos[r, q, c] = bo_pos[c]
+                    offsets[r, q, c] = bo_offs[c]
 
 
 def sao_estimate(orig: list[np.ndarray], deblocked: list[np.ndarray], log2_ctb: int,
                  bit_depth: int, lambda_: float, chroma_lambda: float | None = None,
                  bit_depth_chroma: int | None = None, allow_merge: bool = True) -> SaoParams:
-    """Encoder-side SAO decision per CTB (HM-style statistics, simple rate model).
+    """Encoder-side SAO decision per CTB (HM-style statistics, simple rate model), numba.
 
     Per CTB and component: counts and sums of (orig - deblocked) per edge category and per
-    band; offsets by :func:`_best_offset`; the type (off / band at the best of 32 positions
-    / edge class 0..3) minimising dSSE + lambda * bits, Cb and Cr deciding jointly (they
-    share type and edge class); then merge-left / merge-up if cheaper. ``lambda_`` is the
-    RD lambda for SSE in the samples' own bit depth (so ~ 4^(bd-8) times the 8-bit one);
-    ``chroma_lambda`` defaults to it. Bits are counted as bins (bypass and context bins alike).
+    band; offsets by HM's iterative search (rounded mean towards 0, least dSSE + lambda *
+    bits); the type (off / band at the best of 32 positions / edge class 0..3) minimising
+    dSSE + lambda * bits, Cb and Cr deciding jointly (they share type and edge class); then
+    merge-left / merge-up if cheaper. ``lambda_`` is the RD lambda for SSE in the samples'
+    own bit depth (so ~ 4^(bd-8) times the 8-bit one); ``chroma_lambda`` defaults to it.
+    Bits are counted as bins (bypass and context bins alike).
     """
     h, w = deblocked[0].shape
     ctb = 1 << log2_ctb
     rows, cols = -(-h // ctb), -(-w // ctb)
     params = SaoParams(rows, cols)
     n_comp = len(deblocked)
-    stats = []
+    eo_cnt = np.zeros((3, rows, cols, 4, 5), np.int64)
+    eo_sum = np.zeros((3, rows, cols, 4, 5), np.int64)
+    bo_cnt = np.zeros((3, rows, cols, 32), np.int64)
+    bo_sum = np.zeros((3, rows, cols, 32), np.int64)
+    bdc = bit_depth if bit_depth_chroma is None else bit_depth_chroma
     for c in range(n_comp):
-        bd = bit_depth if c == 0 or bit_depth_chroma is None else bit_depth_chroma
-        eo_cnt = np.zeros((rows, cols, 4, 5), np.int64)
-        eo_sum = np.zeros((rows, cols, 4, 5), np.int64)
-        bo_cnt = np.zeros((rows, cols, 32), np.int64)
-        bo_sum = np.zeros((rows, cols, 32), np.int64)
         _sao_stats_plane(np.ascontiguousarray(orig[c], dtype=np.int32),
                          np.ascontiguousarray(deblocked[c], dtype=np.int32), ctb >> (1 if c else 0),
-                         bd, _EO_DX, _EO_DY, _EO_MAP, eo_cnt, eo_sum, bo_cnt, bo_sum)
-        stats.append((eo_cnt, eo_sum, bo_cnt, bo_sum, bd))
+                         bit_depth if c == 0 else bdc, _EO_DX, _EO_DY, _EO_MAP,
+                         eo_cnt[c], eo_sum[c], bo_cnt[c], bo_sum[c])
     lam_c = lambda_ if chroma_lambda is None else chroma_lambda
-
-    def candidates(r, q, c, lam):
-        """[(cost_without_type_bits, type, eo_class/band_pos, offsets)] for one component."""
-        eo_cnt, eo_sum, bo_cnt, bo_sum, bd = stats[c]
-        cmax = sao_max_offset(bd)
-        out = []
-        for cls in range(4):
-            offs, cost = [], 0.0
-            for cat in range(1, 5):
-                lo, hi = (0, cmax) if cat <= 2 else (-cmax, 0)
-                o, k = _best_offset(int(eo_cnt[r, q, cls, cat]), int(eo_sum[r, q, cls, cat]),
-                                    lo, hi, lam, cmax, False)
-                offs.append(o)
-                cost += k
-            out.append((cost, SAO_EDGE, cls, offs))
-        band = [_best_offset(int(bo_cnt[r, q, b]), int(bo_sum[r, q, b]), -cmax, cmax, lam, cmax, True)
-                for b in range(32)]
-        bcost = np.array([k for _, k in band])
-        best_pos = min(range(32), key=lambda p: sum(bcost[(p + k) & 31] for k in range(4)))
-        out.append((float(sum(bcost[(best_pos + k) & 31] for k in range(4))) + lam * 5, SAO_BAND,
-                    best_pos, [band[(best_pos + k) & 31][0] for k in range(4)]))
-        return out
-
-    def dist_of(r, q, c, typ, arg, offs):
-        if typ == SAO_OFF:
-            return 0.0
-        eo_cnt, eo_sum, bo_cnt, bo_sum, _ = stats[c]
-        o = np.asarray(offs, dtype=np.int64)
-        if typ == SAO_EDGE:
-            return _dist(eo_cnt[r, q, arg, 1:], eo_sum[r, q, arg, 1:], o)
-        idx = [(arg + k) & 31 for k in range(4)]
-        return _dist(bo_cnt[r, q, idx], bo_sum[r, q, idx], o)
-
-    for r in range(rows):
-        for q in range(cols):
-            # luma
-            best = (lambda_ * 1, SAO_OFF, 0, [0, 0, 0, 0])
-            for cost, typ, arg, offs in candidates(r, q, 0, lambda_):
-                cost += lambda_ * (2 + (2 if typ == SAO_EDGE else 0))
-                if cost < best[0]:
-                    best = (cost, typ, arg, offs)
-            choice = {0: best}
-            total = best[0]
-            if n_comp == 3:
-                cb, cr = candidates(r, q, 1, lam_c), candidates(r, q, 2, lam_c)
-                bestc = (lam_c * 1, SAO_OFF, (0, 0), ([0] * 4, [0] * 4))
-                for cls in range(4):  # shared edge class
-                    cost = cb[cls][0] + cr[cls][0] + lam_c * (2 + 2)
-                    if cost < bestc[0]:
-                        bestc = (cost, SAO_EDGE, (cls, cls), (cb[cls][3], cr[cls][3]))
-                cost = cb[4][0] + cr[4][0] + lam_c * 2
-                if cost < bestc[0]:
-                    bestc = (cost, SAO_BAND, (cb[4][2], cr[4][2]), (cb[4][3], cr[4][3]))
-                choice[1] = (None, bestc[1], bestc[2][0], bestc[3][0])
-                choice[2] = (None, bestc[1], bestc[2][1], bestc[3][1])
-                total += bestc[0]
-            # merge candidates (left first, as the syntax): rate = the flags only
-            merged = None
-            if allow_merge:
-                total += lambda_ * ((q > 0) + (r > 0))  # the merge flags a non-merged CTB sends
-                for flag, (rr, qq) in (("left", (r, q - 1)), ("up", (r - 1, q))):
-                    if rr < 0 or qq < 0:
-                        continue
-                    d = 0.0
-                    for c in range(n_comp):
-                        t = int(params.type[rr, qq, c])
-                        arg = int(params.eo_class[rr, qq, c] if t == SAO_EDGE else params.band_position[rr, qq, c])
-                        d += dist_of(r, q, c, t, arg, params.offsets[rr, qq, c])
-                    cost = d + lambda_ * (1 if flag == "left" else 1 + (q > 0))
-                    if cost < total:
-                        total, merged = cost, (flag, rr, qq)
-            if merged is not None:
-                flag, rr, qq = merged
-                for arr in (params.type, params.offsets, params.band_position, params.eo_class):
-                    arr[r, q] = arr[rr, qq]
-                if flag == "left":
-                    params.merge_left[r, q] = True
-                else:
-                    params.merge_up[r, q] = True
-                continue
-            for c, (_, typ, arg, offs) in choice.items():
-                params.type[r, q, c] = typ
-                params.offsets[r, q, c] = offs
-                if typ == SAO_EDGE:
-                    params.eo_class[r, q, c] = arg
-                elif typ == SAO_BAND:
-                    params.band_position[r, q, c] = arg
+    _sao_decide(eo_cnt, eo_sum, bo_cnt, bo_sum, n_comp, float(lambda_), float(lam_c),
+                sao_max_offset(bit_depth), sao_max_offset(bdc), bool(allow_merge), params.type,
+                params.offsets, params.band_position, params.eo_class, params.merge_left,
+                params.merge_up)
     return params
