@@ -263,11 +263,11 @@ def test_codecs_and_help(capsys):
 def test_codec_flags_are_generic(tmp_path, capsys, monkeypatch):
     """A codec flag declared for another codec reaches make_options, which rejects it for x265."""
     monkeypatch.setattr(cli, "CODEC_FLAGS", list(cli.CODEC_FLAGS))
-    cli.codec_flag("--no-deblock", "deblock", "switch the deblocking filter off", action="store_const", const=False)
+    cli.codec_flag("--no-frobnicate", "frobnicate", "a switch some other codec has", action="store_const", const=False)
     _y4m(tmp_path / "in.y4m", n=1)
-    assert cli.main(["transcode", str(tmp_path / "in.y4m"), "-o", str(tmp_path / "o.mp4"), "--no-deblock"]) == 2
+    assert cli.main(["transcode", str(tmp_path / "in.y4m"), "-o", str(tmp_path / "o.mp4"), "--no-frobnicate"]) == 2
     err = capsys.readouterr().err
-    assert "codec x265 has no option 'deblock'" in err
+    assert "codec x265 has no option 'frobnicate'" in err
     assert not (tmp_path / "o.mp4").exists()
 
 
