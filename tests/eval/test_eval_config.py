@@ -216,3 +216,11 @@ def test_unimportable_plugin_is_one_usage_error_before_any_job(tiny, tmp_path):
     with pytest.raises(UsageError, match="cannot import '_eval_fakecodek'"):
         run_evaluation(cfg, tiny["data"], tmp_path / "r.sqlite", progress=False)
     assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_no_sequence_at_all_is_an_input_error(tmp_path):
+    from codeclab.errors import InputError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"no sequence found under .*Tango2.*\(26 in all\)"):
+        run_evaluation(CONFIGS / "ai_ctc_x265.toml", tmp_path / "empty", tmp_path / "r.sqlite", progress=False)

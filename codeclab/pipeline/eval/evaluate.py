@@ -55,6 +55,11 @@ def run_evaluation(
         raise InputError(f"{data}: data folder not found")
     _check_imports(exp)
     plan = plan_jobs(exp, data)
+    if not plan.sequences:
+        from ...errors import InputError
+
+        shown = "; ".join(plan.missing[:3]) + (f"; ... ({len(plan.missing)} in all)" if len(plan.missing) > 3 else "")
+        raise InputError(f"{exp.source}: no sequence found under {data}: {shown}")
     with ResultStore(db) as store:
         h = store.register_run(exp, plan.jobs, os.fspath(data.resolve()), plan.missing)
         if executor is not None:
