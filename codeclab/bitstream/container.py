@@ -191,6 +191,8 @@ def _parse_header(data: bytes) -> StreamHeader:
             raise _Bad(f"stream header: option {k!r} is longer than {MAX_OPTION_STR} characters")
         if _is_int(v) and abs(v) >= 1 << 63:
             raise _Bad(f"stream header: option {k!r} does not fit 64 bits")
+        if isinstance(v, float) and not math.isfinite(v):  # 1e999 parses as inf
+            raise _Bad(f"stream header: option {k!r} is not a finite number")
     f = obj["format"]
     if not isinstance(f, dict) or set(f) != _FORMAT_KEYS:
         raise _Bad(f"stream header: format must be an object with exactly the keys {sorted(_FORMAT_KEYS)}")
@@ -388,12 +390,22 @@ class ClcWriter:
 
 
 class ClcReader:
-    """Reads a ``.clc`` file: header and index on open, packets lazily on demand."""
+    """Reads a ``.clc`` file: header and index on open, packets lazily on demand.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    ``source`` is a path, or a seekable binary file object (``io.BytesIO``...) that the
+    reader then uses but does not close; ``name`` names it in error messages.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, name: str | None = None) -> None:
+        self._owns = not hasattr(source, "read")
+        if not self._owns:
+            self.path = Path(name or getattr(source, "name", None) or "<stream>")
+            self._f: BinaryIO | None = source  # type: ignore[assignment]
+            self._open()
+            return
+        self.path = Path(source)  # type: ignore[arg-type]
         try:
-            self._f: BinaryIO | None = open(self.path, "rb")
+            self._f = open(self.path, "rb")
         except FileNotFoundError:
             raise InputError(f"{self.path}: no such file") from None
         except OSError as e:  # a directory, no permission...
@@ -420,7 +432,7 @@ class ClcReader:
     def _open(self) -> None:
         f = self._f
         assert f is not None
-        size = os.fstat(f.fileno()).st_size
+        size = f.seek(0, os.SEEK_END)
         self.size = size
         if size < _FILE_HDR.size:
             raise self._err(f"too short to be a .clc file ({size} bytes)")
@@ -538,9 +550,9 @@ class ClcReader:
         return self.packets()
 
     def close(self) -> None:
-        if self._f is not None:
+        if self._f is not None and self._owns:
             self._f.close()
-            self._f = None
+        self._f = None
 
     def __enter__(self) -> ClcReader:
         return self
