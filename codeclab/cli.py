@@ -123,6 +123,18 @@ CODEC_FLAGS: list[CodecFlag] = [
     CodecFlag("--keyint", "keyint", "intra period (x265/x264 default 1 = all-intra; >1 gives I+P)", {"metavar": "N"}),
     CodecFlag("--bit-depth", "bit_depth", "internal bit depth of the codec (default: the source's)", {"metavar": "B"}),
     CodecFlag("--quality", "quality", "rate point of the learned codec (lic)", {"metavar": "Q"}),
+    # our HEVC encoder (codec hevc)
+    CodecFlag("--ctb", "ctb", "CTB size 16, 32 or 64 (hevc, default 32)", {"metavar": "N"}),
+    CodecFlag("--no-deblock", "deblock", "switch the deblocking filter off (hevc)",
+              {"action": "store_const", "const": False}),
+    CodecFlag("--no-sao", "sao", "switch SAO off (hevc)", {"action": "store_const", "const": False}),
+    CodecFlag("--sign-hiding", "sign_hiding", "sign data hiding on (hevc default)",
+              {"action": "store_const", "const": True}),
+    CodecFlag("--no-sign-hiding", "sign_hiding", "sign data hiding off (hevc)",
+              {"action": "store_const", "const": False}),
+    CodecFlag("--transform-skip", "transform_skip", "allow 4x4 transform skip (hevc)",
+              {"action": "store_const", "const": True}),
+    CodecFlag("--quant", "quant", "quantiser of our HEVC encoder: sq (default), rdoq ...", {"metavar": "NAME"}),
 ]
 
 
