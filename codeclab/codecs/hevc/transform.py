@@ -98,25 +98,67 @@ def _inverse_kernel(d, m, bd_shift, out):  # pragma: no cover - numba
                 out[b, y, x] = (acc + rnd) >> bd_shift
 
 
+@njit(cache=True, inline="always")
+def _dct_1d(x, n, m32, y, e, o):  # pragma: no cover - numba
+    """y = M_n x for the DCT by even/odd (partial butterfly) decomposition: odd basis rows
+    from the antisymmetric half, even rows = the n/2-point DCT of the symmetric half.
+    Exact integer algebra, identical to the matrix product with 1/3 of the multiplies.
+    x is overwritten (it holds the running even part)."""
+    s = n
+    while s > 1:
+        h = s >> 1
+        step = 32 // s  # row k of M_s is row k * step of M_32
+        for i in range(h):
+            e[i] = x[i] + x[s - 1 - i]
+            o[i] = x[i] - x[s - 1 - i]
+        for k in range(1, s, 2):
+            acc = np.int64(0)
+            for i in range(h):
+                acc += m32[k * step, i] * o[i]
+            y[k * (n // s)] = acc
+        for i in range(h):
+            x[i] = e[i]
+        s = h
+    y[0] = 64 * x[0]
+
+
 @njit(cache=True)
-def _forward_kernel(r, m, s1, s2, out):  # pragma: no cover - numba
+def _forward_kernel(r, m, m32, use_dct, s1, s2, out):  # pragma: no cover - numba
     b_count, n, _ = r.shape
     t = np.empty((n, n), dtype=np.int64)
+    x = np.empty(n, dtype=np.int64)
+    y = np.empty(n, dtype=np.int64)
+    e = np.empty(n, dtype=np.int64)
+    o = np.empty(n, dtype=np.int64)
     r1 = np.int64(1) << (s1 - 1) if s1 > 0 else np.int64(0)
     r2 = np.int64(1) << (s2 - 1)
     for b in range(b_count):
-        for y in range(n):  # T = X M^T (rows first, as HM)
-            for k in range(n):
-                acc = np.int64(0)
+        for row in range(n):  # T = X M^T (rows first, as HM)
+            if use_dct:
                 for i in range(n):
-                    acc += np.int64(r[b, y, i]) * m[k, i]
-                t[y, k] = (acc + r1) >> s1
-        for k in range(n):  # C = M T
-            for x in range(n):
-                acc = np.int64(0)
-                for y in range(n):
-                    acc += m[k, y] * t[y, x]
-                out[b, k, x] = (acc + r2) >> s2
+                    x[i] = r[b, row, i]
+                _dct_1d(x, n, m32, y, e, o)
+            else:
+                for k in range(n):
+                    acc = np.int64(0)
+                    for i in range(n):
+                        acc += np.int64(r[b, row, i]) * m[k, i]
+                    y[k] = acc
+            for k in range(n):
+                t[row, k] = (y[k] + r1) >> s1
+        for col in range(n):  # C = M T
+            if use_dct:
+                for i in range(n):
+                    x[i] = t[i, col]
+                _dct_1d(x, n, m32, y, e, o)
+            else:
+                for k in range(n):
+                    acc = np.int64(0)
+                    for i in range(n):
+                        acc += m[k, i] * t[i, col]
+                    y[k] = acc
+            for k in range(n):
+                out[b, k, col] = (y[k] + r2) >> s2
 
 
 def _as_batch(a: np.ndarray, log2_size: int, what: str) -> tuple[np.ndarray, bool]:
@@ -141,8 +183,9 @@ def forward_transform(resid: np.ndarray, log2_size: int, dst: bool, bit_depth: i
     """HM forward transform: residual -> coefficients (int32) on the scale quantize_sq expects."""
     r, single = _as_batch(resid, log2_size, "forward_transform")
     out = np.empty(r.shape, dtype=np.int32)
-    _forward_kernel(r, transform_matrix(log2_size, dst), log2_size + bit_depth - 9,
-                    log2_size + 6, out)
+    # butterflies pay off from 16x16; small blocks vectorise better as a matrix product
+    _forward_kernel(r, transform_matrix(log2_size, dst), DCT_MATRIX_32, log2_size >= 4 and not dst,
+                    log2_size + bit_depth - 9, log2_size + 6, out)
     return out[0] if single else out
 
 
