@@ -29,23 +29,32 @@ class DecodeResult:
 
 
 def decode_clc(path: str | os.PathLike[str], output: str | os.PathLike[str], *, start: int = 0,
-               frames: int | None = None, step: int = 1) -> DecodeResult:
-    """Decode ``frames`` frames of a ``.clc`` file from ``start`` (every ``step``-th) into ``output``."""
+               frames: int | None = None, step: int = 1, progress: bool = False) -> DecodeResult:
+    """Decode ``frames`` frames of a ``.clc`` file from ``start`` (every ``step``-th) into ``output``.
+
+    ``progress`` shows a tqdm bar on stderr when stderr is a terminal.
+    """
+    from tqdm import tqdm
+
     from .sinks import open_sink
     from .sources import FrameRange
 
     with ClcSource(path, frames=FrameRange(start, frames, step)) as src:
         n = bits = 0
-        with open_sink(output, src.format) as sink:
+        with open_sink(output, src.format) as sink, \
+                tqdm(total=src.num_frames, unit="frame", file=sys.stderr, leave=False,
+                     disable=not (progress and sys.stderr.isatty())) as bar:
             for frame in src:
                 sink.write(frame)
                 n += 1
                 bits += int(frame.props.get("bits", 0))
+                bar.update(1)
         return DecodeResult(Path(output), src.header.codec, src.format, n, bits)
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    r = decode_clc(args.input, args.output, start=args.start, frames=args.frames, step=args.step)
+    r = decode_clc(args.input, args.output, start=args.start, frames=args.frames, step=args.step,
+                   progress=not args.quiet)
     if not args.quiet:
         kbps = r.bits * float(r.format.fps) / r.frames / 1000 if r.frames else 0.0
         print(f"{args.input}: {r.frames} frames of {r.format} decoded with {r.codec} "
@@ -82,6 +91,6 @@ def add_decode_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--start", type=_nonneg, default=0, help="first frame (0-based, default 0)")
     p.add_argument("--frames", type=_nonneg, default=None, help="number of frames (default: to the end)")
     p.add_argument("--step", type=_positive, default=1, help="take every N-th frame (default 1)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
     p.set_defaults(func=_cmd_decode)
     return p
