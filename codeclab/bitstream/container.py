@@ -498,9 +498,12 @@ class ClcReader:
         end = int(self._offsets[i + 1]) if i + 1 < len(self._offsets) else self._index_offset
         return start, end
 
-    def _record_header(self, i: int) -> tuple[int, int, int, int, int]:
+    def _record_header(self, i: int, head: bytes | None = None) -> tuple[int, int, int, int, int]:
+        """Fields of record *i*'s header (read here unless given), checked against limits and index."""
         start, end = self._span(i)
-        plen, mlen, fidx, pts, flags = _REC_HDR.unpack(self._read_at(start, _REC_HDR.size))
+        if head is None:
+            head = self._read_at(start, _REC_HDR.size)
+        plen, mlen, fidx, pts, flags = _REC_HDR.unpack_from(head)
         if plen > MAX_PAYLOAD:
             raise self._err(f"packet {i}: payload length {plen} exceeds {MAX_PAYLOAD}")
         if mlen > MAX_METRICS_JSON:
@@ -525,9 +528,12 @@ class ClcReader:
     def read_packet(self, i: int) -> Packet:
         """Packet *i* (0-based, negative counts from the end); ``props`` holds its metrics."""
         i = self._check_index(i)
-        plen, mlen, fidx, pts, flags = self._record_header(i)
         start, end = self._span(i)
-        rec = self._read_at(start, end - start)
+        if end - start > _REC_MIN + MAX_PAYLOAD + MAX_METRICS_JSON:
+            self._record_header(i)  # names the field that is out of bounds
+            raise self._err(f"packet {i}: record of {end - start} bytes exceeds the limits")
+        rec = self._read_at(start, end - start)  # bounded just above: one read per packet
+        plen, mlen, fidx, pts, flags = self._record_header(i, rec)
         if zlib.crc32(memoryview(rec)[:-4]) != _U32.unpack(rec[-4:])[0]:
             raise self._err(f"packet {i}: CRC mismatch (corrupted)")
         p0 = _REC_HDR.size
