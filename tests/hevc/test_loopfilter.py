@@ -266,7 +266,7 @@ def test_deblock_leaves_unmarked_and_picture_edges():
 
 # ---------------------------------------------------------------- SAO ----------------------
 
-from codeclab.codecs.hevc.loopfilter import (SAO_BAND, SAO_EDGE, SAO_OFF, SaoParams,  # noqa: E402
+from codeclab.codecs.hevc.loopfilter import (SAO_EDGE, SAO_OFF, SaoParams,  # noqa: E402
                                              sao_apply, sao_estimate, sao_max_offset)
 
 
