@@ -224,3 +224,18 @@ def test_cockatoo_444_first_frames(media, tmp_path):
         s = c.streams.video[0]
         assert s.codec_context.name == "hevc" and s.format.name == "yuv444p"
         assert sum(1 for _ in c.decode(s)) == 2
+
+
+def test_codec_without_standard_stream_goes_into_our_container(tmp_path, make_frames):
+    from codeclab.bitstream.container import ClcReader
+    from codeclab.codecs.base import register_codec
+
+    register_codec(_DELAY)
+    src = tmp_path / "in.y4m"
+    _write_y4m(src, make_frames(n=3))
+    with pytest.raises(UsageError, match=r"\.clc"):
+        transcode(src, tmp_path / "o.mp4", _DELAY, None, progress=False)
+    r = transcode(src, tmp_path / "o.clc", _DELAY, None, progress=False)
+    assert r.frames == 3
+    reader = ClcReader(tmp_path / "o.clc")
+    assert reader.header.codec == "delay-test" and len(reader) == 3
