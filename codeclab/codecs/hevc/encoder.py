@@ -32,7 +32,7 @@ from codeclab.codecs.hevc import loopfilter as lf
 from codeclab.codecs.hevc.intra import chroma_mode_from, predict_all_modes, predict_intra
 from codeclab.codecs.hevc.params import (SLICE_NAL_TYPE, StreamParams, parameter_set_nals,
                                          slice_header_bits)
-from codeclab.codecs.hevc.quant import chroma_qp, dequantize
+from codeclab.codecs.hevc.quant import QUANT_SCALES, chroma_qp, dequantize, quant_shift
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.satd import satd, satd_batch
 from codeclab.codecs.hevc.scan import scan_idx_for
@@ -105,6 +105,7 @@ class PictureEncoder:
         self.av = [np.zeros(o.shape, dtype=bool) for o in self.org]
         self.maps = PictureMaps(W, H, p.log2_ctb)
         self.edges = lf.new_edge_maps(H, W)
+        self._satd_cache: dict[tuple[int, int, int], float] = {}
         ctb = 1 << p.log2_ctb
         ctb_rows, ctb_cols = -(-H // ctb), -(-W // ctb)
         for ry in range(ctb_rows):
@@ -168,20 +169,30 @@ class PictureEncoder:
         else:
             self._code_cu(x, y, log2, depth)
 
-    def _best_satd(self, plane: np.ndarray, x: int, y: int, log2: int) -> float:
-        n = 1 << log2
-        preds = predict_all_modes(plane, self.av[0], x, y, log2, 0, self.bd)
-        return float(satd_batch(preds, self.org[0][y:y + n, x:x + n]).min())
+    def _best_satd(self, x: int, y: int, log2: int) -> float:
+        """Least SATD over the 35 modes predicting the block from *source* neighbours with
+        the availability it will have when coded (cached: a parent's split test computes
+        its children's values again otherwise)."""
+        key = (x, y, log2)
+        v = self._satd_cache.get(key)
+        if v is None:
+            n = 1 << log2
+            preds = predict_all_modes(self.org[0], self.av[0], x, y, log2, 0, self.bd)
+            v = float(satd_batch(preds, self.org[0][y:y + n, x:x + n]).min())
+            self._satd_cache[key] = v
+        return v
 
     def _split_wins(self, x: int, y: int, log2: int) -> bool:
         """Parent vs four children, all predicted from source samples (cheap, unbiased
         between the two); each CU is charged ~4 bits of mode/split side information."""
-        org, av = self.org[0], self.av[0]
+        av = self.av[0]
         s, h = 1 << log2, 1 << (log2 - 1)
-        cost_p = self._best_satd(org, x, y, log2) + self.lam_satd * 4
-        cost_c = self.lam_satd
+        cost_p = self._best_satd(x, y, log2) + self.lam_satd * 4
+        cost_c = self.lam_satd * 17
+        if cost_c >= cost_p:
+            return False
         for cx, cy in ((x, y), (x + h, y), (x, y + h), (x + h, y + h)):
-            cost_c += self._best_satd(org, cx, cy, log2 - 1) + self.lam_satd * 4
+            cost_c += self._best_satd(cx, cy, log2 - 1)
             av[cy:cy + h, cx:cx + h] = True
             if cost_c >= cost_p:
                 break
@@ -202,38 +213,41 @@ class PictureEncoder:
         n4 = 1 << (log2 - 2)
         self.maps.mode[y >> 2:(y >> 2) + n4, x >> 2:(x >> 2) + n4] = mode
 
+    def _nxn_wins(self, x: int, y: int) -> bool:
+        """2Nx2N vs NxN at an 8x8 CU, both predicted from source samples (the same cheap,
+        unbiased comparison as the CU split): NxN pays 3 more mode codes."""
+        av = self.av[0]
+        cost_2n = self._best_satd(x, y, 3) + self.lam_satd * 4
+        cost_nxn = self.lam_satd * 16
+        if cost_nxn >= cost_2n:
+            return False
+        for px, py in ((x, y), (x + 4, y), (x, y + 4), (x + 4, y + 4)):
+            cost_nxn += self._best_satd(px, py, 2)
+            av[py:py + 4, px:px + 4] = True
+            if cost_nxn >= cost_2n:
+                break
+        av[y:y + 8, x:x + 8] = False
+        return cost_nxn < cost_2n
+
     def _code_cu(self, x: int, y: int, log2: int, depth: int) -> None:
         s = 1 << log2
         maps = self.maps
         maps.depth[y >> 3:(y + s) >> 3, x >> 3:(x + s) >> 3] = depth
-        costs = self._mode_costs(x, y, log2)
-        mode = int(np.argmin(costs))
-        cu = None
-        if log2 == 3:
-            saved = self.rec[0][y:y + 8, x:x + 8].copy()
-            h = 4
+        if log2 == 3 and self._nxn_wins(x, y):
             node = TransformNode(x, y, 3, 0, split=True)
-            modes, cost_nxn = [], self.lam_satd * 1.0
-            for k, (px, py) in enumerate(((x, y), (x + h, y), (x, y + h), (x + h, y + h))):
-                c4 = self._mode_costs(px, py, 2)
-                m4 = int(np.argmin(c4))
-                cost_nxn += float(c4[m4])
+            modes = []
+            for px, py in ((x, y), (x + 4, y), (x, y + 4), (x + 4, y + 4)):
+                m4 = int(np.argmin(self._mode_costs(px, py, 2)))
                 modes.append(m4)
                 self._set_mode(px, py, 2, m4)
                 ch = TransformNode(px, py, 2, 1)
                 self._code_luma_tb(ch, m4)
                 node.children.append(ch)
-                if cost_nxn >= costs[mode]:
-                    break
-            if cost_nxn < costs[mode]:
-                cu = CodingUnit(x, y, 3, True, modes, 4, 0, node)
-            else:
-                self.rec[0][y:y + 8, x:x + 8] = saved
-                self.av[0][y:y + 8, x:x + 8] = False
-        if cu is None:
+            cu = CodingUnit(x, y, 3, True, modes, 4, 0, node)
+        else:
+            mode = int(np.argmin(self._mode_costs(x, y, log2)))
             self._set_mode(x, y, log2, mode)
-            node = self._luma_tree(x, y, log2, 0, mode)
-            cu = CodingUnit(x, y, log2, False, [mode], 4, 0, node)
+            cu = CodingUnit(x, y, log2, False, [mode], 4, 0, self._luma_tree(x, y, log2, 0, mode))
         # chroma mode: best SATD of the five candidates (derived mode 4 first on ties)
         cu.chroma_idx, cu.chroma_mode = self._chroma_mode(x >> 1, y >> 1, log2 - 1, cu.luma_modes[0])
         self._chroma_tree(cu.tu, cu.chroma_mode)
@@ -288,13 +302,32 @@ class PictureEncoder:
                 self._chroma_tree(ch, cmode)
             return
         xc, yc, lc = node.x >> 1, node.y >> 1, node.log2 - 1
-        for c in (1, 2):
-            lv, ts, scan = self._code_tb(c, xc, yc, lc, cmode)
-            if c == 1:
-                node.cb = lv
+        if (self.p.transform_skip and lc == 2) or self.qpc[1] != self.qpc[2]:
+            for c in (1, 2):
+                lv, ts, scan = self._code_tb(c, xc, yc, lc, cmode)
+                if c == 1:
+                    node.cb = lv
+                else:
+                    node.cr = lv
+                node.ts[c], node.scan[c] = ts, scan
+            return
+        # Cb and Cr as one batch of two blocks (same size, mode, scan and QP)
+        n, bd = 1 << lc, self.bd
+        scan = scan_idx_for(cmode, lc, 1)
+        preds = [predict_intra(self.rec[c], self.av[c], xc, yc, lc, cmode, c, bd) for c in (1, 2)]
+        resid = np.stack([self.org[c][yc:yc + n, xc:xc + n] - preds[c - 1] for c in (1, 2)])
+        lv = self._quantize(forward_transform(resid, lc, False, bd), self.qpc[1], lc, 1, scan)
+        nz = lv.reshape(2, -1).any(axis=1)
+        r = inverse_transform(dequantize(lv, self.qpc[1], lc, bd), lc, False, bd) if nz.any() else None
+        for k, c in enumerate((1, 2)):
+            if nz[k]:
+                self.rec[c][yc:yc + n, xc:xc + n] = np.clip(preds[k] + r[k], 0, self.maxv)
             else:
-                node.cr = lv
-            node.ts[c], node.scan[c] = ts, scan
+                self.rec[c][yc:yc + n, xc:xc + n] = preds[k]
+            self.av[c][yc:yc + n, xc:xc + n] = True
+        node.cb = np.ascontiguousarray(lv[0]) if nz[0] else None
+        node.cr = np.ascontiguousarray(lv[1]) if nz[1] else None
+        node.scan[1] = node.scan[2] = scan
 
     def _code_luma_tb(self, node: TransformNode, mode: int) -> None:
         lv, ts, scan = self._code_tb(0, node.x, node.y, node.log2, mode)
@@ -309,6 +342,17 @@ class PictureEncoder:
                       int(ts_flag), SB_SCAN, C4_SCAN)
         return eng[E_FRAC] / FRAC_ONE
 
+    def _quantize(self, coeffs: np.ndarray, qp: int, log2: int, c: int, scan: int) -> np.ndarray:
+        """The quantiser on a batch, skipped when every coefficient is below half a step
+        (|c| * quantScale < 2^(qbits-1)): no quantiser of the HM family (SQ with a dead-zone
+        offset <= 1/2, RDOQ, whose largest candidate is the rounded level) codes anything
+        there, and calling it costs more than the rest of a small TB."""
+        qpp = qp + 6 * (self.bd - 8)
+        qbits = quant_shift(qp, log2, self.bd)
+        if int(np.abs(coeffs).max()) * QUANT_SCALES[qpp % 6] < (1 << (qbits - 1)):
+            return np.zeros(coeffs.shape, dtype=np.int32)
+        return self.q.quantize(coeffs, qp, log2, self.bd, c, scan, self.p.sign_hiding)
+
     def _code_tb(self, c: int, x: int, y: int, log2: int, mode: int
                  ) -> tuple[np.ndarray | None, bool, int]:
         """Predict, transform, quantise and reconstruct one TB; returns (levels or None,
@@ -321,16 +365,14 @@ class PictureEncoder:
         scan = scan_idx_for(mode, log2, c)
         qp = self.qpc[c]
         dst = c == 0 and log2 == 2
-        sdh = self.p.sign_hiding
-        lv = self.q.quantize(forward_transform(resid, log2, dst, bd), qp, log2, bd, c, scan, sdh)[0]
+        lv = self._quantize(forward_transform(resid, log2, dst, bd), qp, log2, c, scan)[0]
         ts = False
         if lv.any():
             r = inverse_transform(dequantize(lv, qp, log2, bd), log2, dst, bd)
         else:
             r = None
         if self.p.transform_skip and log2 == 2:
-            lts = self.q.quantize(forward_transform_skip(resid, log2, bd), qp, log2, bd, c, scan,
-                                  sdh)[0]
+            lts = self._quantize(forward_transform_skip(resid, log2, bd), qp, log2, c, scan)[0]
             rts = inverse_transform_skip(dequantize(lts, qp, log2, bd), log2, bd) if lts.any() else None
             o = org[y:y + n, x:x + n]
 
