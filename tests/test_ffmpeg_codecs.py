@@ -159,3 +159,11 @@ def test_extra_params_reach_the_encoder_and_win():
 def test_ffmpeg_decoder_rejects_unknown_stream():
     with pytest.raises(UsageError):
         FFmpegDecoder("vp9", _photo_like(1)[0].format)
+
+
+def test_unknown_preset_or_tune_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown preset 'bogus'"):
+        _encode("x265", _photo_like(1), preset="bogus")
+    with pytest.raises(UsageError, match="unknown tune 'stillimage'"):
+        _encode("x265", _photo_like(1), tune="stillimage")  # an x264 tuning
+    assert len(_encode("x264", _photo_like(1), tune="stillimage")) == 1

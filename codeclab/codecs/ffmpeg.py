@@ -43,6 +43,12 @@ __all__ = ["X265Options", "X264Options", "FFmpegEncoder", "FFmpegDecoder"]
 
 _PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}
 _FF_QP2LAMBDA = 118  # FFmpeg's quality unit: quality = qp * FF_QP2LAMBDA
+#: presets and tunings the encoders accept (x265 --help, x264 --fullhelp)
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+TUNES = {
+    "libx265": ("psnr", "ssim", "grain", "zerolatency", "fastdecode", "animation"),
+    "libx264": ("film", "animation", "grain", "stillimage", "psnr", "ssim", "fastdecode", "zerolatency"),
+}
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,10 @@ class FFmpegEncoder:
         if pix_fmt not in {f.name for f in codec.video_formats}:
             ok = sorted({f.name for f in codec.video_formats if f.name in PIX_FMTS.values()})
             raise FormatError(f"{library} cannot code {pix_fmt} (it takes {', '.join(ok)})")
+        if opts.preset not in PRESETS:
+            raise UsageError(f"{library}: unknown preset {opts.preset!r} (want one of {', '.join(PRESETS)})")
+        if opts.tune is not None and any(t not in TUNES[library] for t in opts.tune.split(",")):
+            raise UsageError(f"{library}: unknown tune {opts.tune!r} (want one of {', '.join(TUNES[library])})")
         self.qp = opts.qp if opts.crf is None else None
         options = {"preset": opts.preset, f"{library[3:]}-params": _params(opts, library)}
         if opts.crf is not None:
@@ -135,7 +145,8 @@ class FFmpegEncoder:
         try:
             ctx.open()
         except av.FFmpegError as e:
-            raise UsageError(f"{library} rejected the options {options} ({e})") from None
+            args = ", ".join(f"{k}={v}" for k, v in options.items())
+            raise UsageError(f"{library} rejected its options ({args}): {e.strerror or e}") from None
         self._ctx = ctx
         self._pending_s = 0.0  # encode time not yet attributed to a packet
         self._flushed = False
