@@ -20,6 +20,9 @@ Defaults and why:
 - Chroma 4:2:0, 4:2:2, 4:4:4 and 4:0:0 at 8/10 bit (x265 also 12 bit); other layouts
   raise :class:`~codeclab.errors.FormatError` naming what the encoder takes.
 
+``params`` (extra ``x265-params``/``x264-params``) come after ours, so they win; FFmpeg
+only warns about names the library does not know.
+
 Packet ``props``: ``bits``, ``qp`` (average QP FFmpeg reports in the packet's
 quality-stats side data), ``pict_type`` (``"I"``/``"P"``/``"B"``), ``encode_s`` (time of
 the encode calls, attributed to the packets they returned).
@@ -108,7 +111,6 @@ def _params(opts: _AnchorOptions, library: str) -> str:
 class FFmpegEncoder:
     """libx265 / libx264 on a bare codec context; one Annex-B access unit per packet."""
 
-    #: (library, bit depths it codes)
     def __init__(self, library: str, depths: tuple[int, ...], fmt: VideoFormat, opts: _AnchorOptions) -> None:
         import av
 
