@@ -445,7 +445,9 @@ def _cmd_codecs(args: argparse.Namespace) -> int:
     from .codecs.base import available_codecs, get_codec
     from .errors import CodeclabError
 
-    flags = {f.option: f.flag for f in CODEC_FLAGS}
+    flags: dict[str, list[str]] = {}
+    for f in CODEC_FLAGS:
+        flags.setdefault(f.option, []).append(f.flag)
     for name in available_codecs():
         try:
             spec = get_codec(name)
@@ -458,8 +460,9 @@ def _cmd_codecs(args: argparse.Namespace) -> int:
         for f in dataclasses.fields(spec.options):
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
-            flag = flags.get(f.name, f"-x {f.name}=...")
-            print(f"  {f.name:<12} {_type_name(hints.get(f.name, f.type)):<14} default {default!r:<10} {flag}")
+            flag = " ".join(flags.get(f.name, [])) or f"-x {f.name}=..."
+            shown = f"{default:g}" if isinstance(default, float) else repr(default)
+            print(f"  {f.name:<15} {_type_name(hints.get(f.name, f.type)):<12} {'default ' + shown:<20} {flag}")
         print()
     return 0
 
@@ -532,6 +535,10 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser(args_list)
         args = parser.parse_args(args_list)  # argparse errors exit 2 by themselves
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # stdout closed early (`codeclab codecs | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         if debug:
             raise
