@@ -104,7 +104,7 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
             t0 = time.perf_counter()
             out = dec.decode(p)
             dt = time.perf_counter() - t0
-            owner = next((w for w in waiting if p in w.packets), None)
+            owner = next((w for w in waiting if any(q is p for q in w.packets)), None)
             if owner is not None:
                 owner.decode_s += dt
             yield from emit(out)
