@@ -154,6 +154,26 @@ class PictureEncoder:
         return annexb(self.param_nals + [slice_nal])
 
     # ----------------------------------------------------------------- decisions ---------
+    def save_region(self, x: int, y: int, log2: int) -> tuple:
+        """Snapshot of everything pass 1 changes when it codes the luma square (x, y, 2^log2)
+        (reconstruction and availability of the three components, mode/depth maps, edge
+        maps), so that an RD search can code a CU one way, measure, and undo it with
+        :meth:`restore_region`. CABAC state has its own snapshot (CabacWriter.snapshot)."""
+        n = 1 << log2
+        ys, xs = slice(y, y + n), slice(x, x + n)
+        yc, xc = slice(y >> 1, (y + n) >> 1), slice(x >> 1, (x + n) >> 1)
+        y4, x4 = slice(y >> 2, (y + n) >> 2), slice(x >> 2, (x + n) >> 2)
+        y8, x8 = slice(y >> 3, (y + n) >> 3), slice(x >> 3, (x + n) >> 3)
+        parts = [(self.rec[0], (ys, xs)), (self.av[0], (ys, xs))]
+        parts += [(a[c], (yc, xc)) for c in (1, 2) for a in (self.rec, self.av)]
+        parts += [(self.maps.mode, (y4, x4)), (self.edges[0], (y4, x4)), (self.edges[1], (y4, x4)),
+                  (self.maps.depth, (y8, x8))]
+        return tuple((arr, sl, arr[sl].copy()) for arr, sl in parts)
+
+    def restore_region(self, snap: tuple) -> None:
+        for arr, sl, saved in snap:
+            arr[sl] = saved
+
     def _decide(self, x: int, y: int, log2: int, depth: int) -> None:
         W, H = self.p.coded_width, self.p.coded_height
         if x >= W or y >= H:

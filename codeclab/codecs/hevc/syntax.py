@@ -18,10 +18,11 @@ import numpy as np
 from codeclab.bitstream.cabac import (CabacWriter, encode_bin, encode_bypass, encode_bypass_bits,
                                       encode_terminate)
 from codeclab.codecs.hevc import tables as T
+from codeclab.codecs.hevc.intra import mode_syntax, most_probable_modes
 from codeclab.codecs.hevc.residual import write_residual
 
-__all__ = ["TransformNode", "CodingUnit", "PictureMaps", "mpm_candidates", "mpm_code",
-           "write_ctu", "write_end_of_slice", "write_sao"]
+__all__ = ["TransformNode", "CodingUnit", "PictureMaps", "mpm_candidates", "mode_bits",
+           "write_cu", "write_ctu", "write_end_of_slice", "write_sao"]
 
 
 @dataclass
@@ -81,26 +82,12 @@ class PictureMaps:
 
 def mpm_candidates(maps: PictureMaps, x: int, y: int) -> tuple[int, int, int]:
     """candModeList of 8.4.2 for the PB at luma (x, y): left (x-1, y), above (x, y-1), the
-    above one only inside the current CTB row; unavailable -> DC."""
+    above one only inside the current CTB row; an unavailable neighbour counts as DC."""
     a = int(maps.mode[y >> 2, (x - 1) >> 2]) if x > 0 else -1
     b = -1
     if y > 0 and (y - 1) >= ((y >> maps.log2_ctb) << maps.log2_ctb):
         b = int(maps.mode[(y - 1) >> 2, x >> 2])
-    a = 1 if a < 0 else a
-    b = 1 if b < 0 else b
-    if a == b:
-        if a < 2:
-            return (0, 1, 26)
-        return (a, 2 + ((a + 29) % 32), 2 + ((a - 2 + 1) % 32))
-    c = 0 if (a != 0 and b != 0) else (1 if (a != 1 and b != 1) else 26)
-    return (a, b, c)
-
-
-def mpm_code(cands: tuple[int, int, int], mode: int) -> tuple[bool, int]:
-    """(prev_intra_luma_pred_flag, mpm_idx or rem_intra_luma_pred_mode) for a mode."""
-    if mode in cands:
-        return True, cands.index(mode)
-    return False, mode - sum(1 for c in cands if c < mode)
+    return most_probable_modes(1 if a < 0 else a, 1 if b < 0 else b)
 
 
 def mode_bits(cands: tuple[int, int, int], mode: int) -> float:
@@ -188,15 +175,17 @@ def _write_tt(w: CabacWriter, node: TransformNode, parent: TransformNode | None,
                                ts_enabled and lc == 2, holder.ts[ci])
 
 
-def _write_cu(w: CabacWriter, maps: PictureMaps, cu: CodingUnit, max_tu_depth: int,
+def write_cu(w: CabacWriter, maps: PictureMaps, cu: CodingUnit, max_tu_depth: int,
               log2_max_tb: int, sign_hiding: bool, ts_enabled: bool) -> None:
+    """coding_unit() of an intra CU; with an estimate-mode writer it prices the CU (the
+    neighbour maps must hold the state the CU is coded in)."""
     e, c, b = w.eng, w.ctx, w.buf
     if cu.log2 == 3:
         encode_bin(e, c, b, T.CTX_PART_MODE, 0 if cu.nxn else 1)
     half = 1 << (cu.log2 - 1)
     pus = ([(cu.x, cu.y), (cu.x + half, cu.y), (cu.x, cu.y + half), (cu.x + half, cu.y + half)]
            if cu.nxn else [(cu.x, cu.y)])
-    codes = [mpm_code(mpm_candidates(maps, px, py), m) for (px, py), m in zip(pus, cu.luma_modes)]
+    codes = [mode_syntax(m, mpm_candidates(maps, px, py)) for (px, py), m in zip(pus, cu.luma_modes)]
     for flag, _ in codes:
         encode_bin(e, c, b, T.CTX_PREV_INTRA, int(flag))
     for flag, v in codes:
@@ -241,7 +230,7 @@ def write_ctu(w: CabacWriter, maps: PictureMaps, x0: int, y0: int, max_tu_depth:
             cq(x, y + h, log2 - 1, depth + 1)
             cq(x + h, y + h, log2 - 1, depth + 1)
         else:
-            _write_cu(w, maps, maps.cus[(x, y)], max_tu_depth, log2_max_tb, sign_hiding, ts_enabled)
+            write_cu(w, maps, maps.cus[(x, y)], max_tu_depth, log2_max_tb, sign_hiding, ts_enabled)
 
     cq(x0, y0, maps.log2_ctb, 0)
 
