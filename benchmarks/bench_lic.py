@@ -33,7 +33,7 @@ from codeclab.codecs.lic.codec import DEFAULT_WEIGHTS, decode_picture, encode_pi
 from codeclab.codecs.lic.train import pictures_as_frames, rgb_to_yuv420
 from codeclab.errors import UsageError
 from codeclab.frame import Frame, VideoFormat
-from codeclab.pipeline.eval.bdrate import bd_rate
+from codeclab.pipeline.eval.bdrate import bd_psnr, bd_rate
 from codeclab.pipeline.metrics import frame_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,9 +79,17 @@ def _bd(anchor: list[dict], test: list[dict], key: str) -> float | None:
         return None  # no PSNR overlap
 
 
-def _mean(v: list[float | None]) -> str:
+def _bdp(anchor: list[dict], test: list[dict], key: str) -> float | None:
+    try:
+        return bd_psnr([p["bpp"] for p in anchor], [p[key] for p in anchor],
+                       [p["bpp"] for p in test], [p[key] for p in test])
+    except UsageError:
+        return None  # no rate overlap
+
+
+def _mean(v: list[float | None], unit: str = "%") -> str:
     v2 = [x for x in v if x is not None]
-    return f"{np.mean(v2):+.2f}% ({len(v2)}/{len(v)} pictures overlap)" if v2 else "n/a (no overlap)"
+    return f"{np.mean(v2):+.2f}{unit} ({len(v2)}/{len(v)} pictures overlap)" if v2 else "n/a (no overlap)"
 
 
 def center_crop(f: Frame, w: int, h: int) -> Frame:
@@ -173,11 +181,13 @@ def main() -> None:
         for key, kname in (("psnr_yuv", "PSNR-YUV"), ("psnr_y", "PSNR-Y")):
             v = [_bd(x[sl], l, key) for x, l in zip(res["x265"], res["lic"])]
             summary[f"lic vs x265 {label} {kname}"] = _mean(v)
+            summary[f"lic vs x265 {label} BD-{kname} (dB at equal rate)"] = _mean(
+                [_bdp(x[sl], l, key) for x, l in zip(res["x265"], res["lic"])], " dB")
     if res["lof"]:
         for key, kname in (("psnr_yuv", "PSNR-YUV"), ("psnr_y", "PSNR-Y")):
             summary[f"LOF({a.lof_steps}) vs no LOF {kname}"] = _mean(
                 [_bd(l, o, key) for l, o in zip(res["lof_base"], res["lof"])])
-    print("\nBD-rate (negative: lic / LOF saves bits)")
+    print("\nBD-rate (negative: lic / LOF saves bits); BD-PSNR (positive: lic better)")
     for k, v in summary.items():
         print(f"- {k}: {v}")
     res["bd"] = summary
