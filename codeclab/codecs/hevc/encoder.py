@@ -179,7 +179,7 @@ class PictureEncoder:
         if x >= W or y >= H:
             return
         s = 1 << log2
-        split = x + s > W or y + s > H or log2 == 6
+        split = x + s > W or y + s > H
         if not split and log2 > 3:
             split = self._split_wins(x, y, log2)
         if split:
@@ -189,18 +189,29 @@ class PictureEncoder:
         else:
             self._code_cu(x, y, log2, depth)
 
-    def _best_satd(self, x: int, y: int, log2: int) -> float:
-        """Least SATD over the 35 modes predicting the block from *source* neighbours with
-        the availability it will have when coded (cached: a parent's split test computes
-        its children's values again otherwise)."""
+    def _source_mode_satd(self, x: int, y: int, log2: int) -> np.ndarray:
+        """SATD of each of the 35 modes predicting the block from *source* neighbours with
+        the availability it will have when coded; a 64x64 block is predicted as its four
+        32x32 TBs are (cached: a parent's split test computes its children's values too)."""
         key = (x, y, log2)
         v = self._satd_cache.get(key)
         if v is None:
-            n = 1 << log2
-            preds = predict_all_modes(self.org[0], self.av[0], x, y, log2, 0, self.bd)
-            v = float(satd_batch(preds, self.org[0][y:y + n, x:x + n]).min())
+            org, av = self.org[0], self.av[0]
+            if log2 <= 5:
+                n = 1 << log2
+                v = satd_batch(predict_all_modes(org, av, x, y, log2, 0, self.bd), org[y:y + n, x:x + n])
+            else:
+                v = np.zeros(35, dtype=np.int64)
+                for qx, qy in ((x, y), (x + 32, y), (x, y + 32), (x + 32, y + 32)):
+                    v += satd_batch(predict_all_modes(org, av, qx, qy, 5, 0, self.bd),
+                                    org[qy:qy + 32, qx:qx + 32])
+                    av[qy:qy + 32, qx:qx + 32] = True
+                av[y:y + 64, x:x + 64] = False
             self._satd_cache[key] = v
         return v
+
+    def _best_satd(self, x: int, y: int, log2: int) -> float:
+        return float(self._source_mode_satd(x, y, log2).min())
 
     def _split_wins(self, x: int, y: int, log2: int) -> bool:
         """Parent vs four children, all predicted from source samples (cheap, unbiased
@@ -220,12 +231,17 @@ class PictureEncoder:
         return cost_c < cost_p
 
     def _mode_costs(self, x: int, y: int, log2: int) -> np.ndarray:
+        """SATD + lambda * mode bits of the 35 luma modes of a PB, predicted from our
+        reconstruction (64x64: from source, as its four TBs, see _source_mode_satd)."""
         n = 1 << log2
-        preds = predict_all_modes(self.rec[0], self.av[0], x, y, log2, 0, self.bd)
-        cost = satd_batch(preds, self.org[0][y:y + n, x:x + n]).astype(np.float64)
+        if log2 <= 5:
+            preds = predict_all_modes(self.rec[0], self.av[0], x, y, log2, 0, self.bd)
+            cost = satd_batch(preds, self.org[0][y:y + n, x:x + n]).astype(np.float64)
+        else:
+            cost = self._source_mode_satd(x, y, log2).astype(np.float64)
         cands = mpm_candidates(self.maps, x, y)
         cost += self.lam_satd * 6.0
-        for i, m in enumerate(cands):
+        for m in cands:
             cost[m] += self.lam_satd * (mode_bits(cands, m) - 6.0)
         return cost
 
