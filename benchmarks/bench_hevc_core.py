@@ -9,6 +9,12 @@ keyint 1 (all-intra) and the same flat QP. Every stream is decoded by FFmpeg and
 measured on that output; ours is also checked bit-exact against our reconstruction.
 Printed: frames/s (wall clock and process CPU time: the machine is shared), bits/frame,
 PSNR-Y/U/V.
+
+    .venv/bin/python benchmarks/bench_hevc_core.py --tune
+
+instead measures the decision multiplier (lam_mode = lam_split = k * sqrt(lambda)): BD-rate
+(PSNR-Y) of k = 1, 3, 6, 9 against k = 1 on three 416x240 windows of the val photographs,
+QP 22/27/32/37, deblocking + SAO on.
 """
 
 from __future__ import annotations
@@ -74,13 +80,53 @@ def run(name: str, values: dict, frames: list[Frame], fmt: VideoFormat) -> dict:
             "n": len(out)}
 
 
+def tune() -> None:
+    from codeclab.codecs.hevc.encoder import PictureEncoder
+    from codeclab.codecs.hevc.params import StreamParams
+    from codeclab.pipeline.eval.bdrate import bd_rate
+
+    val = DEFAULT.parents[1] / "val"
+    pics = []
+    for name, (y0, x0) in (("Kite.png", (100, 200)), ("Dune.png", (300, 500)), ("FallenLeaf.png", (200, 100))):
+        with av.open(str(val / name)) as c:
+            g = next(c.decode(video=0)).reformat(format="yuv420p")
+            pl = [np.from_dlpack(p) for p in g.planes]
+        pics.append([pl[0][y0:y0 + H, x0:x0 + W].copy(),
+                     pl[1][y0 // 2:(y0 + H) // 2, x0 // 2:(x0 + W) // 2].copy(),
+                     pl[2][y0 // 2:(y0 + H) // 2, x0 // 2:(x0 + W) // 2].copy()])
+
+    def rd(k: float) -> tuple[list[float], list[float]]:
+        rates, psnrs = [], []
+        for qp in (22, 27, 32, 37):
+            e = PictureEncoder(StreamParams(W, H, 8, 5, 1, qp, Fraction(25), True, False, True, True))
+            e.lam_mode = e.lam_split = k * e.lam_satd
+            bits, mse = 0, 0.0
+            for pic in pics:
+                out = e.encode(pic)
+                bits += out.bits
+                mse += float(((out.recon[0].astype(np.float64) - pic[0]) ** 2).mean())
+            rates.append(bits)
+            psnrs.append(10 * np.log10(255.0 ** 2 / (mse / len(pics))))
+        return rates, psnrs
+
+    base = rd(1.0)
+    for k in (1.0, 3.0, 6.0, 9.0):
+        r = base if k == 1.0 else rd(k)
+        print(f"k = {k:3.0f}: bits {r[0]}, PSNR-Y {[round(float(p), 2) for p in r[1]]}, "
+              f"BD-rate vs k=1 {bd_rate(base[0], base[1], r[0], r[1]):+.2f} %")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clip", nargs="?", default=str(DEFAULT))
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--qp", type=int, default=32)
     ap.add_argument("--quant", default="sq")
+    ap.add_argument("--tune", action="store_true", help="measure the decision multiplier instead")
     a = ap.parse_args()
+    if a.tune:
+        tune()
+        return
     frames, fmt = load(Path(a.clip), a.frames)
     print(f"{Path(a.clip).name}: {len(frames)} frames {W}x{H} 4:2:0 8-bit, QP {a.qp}")
     # warm-up (numba compilation / cache load) outside the timing
