@@ -22,7 +22,7 @@ from numba import njit
 
 from codeclab.codecs.hevc.quant import QUANT_SCALES, quant_shift, quantize_sq
 from codeclab.codecs.hevc.rdoq import (RATE_CBF, RATE_CSBF, RATE_GT1, RATE_GT2, RATE_K,
-                                       RATE_LAST_X, RATE_LAST_Y, RATE_SIG, _scan_tables,
+                                       RATE_LAST_X, RATE_LAST_Y, RATE_SIG, scan_tables,
                                        rdoq_blocks)
 from codeclab.errors import UsageError
 
@@ -184,8 +184,8 @@ def sign_hiding_hdq(levels: np.ndarray, coeffs: np.ndarray, log2_size: int,
     c = np.ascontiguousarray(coeffs, dtype=np.int32).reshape(nb, -1)
     qp = np.broadcast_to(np.asarray(qp, dtype=np.int64), (nb,))
     qpp = qp + 6 * (bit_depth - 8)
-    qbits = np.array([quant_shift(int(q), log2_size, bit_depth) for q in qp], dtype=np.int64)
-    scans, _ = _scan_tables(log2_size)
+    qbits = quant_shift(qp, log2_size, bit_depth)  # per block (works on arrays)
+    scans, _ = scan_tables(log2_size)
     _hdq_batch(lv, c, scans, np.ascontiguousarray(np.broadcast_to(scan_idx, (nb,)), dtype=np.int64),
                qbits, _QS[qpp % 6])
     return lv.reshape(levels.shape)

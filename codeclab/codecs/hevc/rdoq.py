@@ -25,6 +25,8 @@ group (spec ctxInc minus the chroma offset).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
@@ -41,6 +43,7 @@ __all__ = [
     "RATE_CBF",
     "RATE_K",
     "err_scale",
+    "scan_tables",
     "rdoq_blocks",
 ]
 
@@ -447,7 +450,8 @@ def _rdoq_batch(coefs, log2n, scans, cg_scans, luma, scan_idx, qbits, qscale, es
                     escale[b], lam[b], rbs[b], sbh, rd_factor[b], out[b])
 
 
-def _scan_tables(log2n: int) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=None)
+def scan_tables(log2n: int) -> tuple[np.ndarray, np.ndarray]:
     """(3, n*n) raster index per scan position and (3, ncg) raster group index, for scanIdx 0..2."""
     n = 1 << log2n
     scans = np.empty((3, n * n), dtype=np.int64)
@@ -460,10 +464,9 @@ def _scan_tables(log2n: int) -> tuple[np.ndarray, np.ndarray]:
         else:
             sb = subblock_scan(log2n, s)
             cgs[s] = sb[:, 1].astype(np.int64) * (n >> 2) + sb[:, 0]
+    scans.setflags(write=False)
+    cgs.setflags(write=False)
     return scans, cgs
-
-
-_SCAN_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def rdoq_blocks(coeffs: np.ndarray, log2_size: int, c_idx: np.ndarray, scan_idx: np.ndarray,
@@ -484,17 +487,18 @@ def rdoq_blocks(coeffs: np.ndarray, log2_size: int, c_idx: np.ndarray, scan_idx:
     b = np.ascontiguousarray(bits, dtype=np.int64)
     if b.shape != (nb, RATE_K, 2):
         raise ValueError(f"rdoq_blocks: bits {b.shape} are not ({nb}, {RATE_K}, 2)")
-    if log2_size not in _SCAN_CACHE:
-        _SCAN_CACHE[log2_size] = _scan_tables(log2_size)
-    scans, cgs = _SCAN_CACHE[log2_size]
+    scans, cgs = scan_tables(log2_size)
     qp = np.broadcast_to(np.asarray(qp, dtype=np.int64), (nb,))
     lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (nb,)).copy()
     if np.any(lam < 0):
         raise ValueError("rdoq_blocks: lambda must be >= 0")
     qpp = qp + 6 * (bit_depth - 8)
-    qbits = np.array([quant_shift(int(q), log2_size, bit_depth) for q in qp], dtype=np.int64)
+    if np.any(qpp < 0) or np.any(qpp > 51 + 6 * (bit_depth - 8)):
+        raise ValueError(f"rdoq_blocks: qp outside -{6 * (bit_depth - 8)}..51")
+    qbits = quant_shift(qp, log2_size, bit_depth)  # per block (works on arrays)
     qscale = _QS[qpp % 6]
-    escale = np.array([err_scale(int(q), log2_size, bit_depth) for q in qp])
+    tshift = 15 - bit_depth - log2_size
+    escale = 2.0 ** (15 - 2 * tshift - 2 * (bit_depth - 8)) / qscale.astype(np.float64) ** 2
     with np.errstate(divide="ignore"):
         rdf = _IQS[qpp % 6].astype(np.float64) ** 2 * 4.0 ** (qpp // 6) / lam / 16 \
             / 4.0 ** (bit_depth - 8) + 0.5
