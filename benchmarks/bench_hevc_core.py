@@ -3,12 +3,20 @@
     .venv/bin/python benchmarks/bench_hevc_core.py [CLIP] [--frames 10] [--qp 32] [--quant sq]
 
 CLIP defaults to ../shared/media/clips/cockatoo.mp4; a 416x240 window (the JVET class-D
-size) is cut from its centre after conversion to 4:2:0 8-bit, and both encoders code the
+size) is cut from its centre after conversion to 4:2:0 8-bit (smaller clips are first
+mirror-extended to that size), and both encoders code the
 same frames, held in memory, in the same run. x265 runs through PyAV with preset medium,
-keyint 1 (all-intra) and the same flat QP. Every stream is decoded by FFmpeg and PSNR is
+keyint 1 (all-intra), the same flat QP and ``info=0`` (otherwise every IDR carries a ~2 KB
+SEI with x265's version and options, more than the picture itself at this size). Every stream is decoded by FFmpeg and PSNR is
 measured on that output; ours is also checked bit-exact against our reconstruction.
 Printed: frames/s (wall clock and process CPU time: the machine is shared), bits/frame,
 PSNR-Y/U/V.
+
+    .venv/bin/python benchmarks/bench_hevc_core.py [CLIP] --bd
+
+codes the frames at QP 22/27/32/37 with both encoders and prints the BD-rate (PSNR-Y and
+PSNR-YUV 6:1:1) of ours against x265 (x265's fixed QP is its P QP: I pictures get a lower
+one through ipratio, so equal QPs are not equal quality; BD-rate is the fair comparison).
 
     .venv/bin/python benchmarks/bench_hevc_core.py --tune
 
@@ -43,7 +51,11 @@ def load(path: Path, n: int) -> tuple[list[Frame], VideoFormat]:
         for vf in c.decode(video=0):
             g = vf.reformat(format="yuv420p")
             pl = [np.from_dlpack(p) for p in g.planes]
-            y0, x0 = (g.height - H) // 4 * 2, (g.width - W) // 4 * 2
+            ph, pw = max(0, H - g.height), max(0, W - g.width)  # small clips: mirror-extend
+            if ph or pw:
+                pl = [np.pad(a, ((0, ph >> (c > 0)), (0, pw >> (c > 0))), mode="reflect")
+                      for c, a in enumerate(pl)]
+            y0, x0 = (pl[0].shape[0] - H) // 4 * 2, (pl[0].shape[1] - W) // 4 * 2
             planes = (pl[0][y0:y0 + H, x0:x0 + W].copy(),
                       pl[1][y0 // 2:(y0 + H) // 2, x0 // 2:(x0 + W) // 2].copy(),
                       pl[2][y0 // 2:(y0 + H) // 2, x0 // 2:(x0 + W) // 2].copy())
@@ -123,16 +135,32 @@ def main() -> None:
     ap.add_argument("--qp", type=int, default=32)
     ap.add_argument("--quant", default="sq")
     ap.add_argument("--tune", action="store_true", help="measure the decision multiplier instead")
+    ap.add_argument("--bd", action="store_true", help="BD-rate against x265 over QP 22..37")
     a = ap.parse_args()
     if a.tune:
         tune()
         return
     frames, fmt = load(Path(a.clip), a.frames)
+    if a.bd:
+        from codeclab.pipeline.eval.bdrate import bd_rate
+
+        pts = {}
+        for name, extra in (("hevc", {"quant": a.quant}), ("x265", {"preset": "medium", "keyint": 1, "params": "info=0"})):
+            rs = [run(name, {"qp": qp, **extra}, frames, fmt) for qp in (22, 27, 32, 37)]
+            pts[name] = ([r["bits"] for r in rs], [float(r["psnr"][0]) for r in rs],
+                         [float((6 * r["psnr"][0] + r["psnr"][1] + r["psnr"][2]) / 8) for r in rs],
+                         [r["fps_cpu"] for r in rs])
+            print(f"{name}: bits/frame {[round(b) for b in pts[name][0]]}, PSNR-Y "
+                  f"{[round(p, 2) for p in pts[name][1]]}, fps(cpu) {[round(f, 2) for f in pts[name][3]]}")
+        (rx, py_x, pyuv_x, _), (rh, py_h, pyuv_h, _) = pts["x265"], pts["hevc"]
+        print(f"BD-rate ours vs x265: PSNR-Y {bd_rate(rx, py_x, rh, py_h):+.2f} %, "
+              f"PSNR-YUV {bd_rate(rx, pyuv_x, rh, pyuv_h):+.2f} %")
+        return
     print(f"{Path(a.clip).name}: {len(frames)} frames {W}x{H} 4:2:0 8-bit, QP {a.qp}")
     # warm-up (numba compilation / cache load) outside the timing
     run("hevc", {"qp": a.qp, "quant": a.quant}, frames[:1], fmt)
     rows = [("hevc (ours, %s)" % a.quant, run("hevc", {"qp": a.qp, "quant": a.quant, "keep_recon": True}, frames, fmt)),
-            ("x265 medium all-intra", run("x265", {"qp": a.qp, "preset": "medium", "keyint": 1}, frames, fmt))]
+            ("x265 medium all-intra", run("x265", {"qp": a.qp, "preset": "medium", "keyint": 1, "params": "info=0"}, frames, fmt))]
     print(f"{'encoder':26s} {'fps(wall)':>9s} {'fps(cpu)':>9s} {'bits/frame':>11s} {'PSNR-Y':>7s} {'PSNR-U':>7s} "
           f"{'PSNR-V':>7s}  decoded")
     for name, r in rows:
