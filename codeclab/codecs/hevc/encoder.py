@@ -7,11 +7,14 @@ in-loop filters run on the whole picture (deblocking, SAO estimation + applicati
 pass 2 writes the slice data from the records (SAO parameters first in each CTU, as the
 syntax wants them).
 
-Decisions of this version (no RD search yet): SATD of the prediction residual plus
-lambda_satd * rough mode bits chooses the luma mode among all 35, 2Nx2N vs NxN at 8x8,
-the CU split (parent vs four children, both predicted from source neighbours) and the TU
-split; chroma picks the best SATD of the five intra_chroma_pred_mode candidates;
-transform skip (4x4) is chosen by SSE + lambda * CABAC-estimated bits.
+Decisions of this version (no RD search yet): Hadamard SATD of the prediction residual
+plus lam_mode * rough mode bits chooses the luma mode among all 35 (predicted from our
+reconstruction); 2Nx2N vs NxN at 8x8, the CU split (64 down to 8) and the TU split
+compare the parent with its four parts, both predicted from source neighbours, plus
+lam_split * rough side bits; chroma picks the best SATD of the five
+intra_chroma_pred_mode candidates; 4x4 transform skip is chosen by SSE + lambda *
+CABAC-estimated bits. An RD search replaces these with save_region / restore_region and
+the syntax writers in estimate mode.
 
 The quantiser is pluggable: anything with :meth:`Quantizer.quantize` over a batch of
 blocks; the default is the registry's ``sq`` (HM's dead-zone quantiser + sign-hiding
