@@ -120,5 +120,5 @@ def _decoder(fmt: VideoFormat, _opts: HevcOptions) -> Any:
     return FFmpegDecoder("hevc", fmt)
 
 
-register_codec(CodecSpec("hevc", "our own HEVC all-intra encoder (SQ quantiser, SATD decisions), "
+register_codec(CodecSpec("hevc", "our own HEVC all-intra encoder (SATD decisions, pluggable quantiser sq/rdoq), "
                          "decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc", ".hevc"))
