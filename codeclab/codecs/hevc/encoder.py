@@ -44,6 +44,7 @@ from codeclab.codecs.hevc.syntax import (CodingUnit, PictureMaps, TransformNode,
 from codeclab.codecs.hevc.tables import INIT_VALUES_I
 from codeclab.codecs.hevc.transform import (forward_transform, forward_transform_skip,
                                             inverse_transform, inverse_transform_skip)
+from codeclab.errors import FormatError
 
 __all__ = ["Quantizer", "PictureEncoder", "EncodedPicture", "lambda_for"]
 
@@ -104,7 +105,7 @@ class PictureEncoder:
         p = self.p
         W, H = p.coded_width, p.coded_height
         if planes[0].shape != (p.height, p.width):
-            raise ValueError(f"hevc: picture {planes[0].shape[::-1]} is not {p.width}x{p.height}")
+            raise FormatError(f"hevc: picture {planes[0].shape[::-1]} is not {p.width}x{p.height}")
         self.org = []
         for c, pl in enumerate(planes[:3]):
             sh = (H, W) if c == 0 else (H // 2, W // 2)
