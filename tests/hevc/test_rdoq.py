@@ -437,3 +437,38 @@ def test_rd_cost_below_sq_with_real_cabac(log2):
         cr = np.array([cost(rd[b], b) for b in range(nb)])
         assert np.mean(cr <= cs + 1e-9) >= 0.75, (qp, cr - cs)
         assert cr.sum() < cs.sum(), (qp, cr.sum(), cs.sum())
+
+
+def test_near_exhaustive_optimum_4x4():
+    """On 4x4 blocks with few candidates, RDOQ's greedy HM search lands on the exhaustive
+    optimum (over HM's candidate sets, spec bit count, fixed states) almost always."""
+    import itertools
+
+    rng = np.random.default_rng(0)
+    qp, log2 = 32, 2
+    lam = intra_lambda(qp)
+    qb = quant_shift(qp, log2, 8)
+    found, excess, total = 0, 0.0, 0.0
+    tried = 0
+    while tried < 60:
+        c = random_coeffs(rng, 1, log2, scale=500.0)
+        r = (np.abs(c[0].astype(np.int64)) * QUANT_SCALES[qp % 6] + (1 << (qb - 1))) >> qb
+        idx = np.argwhere(r > 0)
+        if not 1 <= len(idx) <= 5:
+            continue
+        tried += 1
+        bits = random_bits(rng, 1)
+        best = np.inf
+        for combo in itertools.product(*[sorted({int(r[y, x]), int(r[y, x]) - 1, 0}) for y, x in idx]):
+            lv = np.zeros((4, 4), np.int32)
+            for (y, x), v in zip(idx, combo):
+                lv[y, x] = v * np.sign(c[0][y, x])
+            best = min(best, rd_cost(c[0], lv, log2, 0, 0, qp, lam, bits[0], False))
+        got = rd_cost(c[0], run_rdoq(c, log2, 0, 0, qp, lam, bits, False)[0], log2, 0, 0, qp, lam,
+                      bits[0], False)
+        assert got >= best - 1e-6
+        found += got <= best + 1e-6
+        excess += got - best
+        total += best
+    assert found >= 0.9 * tried
+    assert excess < 0.02 * total
