@@ -65,7 +65,7 @@ def codeclab_format_of(clip: "vs.VideoNode", func: str, props: Any = None) -> Vi
     matrix, rng = "bt709", "limited"
     if props is not None:
         matrix = _MATRIX_NAMES.get(int(props.get("_Matrix", 1)), "bt709")
-        rng = "full" if int(props.get("_ColorRange", 1)) == 0 else "limited"
+        rng = "full" if int(props.get("_Range", 1)) == 0 else "limited"
     return VideoFormat(clip.width, clip.height, chroma, f.bits_per_sample, fps, matrix, rng)  # type: ignore[arg-type]
 
 
