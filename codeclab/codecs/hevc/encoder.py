@@ -44,7 +44,7 @@ from codeclab.codecs.hevc.syntax import (CodingUnit, PictureMaps, TransformNode,
 from codeclab.codecs.hevc.tables import INIT_VALUES_I
 from codeclab.codecs.hevc.transform import (forward_transform, forward_transform_skip,
                                             inverse_transform, inverse_transform_skip)
-from codeclab.errors import FormatError
+from codeclab.errors import FormatError, UsageError
 
 __all__ = ["Quantizer", "PictureEncoder", "EncodedPicture", "lambda_for"]
 
@@ -74,8 +74,13 @@ class EncodedPicture:
 class PictureEncoder:
     """Encodes one 4:2:0 picture (planes of any integer dtype) into one access unit."""
 
-    def __init__(self, params: StreamParams, quantizer: Quantizer | None = None) -> None:
+    def __init__(self, params: StreamParams, quantizer: Quantizer | None = None,
+                 preset: str = "medium") -> None:
+        from codeclab.codecs.hevc.rdsearch import PRESETS, RdSearch
+
         params.check()
+        if preset not in PRESETS:
+            raise UsageError(f"hevc: unknown preset {preset!r} (have {', '.join(PRESETS)})")
         self.p = params
         if quantizer is None:
             from codeclab.codecs.hevc.quantizers import EncoderQuantizer
@@ -98,6 +103,10 @@ class PictureEncoder:
         self._est_eng = new_engine(1)
         self._est_buf = np.zeros(16, dtype=np.uint8)
         self.param_nals = parameter_set_nals(params)
+        self.preset = PRESETS[preset]
+        self.rd = RdSearch(self, self.preset) if self.preset.rd else None
+        # the quantiser is told the trafoDepth (its cbf context) when it can take it
+        self._q_depth = hasattr(self.q, "live_ctx")
 
     # ----------------------------------------------------------------- picture -----------
     def encode(self, planes: list[np.ndarray] | tuple[np.ndarray, ...]) -> EncodedPicture:
@@ -118,9 +127,20 @@ class PictureEncoder:
         self._satd_cache: dict[tuple[int, int, int], float] = {}
         ctb = 1 << p.log2_ctb
         ctb_rows, ctb_cols = -(-H // ctb), -(-W // ctb)
-        for ry in range(ctb_rows):
-            for rx in range(ctb_cols):
-                self._decide(rx * ctb, ry * ctb, p.log2_ctb, 0)
+        if self.rd is not None:
+            self.rd.start_picture()
+            try:
+                for ry in range(ctb_rows):
+                    for rx in range(ctb_cols):
+                        self.rd.code_ctu(rx * ctb, ry * ctb)
+            finally:
+                self.rd.end_picture()
+        else:
+            for ry in range(ctb_rows):
+                for rx in range(ctb_cols):
+                    self._decide(rx * ctb, ry * ctb, p.log2_ctb, 0)
+        for cu in self.maps.cus.values():
+            self._mark_edges(cu.tu)
         t1 = time.perf_counter()
         out = [r.copy() for r in self.rec]
         if p.deblock:
@@ -350,7 +370,7 @@ class PictureEncoder:
         xc, yc, lc = node.x >> 1, node.y >> 1, node.log2 - 1
         if (self.p.transform_skip and lc == 2) or self.qpc[1] != self.qpc[2]:
             for c in (1, 2):
-                lv, ts, scan = self._code_tb(c, xc, yc, lc, cmode)
+                lv, ts, scan = self._code_tb(c, xc, yc, lc, cmode, node.depth)
                 if c == 1:
                     node.cb = lv
                 else:
@@ -362,7 +382,7 @@ class PictureEncoder:
         scan = scan_idx_for(cmode, lc, 1)
         preds = [predict_intra(self.rec[c], self.av[c], xc, yc, lc, cmode, c, bd) for c in (1, 2)]
         resid = np.stack([self.org[c][yc:yc + n, xc:xc + n] - preds[c - 1] for c in (1, 2)])
-        lv = self._quantize(forward_transform(resid, lc, False, bd), self.qpc[1], lc, 1, scan)
+        lv = self._quantize(forward_transform(resid, lc, False, bd), self.qpc[1], lc, 1, scan, node.depth)
         nz = lv.reshape(2, -1).any(axis=1)
         r = inverse_transform(dequantize(lv, self.qpc[1], lc, bd), lc, False, bd) if nz.any() else None
         for k, c in enumerate((1, 2)):
@@ -376,9 +396,17 @@ class PictureEncoder:
         node.scan[1] = node.scan[2] = scan
 
     def _code_luma_tb(self, node: TransformNode, mode: int) -> None:
-        lv, ts, scan = self._code_tb(0, node.x, node.y, node.log2, mode)
+        lv, ts, scan = self._code_tb(0, node.x, node.y, node.log2, mode, node.depth)
         node.luma, node.ts[0], node.scan[0] = lv, ts, scan
-        lf.mark_block_edges(*self.edges, node.x, node.y, 1 << node.log2, 1 << node.log2)
+
+    def _mark_edges(self, node: TransformNode) -> None:
+        """Deblocking edges of the final luma TBs (after the decisions, so a search's trials
+        leave no marks)."""
+        if node.split:
+            for ch in node.children:
+                self._mark_edges(ch)
+        else:
+            lf.mark_block_edges(*self.edges, node.x, node.y, 1 << node.log2, 1 << node.log2)
 
     def _est_bits(self, lv: np.ndarray, log2: int, c: int, scan: int, ts_flag: bool) -> float:
         eng = self._est_eng
@@ -388,21 +416,32 @@ class PictureEncoder:
                       int(ts_flag), SB_SCAN, C4_SCAN)
         return eng[E_FRAC] / FRAC_ONE
 
-    def _quantize(self, coeffs: np.ndarray, qp: int, log2: int, c: int, scan: int) -> np.ndarray:
-        """The quantiser on a batch, skipped when every coefficient is below half a step
-        (|c| * quantScale < 2^(qbits-1)): no quantiser of the HM family (SQ with a dead-zone
-        offset <= 1/2, RDOQ, whose largest candidate is the rounded level) codes anything
-        there, and calling it costs more than the rest of a small TB."""
+    def _quantize(self, coeffs: np.ndarray, qp: int, log2: int, c: int, scan: int | np.ndarray,
+                  depth: int = 0) -> np.ndarray:
+        """The quantiser on a batch (scan: one scanIdx or one per block; depth: trafoDepth,
+        which picks the cbf context RDOQ prices). Blocks whose coefficients are all below
+        half a step (|c| * quantScale < 2^(qbits-1)) are not handed over: no quantiser of
+        the HM family (SQ with a dead-zone offset <= 1/2, RDOQ, whose largest candidate is
+        the rounded level) codes anything there, and a call costs more than a small TB."""
         qpp = qp + 6 * (self.bd - 8)
         qbits = quant_shift(qp, log2, self.bd)
-        if int(np.abs(coeffs).max()) * QUANT_SCALES[qpp % 6] < (1 << (qbits - 1)):
+        nb = coeffs.shape[0]
+        live = np.abs(coeffs).reshape(nb, -1).max(axis=1) * QUANT_SCALES[qpp % 6] >= (1 << (qbits - 1))
+        if not live.any():
             return np.zeros(coeffs.shape, dtype=np.int32)
-        return self.q.quantize(coeffs, qp, log2, self.bd, c, scan, self.p.sign_hiding)
+        kw = {"trafo_depth": depth} if self._q_depth else {}
+        if live.all():
+            return self.q.quantize(coeffs, qp, log2, self.bd, c, scan, self.p.sign_hiding, **kw)
+        out = np.zeros(coeffs.shape, dtype=np.int32)
+        sc = scan[live] if isinstance(scan, np.ndarray) else scan
+        out[live] = self.q.quantize(np.ascontiguousarray(coeffs[live]), qp, log2, self.bd, c, sc,
+                                    self.p.sign_hiding, **kw)
+        return out
 
-    def _code_tb(self, c: int, x: int, y: int, log2: int, mode: int
+    def _code_tb(self, c: int, x: int, y: int, log2: int, mode: int, depth: int = 0
                  ) -> tuple[np.ndarray | None, bool, int]:
-        """Predict, transform, quantise and reconstruct one TB; returns (levels or None,
-        transform_skip_flag, scanIdx)."""
+        """Predict, transform, quantise and reconstruct one TB at trafoDepth ``depth``;
+        returns (levels or None, transform_skip_flag, scanIdx)."""
         n = 1 << log2
         bd = self.bd
         rec, av, org = self.rec[c], self.av[c], self.org[c]
@@ -411,14 +450,14 @@ class PictureEncoder:
         scan = scan_idx_for(mode, log2, c)
         qp = self.qpc[c]
         dst = c == 0 and log2 == 2
-        lv = self._quantize(forward_transform(resid, log2, dst, bd), qp, log2, c, scan)[0]
+        lv = self._quantize(forward_transform(resid, log2, dst, bd), qp, log2, c, scan, depth)[0]
         ts = False
         if lv.any():
             r = inverse_transform(dequantize(lv, qp, log2, bd), log2, dst, bd)
         else:
             r = None
         if self.p.transform_skip and log2 == 2:
-            lts = self._quantize(forward_transform_skip(resid, log2, bd), qp, log2, c, scan)[0]
+            lts = self._quantize(forward_transform_skip(resid, log2, bd), qp, log2, c, scan, depth)[0]
             rts = inverse_transform_skip(dequantize(lts, qp, log2, bd), log2, bd) if lts.any() else None
             o = org[y:y + n, x:x + n]
 

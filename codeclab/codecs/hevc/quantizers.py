@@ -15,6 +15,7 @@ of rdoq.py (RATE_*), HM's state byte ``(pStateIdx << 1) | valMPS``;
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -318,10 +319,13 @@ class EncoderQuantizer:
     """A registry quantiser behind the picture encoder's per-call signature (encoder.py:
     ``quantize(coeffs, qp, log2, bit_depth, c_idx, scan_idx, sign_hiding)``), so that
     ``PictureEncoder(params, quantizer=EncoderQuantizer("rdoq", params.qp))`` needs no
-    change in the encoder. Lambdas are HM's (lambdas.py) from the slice QP; the rate state
-    is the slice's initial CABAC contexts (``ctx_states``, default the I-slice init at
-    ``qp_slice``), with the cbf context of trafoDepth 0 for luma and 0 for chroma.
-    Transform-skip blocks are not told apart (no quantiser here treats them differently)."""
+    change in the encoder. Lambdas are HM's (lambdas.py) from the slice QP. Rate state:
+    while the encoder's RD search runs it points ``live_ctx`` at its carried CABAC context
+    array, and every call hands the quantiser the *current* states (``extract_rate_state``
+    with the cbf context of the block's ``trafo_depth``); otherwise the slice's initial
+    contexts (``ctx_states``, default the I-slice init at ``qp_slice``), cbf context of
+    trafoDepth 0. Transform-skip blocks are not told apart (no quantiser here treats them
+    differently)."""
 
     def __init__(self, name: str, qp_slice: int, *, cb_qp_offset: int = 0, cr_qp_offset: int = 0,
                  ctx_states: np.ndarray | None = None, **options) -> None:
@@ -340,14 +344,30 @@ class EncoderQuantizer:
                 ctx_states = init_contexts(INIT_VALUES_I, qp_slice)
             self.state = [extract_rate_state(ctx_states, None, c, 1 if c == 0 else 0)
                           for c in range(3)]
+        self.live_ctx: np.ndarray | None = None
 
     def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
-                 scan_idx: int, sign_hiding: bool) -> np.ndarray:
+                 scan_idx: int | np.ndarray, sign_hiding: bool, trafo_depth: int = 0) -> np.ndarray:
+        """scan_idx: one for the batch or one per block; trafo_depth: the blocks' trafoDepth
+        (picks the cbf context of the rate state when ``live_ctx`` is set)."""
         nb = coeffs.shape[0]
-        ctx = None if self.state is None else np.repeat(self.state[c_idx][None], nb, axis=0)
+        if self.state is None:
+            ctx = None
+        elif self.live_ctx is not None:
+            cbf_inc = (1 if trafo_depth == 0 else 0) if c_idx == 0 else trafo_depth
+            ctx = np.repeat(self.live_ctx[_live_index(c_idx, cbf_inc)][None].astype(np.uint8), nb, axis=0)
+        else:
+            ctx = np.repeat(self.state[c_idx][None], nb, axis=0)
         batch = QuantBatch(coeffs, log2, c_idx, scan_idx, qp, self.lam[c_idx], False, bit_depth,
                            ctx, sign_hiding)
         return self.q.quantize(batch)
+
+
+@lru_cache(maxsize=None)
+def _live_index(c_idx: int, cbf_ctx_inc: int) -> np.ndarray:
+    """extract_rate_state's gather index for the encoder's own context layout (cached: the
+    RD search asks for the current states at every quantiser call)."""
+    return _gather_index(coder_offsets(), c_idx == 0, cbf_ctx_inc)
 
 
 _REGISTRY: dict[str, Callable[..., Quantizer]] = {}
