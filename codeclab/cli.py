@@ -407,14 +407,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     runs = run_demo(args.out, progress=_progress_on(args))
     print(f"demo clip: {demo_clip()}")
-    print(f"{'codec':<18} {'kbit/s':>9} {'PSNR-Y':>8} {'PSNR-YUV':>9} {'MS-SSIM':>8}")
-    for run in runs:
-        label = run.codec + "".join(f" {k}={v}" for k, v in run.options.items())
+    labels = [run.codec + "".join(f" {k}={v}" for k, v in run.options.items()) for run in runs]
+    w = max(18, *(len(label) for label in labels))
+    print(f"{'codec':<{w}} {'kbit/s':>9} {'PSNR-Y':>8} {'PSNR-YUV':>9} {'MS-SSIM':>8}")
+    for run, label in zip(runs, labels):
         if run.result is None:
-            print(f"{label:<18} skipped: {run.note}")
+            print(f"{label:<{w}} skipped: {run.note}")
             continue
         s = run.result.summary
-        print(f"{label:<18} {run.result.bitrate_kbps:9.1f} {s['psnr_y']:8.2f} {s['psnr_yuv']:9.2f} "
+        print(f"{label:<{w}} {run.result.bitrate_kbps:9.1f} {s['psnr_y']:8.2f} {s['psnr_yuv']:9.2f} "
               f"{s.get('ms_ssim_y', float('nan')):8.4f}")
     print(f"outputs in {Path(args.out).resolve()}:")
     for run in runs:
@@ -484,6 +485,7 @@ PLUGIN_COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("codeclab.pipeline.eval.cli_commands:add_eval_cli", "batch evaluation of test sequences (JVET CTC style)"),
     "bdrate": ("codeclab.pipeline.eval.cli_commands:add_eval_cli", "BD-rate of TEST against ANCHOR from two RD CSVs"),
     "lic": ("codeclab.codecs.lic.train:add_cli", "learned intra codec tools (train, export)"),
+    "nrdoq": ("codeclab.codecs.hevc.nrdoq.cli:add_cli", "neural RDOQ quantisers (training data, training)"),
 }
 
 

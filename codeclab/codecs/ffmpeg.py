@@ -20,6 +20,9 @@ Defaults and why:
 - Chroma 4:2:0, 4:2:2, 4:4:4 and 4:0:0 at 8/10 bit (x265 also 12 bit); other layouts
   raise :class:`~codeclab.errors.FormatError` naming what the encoder takes.
 
+- x265 gets ``info=0``: by default it repeats an SEI with its whole settings string in
+  every IDR access unit (about 2 KB), which in all-intra would be billed to every picture.
+
 ``params`` (extra ``x265-params``/``x264-params``) come after ours, so they win; FFmpeg
 only warns about names the library does not know.
 
@@ -97,6 +100,7 @@ def _params(opts: _AnchorOptions, library: str) -> str:
     base = [f"keyint={keyint}", f"min-keyint={keyint}", "bframes=0", "ipratio=1", "pbratio=1"]
     if library == "libx265":
         base.append("log-level=error")
+        base.append("info=0")  # no encoder-settings SEI: ~2 KB per IDR would be counted as picture bits
         if keyint > 1:
             base.append("scenecut=0")
     elif keyint > 1:
