@@ -1,0 +1,274 @@
+"""What the neural RDOQ networks see, per coefficient, computed from the SQ levels.
+
+Everything is derived from the coefficients, the block's QP, size, component and scan
+(``QuantBatch``), in numba over a whole batch. Inputs are grouped so an ablation can zero a
+group (``--drop``): see :data:`GROUPS`.
+
+Output space (``data.CLASS_NAMES``), relative to HM's SQ level ``s = floor(a + 171/512)``
+(``a`` = |scaled coefficient| in level units) before sign hiding:
+keep, minus1 (s - 1 >= 1), zero, plus1 (s + 1, only where rounding to nearest gives it).
+Classes that cannot be RDOQ's choice are masked (:func:`valid_mask`): RDOQ's candidates are
+round(a), round(a) - 1 and 0, and our data show RDOQ *raises* SQ's level far more often than
+it lowers it by one (SQ rounds with 1/3, RDOQ starts from 1/2; docs/nrdoq.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from codeclab.codecs.hevc.quant import quantize_sq, scaled_coeffs
+from codeclab.codecs.hevc.rdoq import scan_tables
+
+__all__ = ["N_LOCAL", "N_STATE", "GROUPS", "block_features", "valid_mask", "active_mask",
+           "ar_state_features", "apply_classes", "KEEP", "MINUS1", "ZERO", "PLUS1", "N_CLASSES"]
+
+KEEP, MINUS1, ZERO, PLUS1 = 0, 1, 2, 3
+N_CLASSES = 4
+N_LOCAL = 25
+N_STATE = 12
+#: input groups (channel index ranges) for ablations; "state" exists only in the AR network
+GROUPS = {"frac": (0, 1), "level": (1, 6), "pos": (6, 10), "context": (10, 16), "qp": (16, 17),
+          "size": (17, 21), "comp": (21, 22), "scan": (22, 25), "state": (25, 25 + N_STATE)}
+
+
+@njit(cache=True)
+def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, out):  # pragma: no cover - numba
+    """a: (B, nn) |scaled|, sq: (B, nn) |SQ level| (raster); scan: (3, nn); out (B, N_LOCAL, nn)."""
+    nb, nn = a.shape
+    n = 1 << log2n
+    lognn = np.log(1.0 + nn)
+    for b in range(nb):
+        sc = scan[scan_idx[b]]
+        # last active position (round(a) > 0) in scan order, block counts
+        last = -1
+        tot = 0
+        for k in range(nn):
+            r = np.floor(a[b, sc[k]] + 0.5)
+            if r > 0:
+                last = k
+            if sq[b, sc[k]] > 0:
+                tot += 1
+        after = 0
+        cg_nz = 0
+        cg_sum = 0
+        for k in range(nn - 1, -1, -1):
+            if (k & 15) == 15:  # entering a CG in reverse: its counts over the whole group
+                cg_nz = 0
+                cg_sum = 0
+                for j in range(k - 15, k + 1):
+                    v = sq[b, sc[j]]
+                    if v > 0:
+                        cg_nz += 1
+                        cg_sum += min(v, 3)
+            p = sc[k]
+            v = a[b, p]
+            s = sq[b, p]
+            fl = np.floor(v)
+            out[b, 0, p] = v - fl
+            out[b, 1, p] = min(v, 4.0) / 4.0
+            out[b, 2, p] = 1.0 if s == 1 else 0.0
+            out[b, 3, p] = 1.0 if s == 2 else 0.0
+            out[b, 4, p] = 1.0 if s >= 3 else 0.0
+            out[b, 5, p] = 1.0 if np.floor(v + 0.5) > s else 0.0
+            out[b, 6, p] = (p % n) / n
+            out[b, 7, p] = (p // n) / n
+            out[b, 8, p] = k / nn
+            out[b, 9, p] = (k & 15) / 16.0
+            out[b, 10, p] = 1.0 if k == last else 0.0
+            out[b, 11, p] = np.log(1.0 + after) / lognn
+            out[b, 12, p] = cg_nz / 16.0
+            out[b, 13, p] = cg_sum / 16.0
+            out[b, 14, p] = np.log(1.0 + tot) / lognn
+            out[b, 15, p] = (last - k) / nn if last >= k else -1.0
+            out[b, 16, p] = (qp[b] - 30) / 10.0
+            for j in range(4):
+                out[b, 17 + j, p] = 1.0 if log2n == j + 2 else 0.0
+            out[b, 21, p] = 1.0 if c_idx[b] > 0 else 0.0
+            for j in range(3):
+                out[b, 22 + j, p] = 1.0 if scan_idx[b] == j else 0.0
+            if np.floor(v + 0.5) > 0:
+                after += 1
+
+
+def block_features(coeffs: np.ndarray, log2: int, qp: np.ndarray, c_idx: np.ndarray,
+                   scan_idx: np.ndarray, bit_depth: int = 8
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features (B, N_LOCAL, n, n) float32, |scaled| (B, n, n) float32, |SQ level| (B, n, n) int32)."""
+    nb = coeffs.shape[0]
+    n = 1 << log2
+    qp = np.ascontiguousarray(np.broadcast_to(np.asarray(qp, np.int64), (nb,)))
+    a = np.abs(scaled_coeffs(coeffs, qp, log2, bit_depth)).astype(np.float32).reshape(nb, -1)
+    sq = np.abs(quantize_sq(coeffs, qp, log2, bit_depth)).astype(np.int32).reshape(nb, -1)
+    out = np.zeros((nb, N_LOCAL, n * n), np.float32)
+    scans, _ = scan_tables(log2)
+    _features(a, sq, scans, log2, qp,
+              np.ascontiguousarray(np.broadcast_to(np.asarray(c_idx, np.int64), (nb,))),
+              np.ascontiguousarray(np.broadcast_to(np.asarray(scan_idx, np.int64), (nb,))), out)
+    return out.reshape(nb, N_LOCAL, n, n), a.reshape(nb, n, n), sq.reshape(nb, n, n)
+
+
+def active_mask(a: np.ndarray, sq: np.ndarray) -> np.ndarray:
+    """Coefficients a decision is made for: SQ level > 0 or rounding to nearest gives > 0."""
+    return (sq > 0) | (np.floor(a + 0.5) > 0)
+
+
+def valid_mask(a: np.ndarray, sq: np.ndarray) -> np.ndarray:
+    """(…, N_CLASSES) bool: which changes are possible at each coefficient (RDOQ's candidates)."""
+    m = np.zeros(sq.shape + (N_CLASSES,), bool)
+    m[..., KEEP] = True
+    m[..., MINUS1] = sq >= 2
+    m[..., ZERO] = sq >= 1
+    m[..., PLUS1] = np.floor(a + 0.5) > sq
+    return m
+
+
+def apply_classes(sq: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """|level| after the per-coefficient change (classes must be valid)."""
+    out = sq.astype(np.int32).copy()
+    out[cls == MINUS1] -= 1
+    out[cls == ZERO] = 0
+    out[cls == PLUS1] += 1
+    return out
+
+
+@njit(cache=True, inline="always")
+def _state_update(st, lvl, cls, k, nn):  # pragma: no cover - numba
+    """Running state after deciding |level| lvl at scan position k (reverse order).
+    st[0] nz in CG, [1] levels > 1 in CG, [2] c1 (HM greater1 state), [3] Rice k,
+    [4] last found, [5] nz in block, [6] previous CG ended with c1 == 0 (ctxSet), [7] CG
+    coded so far, [8..11] one-hot class of the previous decision."""
+    if lvl > 0:
+        st[0] += 1
+        st[4] = 1
+        st[5] += 1
+        st[7] = 1
+        if lvl > 1:
+            st[1] += 1
+            st[2] = 0
+        elif st[2] > 0 and st[2] < 3:
+            st[2] += 1
+        if lvl > 3 * (1 << int(st[3])):
+            st[3] = min(st[3] + 1, 4)
+    for j in range(4):
+        st[8 + j] = 1.0 if cls == j else 0.0
+
+
+@njit(cache=True, inline="always")
+def _state_cg_start(st):  # pragma: no cover - numba
+    st[6] = 1.0 if st[2] == 0 and st[7] > 0 else 0.0
+    st[0] = 0
+    st[1] = 0
+    st[2] = 1
+    st[3] = 0
+    st[7] = 0
+
+
+@njit(cache=True, inline="always")
+def _state_write(st, nn, out):  # pragma: no cover - numba
+    out[0] = min(st[0], 8.0) / 8.0
+    out[1] = min(st[1], 2.0) / 2.0
+    out[2] = st[2] / 3.0
+    out[3] = st[3] / 4.0
+    out[4] = st[4]
+    out[5] = np.log(1.0 + st[5]) / np.log(1.0 + nn)
+    out[6] = st[6]
+    out[7] = st[7]
+    for j in range(4):
+        out[8 + j] = st[8 + j]
+
+
+@njit(cache=True)
+def _teacher_states(lv, cls, act, scan, scan_idx, out):  # pragma: no cover - numba
+    """State features (B, N_STATE, nn) seen at each active position when the levels after it
+    (scan order) are the given ones (teacher forcing with RDOQ's levels)."""
+    nb, nn = lv.shape
+    st = np.zeros(12, np.float64)
+    for b in range(nb):
+        sc = scan[scan_idx[b]]
+        st[:] = 0.0
+        st[2] = 1
+        for k in range(nn - 1, -1, -1):
+            if (k & 15) == 15:
+                _state_cg_start(st)
+            p = sc[k]
+            if not act[b, p]:
+                continue
+            _state_write(st, nn, out[b, :, p])
+            _state_update(st, lv[b, p], cls[b, p], k, nn)
+
+
+def ar_state_features(levels: np.ndarray, cls: np.ndarray, act: np.ndarray, log2: int,
+                      scan_idx: np.ndarray) -> np.ndarray:
+    """(B, N_STATE, n, n) float32 running-state inputs of the AR network under teacher forcing."""
+    nb = levels.shape[0]
+    n = 1 << log2
+    out = np.zeros((nb, N_STATE, n * n), np.float32)
+    scans, _ = scan_tables(log2)
+    _teacher_states(np.abs(levels).reshape(nb, -1).astype(np.int64), cls.reshape(nb, -1).astype(np.int64),
+                    act.reshape(nb, -1), scans,
+                    np.ascontiguousarray(np.broadcast_to(np.asarray(scan_idx, np.int64), (nb,))), out)
+    return out.reshape(nb, N_STATE, n, n)
+
+
+@njit(cache=True)
+def ar_infer(feat, a, sq, scan, scan_idx, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: no cover - numba
+    """The AR network over a batch: per block, reverse scan over the active positions, an MLP
+    on (local features, running state of its own earlier decisions), masked argmax.
+    feat (B, N_LOCAL, nn) float32; a (B, nn); sq (B, nn) int; out_cls (B, nn) int (0 = keep)."""
+    nb, nl, nn = feat.shape
+    h1 = w1.shape[1]
+    h2 = w2.shape[1]
+    x = np.zeros(nl + 12, np.float32)
+    z1 = np.zeros(h1, np.float32)
+    z2 = np.zeros(h2, np.float32)
+    st = np.zeros(12, np.float64)
+    for b in range(nb):
+        sc = scan[scan_idx[b]]
+        st[:] = 0.0
+        st[2] = 1
+        for k in range(nn - 1, -1, -1):
+            if (k & 15) == 15:
+                _state_cg_start(st)
+            p = sc[k]
+            s = sq[b, p]
+            r = np.floor(a[b, p] + 0.5)
+            if s == 0 and r == 0:
+                continue
+            for i in range(nl):
+                x[i] = feat[b, i, p]
+            _state_write(st, nn, x[nl:])
+            for j in range(h1):
+                acc = b1[j]
+                for i in range(nl + 12):
+                    acc += x[i] * w1[i, j]
+                z1[j] = acc if acc > 0 else 0.0
+            for j in range(h2):
+                acc = b2[j]
+                for i in range(h1):
+                    acc += z1[i] * w2[i, j]
+                z2[j] = acc if acc > 0 else 0.0
+            best = -1e30
+            cls = 0
+            for c in range(4):
+                if c == 1 and s < 2:
+                    continue
+                if c == 2 and s < 1:
+                    continue
+                if c == 3 and r <= s:
+                    continue
+                acc = b3[c]
+                for i in range(h2):
+                    acc += z2[i] * w3[i, c]
+                if acc > best:
+                    best = acc
+                    cls = c
+            lvl = s
+            if cls == 1:
+                lvl = s - 1
+            elif cls == 2:
+                lvl = 0
+            elif cls == 3:
+                lvl = s + 1
+            out_cls[b, p] = cls
+            _state_update(st, lvl, cls, k, nn)
