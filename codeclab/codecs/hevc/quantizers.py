@@ -14,6 +14,7 @@ of rdoq.py (RATE_*), HM's state byte ``(pStateIdx << 1) | valMPS``;
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Mapping, Protocol, runtime_checkable
@@ -345,11 +346,14 @@ class EncoderQuantizer:
             self.state = [extract_rate_state(ctx_states, None, c, 1 if c == 0 else 0)
                           for c in range(3)]
         self.live_ctx: np.ndarray | None = None
+        self.calls = 0         # quantiser calls and seconds spent inside them (benchmarks)
+        self.seconds = 0.0
 
     def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
                  scan_idx: int | np.ndarray, sign_hiding: bool, trafo_depth: int = 0) -> np.ndarray:
         """scan_idx: one for the batch or one per block; trafo_depth: the blocks' trafoDepth
         (picks the cbf context of the rate state when ``live_ctx`` is set)."""
+        t0 = time.perf_counter()
         nb = coeffs.shape[0]
         if self.state is None:
             ctx = None
@@ -360,7 +364,10 @@ class EncoderQuantizer:
             ctx = np.repeat(self.state[c_idx][None], nb, axis=0)
         batch = QuantBatch(coeffs, log2, c_idx, scan_idx, qp, self.lam[c_idx], False, bit_depth,
                            ctx, sign_hiding)
-        return self.q.quantize(batch)
+        out = self.q.quantize(batch)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        return out
 
 
 @lru_cache(maxsize=None)
@@ -396,3 +403,16 @@ def get_quantizer(name: str, **options) -> Quantizer:
 
 register_quantizer("sq", SQQuantizer)
 register_quantizer("rdoq", RDOQQuantizer)
+
+
+def _lazy_nrdoq(kind: str) -> Callable[..., Quantizer]:
+    """Factory of the neural RDOQ quantisers (codecs/hevc/nrdoq), imported only when built."""
+    def factory(**options) -> Quantizer:
+        from codeclab.codecs.hevc.nrdoq.quantizer import NRDOQQuantizer
+
+        return NRDOQQuantizer(kind, **options)
+    return factory
+
+
+register_quantizer("nrdoq-fcn", _lazy_nrdoq("fcn"))
+register_quantizer("nrdoq-ar", _lazy_nrdoq("ar"))
