@@ -29,8 +29,12 @@ class HevcOptions:
     max_transform_hierarchy_depth_intra; deblock / sao: in-loop filters; sign_hiding:
     sign data hiding; transform_skip: 4x4 transform skip; bit_depth: coded depth 8 or 10
     (None = the source's); rounding: dead-zone offset of the SQ quantiser (HM intra 171/512
-    ~ 1/3); quant: quantiser name (quantizers.available_quantizers(): sq, rdoq ...); keep_recon: put our reconstruction
-    (coded depth, planes) on every packet as props["recon"].
+    ~ 1/3); quant: quantiser name (quantizers.available_quantizers(): sq, rdoq ...); preset:
+    decision effort (rdsearch.PRESETS): ``fast`` = SATD decisions, no RD search (the
+    fastest); ``medium`` (default) = RD search with few candidates; ``slow`` = HM's
+    candidate counts, TU split of the two best modes, all chroma modes (docs/hevc.md has
+    the speed / BD-rate of each); keep_recon: put our reconstruction (coded depth, planes)
+    on every packet as props["recon"].
     """
 
     qp: int = 32
@@ -43,6 +47,7 @@ class HevcOptions:
     bit_depth: int | None = None
     rounding: float = 1 / 3
     quant: str = "sq"
+    preset: str = "medium"
     keep_recon: bool = False
 
     def __post_init__(self) -> None:
@@ -57,6 +62,10 @@ class HevcOptions:
         if not 0.0 <= self.rounding < 1.0:
             raise UsageError(f"hevc: rounding {self.rounding} outside [0, 1)")
         from codeclab.codecs.hevc.quantizers import available_quantizers
+        from codeclab.codecs.hevc.rdsearch import PRESETS
+
+        if self.preset not in PRESETS:
+            raise UsageError(f"hevc: unknown preset {self.preset!r} (have {', '.join(PRESETS)})")
 
         if self.quant not in available_quantizers():
             raise UsageError(f"hevc: unknown quantiser {self.quant!r} (have {', '.join(available_quantizers())})")
@@ -87,7 +96,7 @@ class HevcEncoder:
         from codeclab.codecs.hevc.quantizers import EncoderQuantizer
 
         qopts = {"rounding": opts.rounding} if opts.quant == "sq" else {}
-        self._pic = PictureEncoder(params, EncoderQuantizer(opts.quant, opts.qp, **qopts))
+        self._pic = PictureEncoder(params, EncoderQuantizer(opts.quant, opts.qp, **qopts), opts.preset)
         self._flushed = False
 
     def encode(self, frame: Frame) -> list[Packet]:
@@ -120,5 +129,5 @@ def _decoder(fmt: VideoFormat, _opts: HevcOptions) -> Any:
     return FFmpegDecoder("hevc", fmt)
 
 
-register_codec(CodecSpec("hevc", "our own HEVC all-intra encoder (SATD decisions, pluggable quantiser sq/rdoq), "
+register_codec(CodecSpec("hevc", "our own HEVC all-intra encoder (RD search, presets fast/medium/slow, pluggable quantiser sq/rdoq), "
                          "decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc", ".hevc"))

@@ -114,6 +114,7 @@ class RdSearch:
         self.wc = chroma_weight(p.qp)
         self.max_tu = p.max_tu_depth
         self.w: CabacWriter | None = None
+        self._root: tuple = (None, {})  # _root_costs' coded candidates of the current PB
 
     # ------------------------------------------------------------------ helpers ----------
     def start_picture(self) -> None:
@@ -277,6 +278,7 @@ class RdSearch:
         """Choose and code the luma mode of one PB (TU tree rooted at trafoDepth depth)."""
         e = self.e
         n = 1 << log2
+        self._root = (None, {})
         cands = mpm_candidates(e.maps, x, y)
         mbits = self._mode_bits(cands)
         if log2 <= 5:
@@ -344,6 +346,9 @@ class RdSearch:
             rec[nz] = np.clip(pr[nz] + r, 0, e.maxv)
         d = (org[None] - rec).reshape(len(modes), -1).astype(np.int64)
         dist = np.einsum("ij,ij->i", d, d).astype(np.float64)
+        if not (e.p.transform_skip and log2 == 2):  # the chosen one's leaf is reused
+            self._root = ((x, y, log2, depth), {m: (lv[k] if nz[k] else None, rec[k], int(scans[k]))
+                                               for k, m in enumerate(modes)})
         bits = price_luma_batch(self.w.ctx, lv, log2, scans, depth, e.p.sign_hiding,
                                 e.p.transform_skip and log2 == 2)
         flag = 0.0
@@ -397,7 +402,16 @@ class RdSearch:
         """Code one luma TB for real (encoder._code_tb: quantiser, transform skip choice,
         reconstruction), price cbf + residual on the carried contexts; D + lambda * R."""
         e = self.e
-        lv, ts, scan = e._code_tb(0, node.x, node.y, node.log2, mode, node.depth)
+        n = 1 << node.log2
+        hit = self._root[1].get(mode) if self._root[0] == (node.x, node.y, node.log2, node.depth) else None
+        if hit is not None:  # coded already by _root_costs from the same neighbours
+            lv, rec, scan = hit
+            lv = None if lv is None else np.ascontiguousarray(lv)
+            ts = False
+            e.rec[0][node.y:node.y + n, node.x:node.x + n] = rec
+            e.av[0][node.y:node.y + n, node.x:node.x + n] = True
+        else:
+            lv, ts, scan = e._code_tb(0, node.x, node.y, node.log2, mode, node.depth)
         node.luma, node.ts[0], node.scan[0] = lv, ts, scan
         w = self.w
         b0 = w.eng[E_FRAC]
@@ -420,10 +434,14 @@ class RdSearch:
         else:
             idx, m = e._chroma_mode(xc, yc, cu.log2 - 1, lm)
             cands = [(4, lm)] + ([(idx, m)] if idx != 4 else [])
+        p = e.p
+        if (len(cands) > 1 and not (cu.tu.split and cu.log2 > 3) and e.qpc[1] == e.qpc[2]
+                and not (p.transform_skip and cu.log2 == 3)):
+            self._chroma_batch(cu, cands)
+            return
         if len(cands) > 1:
             sv = self._save_chroma(xc, yc, nc)
             ctx0 = self.w.snapshot()
-            p = e.p
             best = None
             for idx, m in cands:
                 cu.chroma_idx, cu.chroma_mode = idx, m
@@ -440,6 +458,49 @@ class RdSearch:
             cands = [best[1:]]
         cu.chroma_idx, cu.chroma_mode = cands[0]
         e._chroma_tree(cu.tu, cu.chroma_mode)
+
+
+    def _chroma_batch(self, cu: CodingUnit, cands: list[tuple[int, int]]) -> None:
+        """_chroma_rd for a CU whose chroma is one TB per component: every candidate's Cb
+        and Cr coded in one batch from the same neighbours, then priced with write_cu."""
+        e = self.e
+        p, bd, node = e.p, e.bd, cu.tu
+        xc, yc, lc = cu.x >> 1, cu.y >> 1, cu.log2 - 1
+        n, k = 1 << lc, len(cands)
+        modes = [m for _, m in cands]
+        pr = np.concatenate([predict_all_modes(e.rec[c], e.av[c], xc, yc, lc, c, bd)[modes]
+                             for c in (1, 2)])
+        org = np.concatenate([np.broadcast_to(e.org[c][yc:yc + n, xc:xc + n], (k, n, n)) for c in (1, 2)])
+        scans = np.array([scan_idx_for(m, lc, 1) for m in modes] * 2, dtype=np.int64)
+        lv = e._quantize(forward_transform(org - pr, lc, False, bd), e.qpc[1], lc, 1, scans, 0)
+        nz = lv.reshape(2 * k, -1).any(axis=1)
+        rec = pr.copy()
+        if nz.any():
+            r = inverse_transform(dequantize(lv[nz], e.qpc[1], lc, bd), lc, False, bd)
+            rec[nz] = np.clip(pr[nz] + r, 0, e.maxv)
+        d = (org - rec).reshape(2 * k, -1).astype(np.int64)
+        sse = np.einsum("ij,ij->i", d, d).astype(np.float64)
+        ctx0 = self.w.snapshot()
+        best = None
+        for i, (idx, m) in enumerate(cands):
+            cu.chroma_idx, cu.chroma_mode = idx, m
+            node.cb = np.ascontiguousarray(lv[i]) if nz[i] else None
+            node.cr = np.ascontiguousarray(lv[k + i]) if nz[k + i] else None
+            node.scan[1] = node.scan[2] = int(scans[i])
+            b0 = self.w.eng[E_FRAC]
+            write_cu(self.w, e.maps, cu, p.max_tu_depth, p.log2_max_tb, p.sign_hiding, p.transform_skip)
+            j = self.wc * (sse[i] + sse[k + i]) + self.lam * (self.w.eng[E_FRAC] - b0) / FRAC_ONE
+            self.w.restore(ctx0)
+            if best is None or j < best[0]:
+                best = (j, i)
+        i = best[1]
+        cu.chroma_idx, cu.chroma_mode = cands[i]
+        node.cb = np.ascontiguousarray(lv[i]) if nz[i] else None
+        node.cr = np.ascontiguousarray(lv[k + i]) if nz[k + i] else None
+        node.scan[1] = node.scan[2] = int(scans[i])
+        for j, c in enumerate((1, 2)):
+            e.rec[c][yc:yc + n, xc:xc + n] = rec[j * k + i]
+            e.av[c][yc:yc + n, xc:xc + n] = True
 
 
 def _has_residual(node: TransformNode) -> bool:
