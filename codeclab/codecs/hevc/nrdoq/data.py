@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from codeclab.codecs.hevc.quant import quantize_sq
-from codeclab.codecs.hevc.quantizers import EncoderQuantizer, sign_hiding_hdq
+from codeclab.codecs.hevc.quantizers import EncoderQuantizer, QuantBatch, sign_hiding_hdq
 from codeclab.errors import InputError, UsageError
 
 __all__ = ["RecordingQuantizer", "generate", "load_blocks", "Blocks", "label_classes", "CLASS_NAMES"]
@@ -53,37 +53,48 @@ def label_classes(sq: np.ndarray, target: np.ndarray) -> np.ndarray:
     return cls
 
 
-class RecordingQuantizer:
-    """The encoder-side quantiser (``encoder.py`` signature) that codes with ``rdoq`` and
-    records every batch it is handed (see the module docstring)."""
+class _Recorder:
+    """A registry quantiser (``rdoq``) that keeps every batch it is handed, with its levels."""
 
-    def __init__(self, qp_slice: int) -> None:
-        self.eq = EncoderQuantizer("rdoq", qp_slice)
+    name = "rdoq-recording"
+    needs_rate_state = True
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
         self.records: dict[int, dict[str, list[np.ndarray]]] = {}
 
-    def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
-                 scan_idx: int, sign_hiding: bool) -> np.ndarray:
-        lv = self.eq.quantize(coeffs, qp, log2, bit_depth, c_idx, scan_idx, sign_hiding)
-        sq = quantize_sq(coeffs, qp, log2, bit_depth)
-        sq_sh = sign_hiding_hdq(sq, coeffs, log2, scan_idx, qp, bit_depth) if sign_hiding else sq
-        nb = coeffs.shape[0]
-        r = self.records.setdefault(log2, {k: [] for k in ("coeffs", "sq", "sq_sh", "rdoq", "qp", "lam",
-                                                            "c_idx", "scan_idx", "ctx")})
-        r["coeffs"].append(np.asarray(coeffs, np.int16))
+    def quantize(self, batch: QuantBatch) -> np.ndarray:
+        lv = self.inner.quantize(batch)
+        c, l2, qp = batch.coeffs, batch.log2_size, np.asarray(batch.qp)
+        sq = quantize_sq(c, qp, l2, batch.bit_depth)
+        sq_sh = sign_hiding_hdq(sq, c, l2, batch.scan_idx, qp, batch.bit_depth) if batch.sign_hiding else sq
+        r = self.records.setdefault(l2, {k: [] for k in ("coeffs", "sq", "sq_sh", "rdoq", "qp", "lam",
+                                                         "c_idx", "scan_idx", "ctx")})
+        r["coeffs"].append(np.asarray(c, np.int16))
         r["sq"].append(sq.astype(np.int16))
         r["sq_sh"].append(sq_sh.astype(np.int16))
         r["rdoq"].append(lv.astype(np.int16))
-        r["qp"].append(np.full(nb, qp, np.int8))
-        r["lam"].append(np.full(nb, self.eq.lam[c_idx], np.float32))
-        r["c_idx"].append(np.full(nb, c_idx, np.int8))
-        r["scan_idx"].append(np.full(nb, scan_idx, np.int8))
-        r["ctx"].append(np.repeat(self.eq.state[c_idx][None], nb, axis=0))
+        r["qp"].append(qp.astype(np.int8))
+        r["lam"].append(np.asarray(batch.lam, np.float32))
+        r["c_idx"].append(np.asarray(batch.c_idx, np.int8))
+        r["scan_idx"].append(np.asarray(batch.scan_idx, np.int8))
+        r["ctx"].append(np.asarray(batch.ctx, np.uint8))
         return lv
+
+
+class RecordingQuantizer(EncoderQuantizer):
+    """The encoder-side quantiser (``EncoderQuantizer("rdoq")``, so the encoder's decisions
+    and rate state are exactly those of a ``--quant rdoq`` encode) that records every batch
+    (see the module docstring)."""
+
+    def __init__(self, qp_slice: int) -> None:
+        super().__init__("rdoq", qp_slice)
+        self.q = self.recorder = _Recorder(self.q)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """``{field}_{log2}`` arrays, one entry per block size seen."""
         out = {}
-        for log2, r in self.records.items():
+        for log2, r in self.recorder.records.items():
             for k, v in r.items():
                 out[f"{k}_{log2}"] = np.concatenate(v)
         return out
