@@ -117,7 +117,7 @@ class CodecFlag:
 CODEC_FLAGS: list[CodecFlag] = [
     CodecFlag("--qp", "qp", "quantisation parameter of every picture (x265/x264 default 32)", {"metavar": "QP"}),
     CodecFlag("--crf", "crf", "constant rate factor instead of a fixed QP (x265/x264)", {"metavar": "CRF"}),
-    CodecFlag("--preset", "preset", "encoder speed preset (x265/x264: ultrafast ... veryslow; default medium)",
+    CodecFlag("--preset", "preset", "encoder speed preset (x265/x264: ultrafast ... veryslow; hevc: fast, medium, slow; default medium)",
               {"metavar": "NAME"}),
     CodecFlag("--tune", "tune", "encoder tuning (x265/x264: psnr, ssim, grain ...)", {"metavar": "NAME"}),
     CodecFlag("--keyint", "keyint", "intra period (x265/x264 default 1 = all-intra; >1 gives I+P)", {"metavar": "N"}),
