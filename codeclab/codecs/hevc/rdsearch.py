@@ -51,7 +51,10 @@ class Preset:
     RD check per PU size log2 2..6 (HM: 8, 8, 3, 3, 3); mpm: add the three MPMs to them;
     tu_modes: how many of the best modes (after the TU-root check) get the TU-split check;
     chroma_all: all five chroma candidates (else DM + the best chroma SATD); early_cu:
-    skip the split check of a CU coded whole without any residual (HM's ECU idea)."""
+    skip the split check of a CU coded whole without any residual (HM's ECU idea);
+    satd_depth: the CU quadtree is searched only around the SATD decisions' depth (where
+    those keep a CU whole, its four children are tried coded whole, nothing deeper; NxN
+    only where SATD prefers it or the 2Nx2N CU has a luma residual)."""
 
     name: str
     rd: bool
@@ -60,12 +63,13 @@ class Preset:
     tu_modes: int = 1
     chroma_all: bool = True
     early_cu: bool = False
+    satd_depth: bool = False
 
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset("fast", False),
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
-                     early_cu=True),
+                     early_cu=True, satd_depth=True),
     "slow": Preset("slow", True, (8, 8, 3, 3, 3), mpm=True, tu_modes=2, chroma_all=True,
                    early_cu=False),
 }
@@ -173,8 +177,9 @@ class RdSearch:
     def code_ctu(self, x: int, y: int) -> None:
         self.cu(x, y, self.e.p.log2_ctb, 0)
 
-    def cu(self, x: int, y: int, log2: int, depth: int) -> float:
-        """Decide and code the CU quadtree node (x, y, 2^log2); its RD cost J."""
+    def cu(self, x: int, y: int, log2: int, depth: int, deeper: bool = True) -> float:
+        """Decide and code the CU quadtree node (x, y, 2^log2); its RD cost J. deeper=False:
+        code it whole (no split check; 8x8: no NxN check)."""
         e = self.e
         W, H = e.p.coded_width, e.p.coded_height
         if x >= W or y >= H:
@@ -185,7 +190,15 @@ class RdSearch:
         if x + s > W or y + s > H:  # forced split, no flag
             return sum(self.cu(cx, cy, log2 - 1, depth + 1) for cx, cy in kids)
         if log2 == 3:
+            if not deeper:
+                return self._code_cu(x, y, 3, depth, False)
             return self._cu_8x8(x, y, depth)
+        child_deeper = True
+        if self.pr.satd_depth:
+            if not deeper:
+                child_deeper = None
+            elif not e._split_wins(x, y, log2):
+                child_deeper = False
         maps = e.maps
         inc = 0
         if x > 0 and maps.depth[y >> 3, (x - 1) >> 3] > depth:
@@ -197,7 +210,7 @@ class RdSearch:
         reg0 = e.save_region(x, y, log2)
         j_whole = self.lam * self._encode_flag(ci, 0) + self._code_cu(x, y, log2, depth, False)
         cu_whole = maps.cus[(x, y)]
-        if self.pr.early_cu and not _has_residual(cu_whole.tu):
+        if child_deeper is None or (self.pr.early_cu and not _has_residual(cu_whole.tu)):
             return j_whole
         ctx_whole = self.w.snapshot()
         reg_whole = e.save_region(x, y, log2)
@@ -206,7 +219,7 @@ class RdSearch:
         del maps.cus[(x, y)]
         j_split = self.lam * self._encode_flag(ci, 1)
         for cx, cy in kids:
-            j_split += self.cu(cx, cy, log2 - 1, depth + 1)
+            j_split += self.cu(cx, cy, log2 - 1, depth + 1, child_deeper)
             if j_split >= j_whole:
                 break
         if j_split < j_whole:
@@ -224,7 +237,10 @@ class RdSearch:
         e = self.e
         ctx0 = self.w.snapshot()
         reg0 = e.save_region(x, y, 3)
+        nxn_satd = self.pr.satd_depth and e._nxn_wins(x, y)  # (uses av: before coding)
         j2 = self._code_cu(x, y, 3, depth, False)
+        if self.pr.satd_depth and not nxn_satd and e.maps.cus[(x, y)].tu.luma is None:
+            return j2
         keep = (self.w.snapshot(), e.save_region(x, y, 3), e.maps.cus[(x, y)])
         self.w.restore(ctx0)
         e.restore_region(reg0)
