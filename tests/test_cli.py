@@ -272,7 +272,7 @@ def test_codec_flags_are_generic(tmp_path, capsys, monkeypatch):
 
 
 def test_demo(tmp_path):
-    r = run_cli("demo", "--out", "d", cwd=tmp_path)
+    r = run_cli("demo", "--out", "d", cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "x265 qp=32" in r.stdout and "PSNR-Y" in r.stdout
     d = tmp_path / "d"

@@ -35,7 +35,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -44,8 +43,9 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from ..errors import FormatError, InputError, UsageError
+from ..errors import FormatError, InputError
 from ..frame import Frame
+from .atomic import atomic_write
 
 __all__ = [
     "PSNR_CAP_DB",
@@ -203,25 +203,6 @@ _PREFERRED = (
 )
 
 
-def _atomic_write(path: str | os.PathLike, write) -> None:
-    """Write through ``write(fileobj)`` to a temporary name next to ``path``, then rename."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _parse_cell(s: str) -> Any:
     try:
         return int(s)
@@ -311,7 +292,7 @@ class MetricsLog:
             for r in self.rows:
                 w.writerow([_format_cell(r.get(c)) for c in cols])
 
-        _atomic_write(path, write)
+        atomic_write(path, write)
 
     def write_json(self, path: str | os.PathLike, fps: float | Fraction | None = None) -> None:
         """``{"summary": ..., "frames": [...]}``; NaN/inf become ``null``."""
@@ -319,7 +300,7 @@ class MetricsLog:
             "summary": {k: _json_safe(v) for k, v in self.summary(fps).items()},
             "frames": [{k: _json_safe(v) for k, v in r.items()} for r in self.rows],
         }
-        _atomic_write(path, lambda f: json.dump(doc, f, indent=1, allow_nan=False))
+        atomic_write(path, lambda f: json.dump(doc, f, indent=1, allow_nan=False))
 
     @classmethod
     def read_csv(cls, path: str | os.PathLike) -> MetricsLog:

@@ -15,18 +15,16 @@ Files written into the output folder (each to a temporary name, then renamed):
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import html
 import io
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ...errors import UsageError
+from ..atomic import atomic_write
 from .analysis import COMPONENTS, METHODS, Analysis, RDPoint, point_value
 
 __all__ = ["write_report", "write_rd_csv", "RD_COLUMNS", "safe_name"]
@@ -38,19 +36,6 @@ RD_COLUMNS = ("sequence", "class", "point", "rate", "psnr_y", "psnr_u", "psnr_v"
 def safe_name(s: str) -> str:
     """A file-name-safe version of a label or sequence name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"
-
-
-def _atomic(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _cell(v: Any) -> str:
@@ -68,7 +53,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         for r in rows:
             w.writerow([_cell(v) for v in r])
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def write_rd_csv(path: Path, points: list[RDPoint]) -> None:
@@ -250,7 +235,7 @@ def write_report(an: Analysis, out: str | Path, *, title: str = "codeclab evalua
         written[f"rd:{lab}"] = out / "rd" / f"{safe_name(lab)}.csv"
 
     md = _markdown(an, title, method, missing)
-    _atomic(out / "summary.md", lambda f: f.write(md))
+    atomic_write(out / "summary.md", lambda f: f.write(md))
     written["markdown"] = out / "summary.md"
 
     pngs: dict[str, bytes] = {}
@@ -260,9 +245,9 @@ def write_report(an: Analysis, out: str | Path, *, title: str = "codeclab evalua
                 png = _plot_png(an, seq)
                 pngs[seq] = png
                 p = out / "plots" / f"{safe_name(seq)}.png"
-                _atomic(p, lambda f, png=png: f.write(png), binary=True)
+                atomic_write(p, lambda f, png=png: f.write(png), binary=True)
                 written[f"plot:{seq}"] = p
     page = _html(an, title, method, pngs, missing)
-    _atomic(out / "report.html", lambda f: f.write(page))
+    atomic_write(out / "report.html", lambda f: f.write(page))
     written["html"] = out / "report.html"
     return written
