@@ -1,6 +1,10 @@
-"""Our HEVC intra encoder (codec ``hevc``, SQ + SATD decisions) beside x265 all-intra.
+"""Our HEVC intra encoder (codec ``hevc``) beside x265 all-intra.
 
     .venv/bin/python benchmarks/bench_hevc_core.py [CLIP] [--frames 10] [--qp 32] [--quant sq]
+        [--preset medium]
+
+(--preset fast = the SATD decisions these figures were first measured with; the RD search
+and its presets have their own benchmark, bench_hevc_rd.py.)
 
 CLIP defaults to ../shared/media/clips/cockatoo.mp4; a 416x240 window (the JVET class-D
 size) is cut from its centre after conversion to 4:2:0 8-bit (smaller clips are first
@@ -20,7 +24,7 @@ one through ipratio, so equal QPs are not equal quality; BD-rate is the fair com
 
     .venv/bin/python benchmarks/bench_hevc_core.py --tune
 
-instead measures the decision multiplier (lam_mode = lam_split = k * sqrt(lambda)): BD-rate
+instead measures the SATD decisions' multiplier (preset fast) (lam_mode = lam_split = k * sqrt(lambda)): BD-rate
 (PSNR-Y) of k = 1, 3, 6, 9 against k = 1 on three 416x240 windows of the val photographs,
 QP 22/27/32/37, deblocking + SAO on.
 """
@@ -110,7 +114,8 @@ def tune() -> None:
     def rd(k: float) -> tuple[list[float], list[float]]:
         rates, psnrs = [], []
         for qp in (22, 27, 32, 37):
-            e = PictureEncoder(StreamParams(W, H, 8, 5, 1, qp, Fraction(25), True, False, True, True))
+            e = PictureEncoder(StreamParams(W, H, 8, 5, 1, qp, Fraction(25), True, False, True, True),
+                               preset="fast")
             e.lam_mode = e.lam_split = k * e.lam_satd
             bits, mse = 0, 0.0
             for pic in pics:
@@ -134,6 +139,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--qp", type=int, default=32)
     ap.add_argument("--quant", default="sq")
+    ap.add_argument("--preset", default="medium", help="hevc preset: fast (SATD decisions), medium, slow")
     ap.add_argument("--tune", action="store_true", help="measure the decision multiplier instead")
     ap.add_argument("--bd", action="store_true", help="BD-rate against x265 over QP 22..37")
     a = ap.parse_args()
@@ -145,7 +151,7 @@ def main() -> None:
         from codeclab.pipeline.eval.bdrate import bd_rate
 
         pts = {}
-        for name, extra in (("hevc", {"quant": a.quant}), ("x265", {"preset": "medium", "keyint": 1, "params": "info=0"})):
+        for name, extra in (("hevc", {"quant": a.quant, "preset": a.preset}), ("x265", {"preset": "medium", "keyint": 1, "params": "info=0"})):
             rs = [run(name, {"qp": qp, **extra}, frames, fmt) for qp in (22, 27, 32, 37)]
             pts[name] = ([r["bits"] for r in rs], [float(r["psnr"][0]) for r in rs],
                          [float((6 * r["psnr"][0] + r["psnr"][1] + r["psnr"][2]) / 8) for r in rs],
@@ -158,8 +164,9 @@ def main() -> None:
         return
     print(f"{Path(a.clip).name}: {len(frames)} frames {W}x{H} 4:2:0 8-bit, QP {a.qp}")
     # warm-up (numba compilation / cache load) outside the timing
-    run("hevc", {"qp": a.qp, "quant": a.quant}, frames[:1], fmt)
-    rows = [("hevc (ours, %s)" % a.quant, run("hevc", {"qp": a.qp, "quant": a.quant, "keep_recon": True}, frames, fmt)),
+    ours = {"qp": a.qp, "quant": a.quant, "preset": a.preset}
+    run("hevc", ours, frames[:1], fmt)
+    rows = [(f"hevc (ours, {a.quant}, {a.preset})", run("hevc", {**ours, "keep_recon": True}, frames, fmt)),
             ("x265 medium all-intra", run("x265", {"qp": a.qp, "preset": "medium", "keyint": 1, "params": "info=0"}, frames, fmt))]
     print(f"{'encoder':26s} {'fps(wall)':>9s} {'fps(cpu)':>9s} {'bits/frame':>11s} {'PSNR-Y':>7s} {'PSNR-U':>7s} "
           f"{'PSNR-V':>7s}  decoded")

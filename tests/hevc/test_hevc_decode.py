@@ -6,7 +6,9 @@ Matrix: {8, 10-bit} x {QP 0, 1, 12, 22, 27, 32, 37, 51} x {64x64, 416x240, 200x1
 flat, noise, max-contrast stripes}, in-loop filters off. The full product is slow-marked;
 the fast tests run a pairwise covering subset (every pair of factor values at least once).
 With deblocking and SAO on, streams must decode cleanly and still match (our loop filters
-are the decoder's).
+are the decoder's). These run the SATD decisions (preset fast); the RD search (presets
+medium / slow) with both quantisers runs a slow-marked subset of the same matrix, and
+tests/hevc/test_rdsearch.py its fast checks.
 """
 
 from __future__ import annotations
@@ -85,13 +87,17 @@ def picture(content: str, bd: int, w: int, h: int, seed: int = 0) -> list[np.nda
 
 
 def encode_check(bd: int, qp: int, size: tuple[int, int], sdh: bool, ts: bool, content: str, *,
-                 deblock: bool = False, sao: bool = False, ctb: int = 5, tu: int = 1) -> int:
+                 deblock: bool = False, sao: bool = False, ctb: int = 5, tu: int = 1,
+                 preset: str = "fast", quant: str = "sq") -> int:
+    from codeclab.codecs.hevc.quantizers import EncoderQuantizer
+
     w, h = size
     planes = picture(content, bd, w, h, seed=qp)
     p = StreamParams(w, h, bd, ctb, tu, qp, Fraction(25), sdh, ts, deblock, sao)
-    pic = PictureEncoder(p).encode(planes)
+    pic = PictureEncoder(p, EncoderQuantizer(quant, qp), preset=preset).encode(planes)
     frames, bad = ffmpeg_decode(pic.data)
-    label = f"{bd}-bit qp{qp} {w}x{h} sdh={sdh} ts={ts} {content} deblock={deblock} sao={sao}"
+    label = (f"{bd}-bit qp{qp} {w}x{h} sdh={sdh} ts={ts} {content} deblock={deblock} sao={sao} "
+             f"{preset} {quant}")
     assert not bad, f"{label}: FFmpeg logged {bad[:3]}"
     assert len(frames) == 1, label
     for c in range(3):
@@ -166,6 +172,22 @@ def test_registry_codec_round_trip():
 def test_ffmpeg_bit_exact_full_matrix(bd, content):
     for qp, size, sdh, ts in itertools.product(QPS, SIZES, BOOLS, BOOLS):
         encode_check(bd, qp, size, sdh, ts, content)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bd", BDS)
+@pytest.mark.parametrize("content", CONTENTS)
+def test_ffmpeg_bit_exact_rd_matrix(bd, content):
+    """The RD search on the matrix: every QP x the three small sizes, (sign hiding,
+    transform skip) = (on, off) / (off, on), presets medium/slow and quantisers sq/rdoq
+    taking turns, CTB 32/64 and the filters on every other stream (192 streams in all)."""
+    k = 0
+    for qp, size in itertools.product(QPS, (SIZES[0], SIZES[2], SIZES[3])):
+        sdh, ts = ((True, False), (False, True))[(k // 4) % 2]
+        preset, quant = (("medium", "sq"), ("slow", "rdoq"), ("medium", "rdoq"), ("slow", "sq"))[k % 4]
+        encode_check(bd, qp, size, sdh, ts, content, preset=preset, quant=quant, ctb=5 + (k % 3 == 0),
+                     deblock=(k // 2) % 2 == 1, sao=(k // 2) % 2 == 1)
+        k += 1
 
 
 def test_region_save_restore_undoes_a_cu():
