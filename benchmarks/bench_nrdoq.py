@@ -63,12 +63,17 @@ class _Counting:
         return out
 
 
-def _val_pictures(pictures: int, crop: int) -> list[tuple[str, list[np.ndarray]]]:
+def _val_pictures(pictures: int, crop: int, folder: Path | None = None, names: list[str] | None = None
+                  ) -> list[tuple[str, list[np.ndarray]]]:
     import av
 
-    pics = sorted((MEDIA / "val").glob("*.png"))[:pictures] if MEDIA.is_dir() else []
+    folder = folder or MEDIA / "val"
+    pics = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if names:
+        pics = [p for p in pics if p.stem in names]
+    pics = pics[:pictures]
     if not pics:
-        raise SystemExit("bench_nrdoq: needs ../shared/media/val/*.png")
+        raise SystemExit(f"bench_nrdoq: needs pictures in {folder}")
     out = []
     for path in pics:
         with av.open(str(path)) as cont:
@@ -90,7 +95,8 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0 ** 2 / max(mse, 1e-10))
 
 
-def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...]) -> None:
+def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...], weights: dict[str, str],
+           folder: Path | None = None, names: list[str] | None = None) -> None:
     import av
 
     from codeclab.codecs.hevc.encoder import PictureEncoder
@@ -99,7 +105,7 @@ def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...]) -> No
     from codeclab.pipeline.eval.bdrate import bd_rate_components
 
     qps = (22, 27, 32, 37)
-    pics = _val_pictures(pictures, crop)
+    pics = _val_pictures(pictures, crop, folder, names)
     rows: dict[str, dict[str, list[float]]] = {}
     timing = {q: {"s": 0.0, "calls": 0, "blocks": 0, "frames": 0, "enc_s": 0.0} for q in quants}
     print(f"preset {preset}, QP {qps}, pictures: " + ", ".join(f"{n} {p[0].shape[1]}x{p[0].shape[0]}" for n, p in pics))
@@ -110,7 +116,7 @@ def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...]) -> No
             d: dict[str, list[float]] = {"rate": [], "psnr_y": [], "psnr_u": [], "psnr_v": []}
             for qp in qps:
                 p = StreamParams(w, h, 8, 6, 1, qp, Fraction(25), True, True, True, True)
-                eq = EncoderQuantizer(qn, qp)
+                eq = EncoderQuantizer(qn, qp, **({"weights": weights[qn]} if qn in weights else {}))
                 eq.q = cnt = _Counting(eq.q)
                 t0 = time.perf_counter()
                 out = PictureEncoder(p, eq, preset).encode(planes)
@@ -224,12 +230,18 @@ def main() -> None:
     ap.add_argument("--preset", default="fast", help="encoder preset: fast (SATD), medium / slow (RD search)")
     ap.add_argument("--quants", nargs="*", default=list(QUANTS))
     ap.add_argument("--ablation", metavar="DIR")
+    ap.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH",
+                    help="other weights for a network, e.g. nrdoq-fcn=runs/nrdoq/exp/fcn_p0.5.npz")
+    ap.add_argument("--folder", type=Path, help="pictures to encode instead of ../shared/media/val "
+                    "(model selection on the training run's held-out pictures)")
+    ap.add_argument("--names", nargs="*", help="only these pictures (stems) of the folder")
     a = ap.parse_args()
     _set_threads()
     if a.speed:
         speed(a.blocks, a.repeat, a.qp)
     if a.bdrate:
-        bdrate(a.pictures, a.crop, a.preset, tuple(a.quants))
+        bdrate(a.pictures, a.crop, a.preset, tuple(a.quants), dict(w.split("=", 1) for w in a.weights),
+               a.folder, a.names)
     if a.ablation:
         ablation(Path(a.ablation))
     if not (a.speed or a.bdrate or a.ablation):

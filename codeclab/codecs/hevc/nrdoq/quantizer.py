@@ -72,8 +72,10 @@ class NRDOQQuantizer:
             self.model.load_state_dict({k: torch.from_numpy(v) for k, v in st.items()})
             self.model.eval()
         else:
+            w1 = np.array(st["net.0.weight"].T, np.float32)
+            w1[self.drop_idx] = 0.0  # dropped inputs (also the running state's) read as zeros
             self.mlp = tuple(np.ascontiguousarray(a, np.float32) for a in (
-                st["net.0.weight"].T, st["net.0.bias"], st["net.2.weight"].T, st["net.2.bias"],
+                w1, st["net.0.bias"], st["net.2.weight"].T, st["net.2.bias"],
                 st["net.4.weight"].T, st["net.4.bias"]))
 
     def classes(self, batch: QuantBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +83,7 @@ class NRDOQQuantizer:
         feat, a, sq = block_features(batch.coeffs, batch.log2_size, np.asarray(batch.qp),
                                      np.asarray(batch.c_idx), np.asarray(batch.scan_idx), batch.bit_depth)
         if self.drop_idx:
-            feat[:, self.drop_idx] = 0.0
+            feat[:, [i for i in self.drop_idx if i < N_LOCAL]] = 0.0
         nb, n = sq.shape[0], sq.shape[1]
         if self.kind == "fcn":
             import torch

@@ -2,8 +2,8 @@
 
 Supervised: per active coefficient (SQ level > 0 or round-to-nearest > 0) the class of
 RDOQ's level relative to SQ's (features.py), masked softmax over the classes RDOQ could
-have chosen there, cross-entropy weighted per class by frequency^-1/2 (clipped to 10x the
-most frequent class): the rare changes matter for the rate, but full balancing makes the
+have chosen there, cross-entropy weighted per class by frequency^-p (``cw_power`` p, default 1/2; clipped
+to 10x the most frequent class): the rare changes matter for the rate, but full balancing makes the
 network change far more levels than RDOQ does. Validation split **by picture** (a source's
 blocks are all in train or all in validation). Checkpoint ``<run>/checkpoint.pt`` every
 ``eval_every`` steps (resumes from it), log ``<run>/log.jsonl``; ``export`` writes the
@@ -26,6 +26,7 @@ from codeclab.codecs.hevc.nrdoq.data import CLASS_NAMES, Blocks, label_classes, 
 from codeclab.codecs.hevc.nrdoq.features import (GROUPS, N_CLASSES, N_LOCAL, active_mask,
                                                  ar_state_features, block_features, valid_mask)
 from codeclab.codecs.hevc.nrdoq.models import build, flops_per_coeff, param_count
+from codeclab.codecs.hevc.quant import scaled_coeffs
 
 __all__ = ["TrainConfig", "train", "prepare", "evaluate", "export_weights", "drop_channels"]
 
@@ -47,6 +48,7 @@ class TrainConfig:
     progress: bool = True
     eval_every: int = 250
     width: int | None = None
+    cw_power: float = 0.5     # class weights frequency^-cw_power (0: plain cross-entropy)
     extra: dict = field(default_factory=dict)
 
 
@@ -108,7 +110,7 @@ def _split(blocks: dict[int, Blocks], frac: float, seed: int) -> tuple[set[int],
     return set(pics) - val, val
 
 
-def _class_weights(blocks: dict[int, Blocks], train_pics: set[int]) -> np.ndarray:
+def _class_weights(blocks: dict[int, Blocks], train_pics: set[int], power: float) -> np.ndarray:
     cnt = np.zeros(N_CLASSES, np.float64)
     for b in blocks.values():
         sel = np.isin(b.pic, list(train_pics))
@@ -116,7 +118,7 @@ def _class_weights(blocks: dict[int, Blocks], train_pics: set[int]) -> np.ndarra
         act = (sq != 0) | (rd != 0)
         cnt += np.bincount(label_classes(sq, rd)[act], minlength=N_CLASSES)
     f = np.maximum(cnt, 1) / max(cnt.sum(), 1)
-    w = f ** -0.5
+    w = f ** -power
     w = np.minimum(w / w[0], 10.0)
     return w
 
@@ -153,6 +155,34 @@ def evaluate(model, kind: str, blocks: dict[int, Blocks], pics: set[int], drop_i
             "confusion": conf.tolist(), "coefficients": int(tot)}
 
 
+def evaluate_quantizer(q, blocks: dict[int, Blocks], pics: set[int], max_blocks: int = 4000,
+                       seed: int = 1) -> dict:
+    """Confusion of a built quantiser's own inference path (``NRDOQQuantizer.classes``: for
+    the AR network its free-running state) against RDOQ on the validation pictures."""
+    from codeclab.codecs.hevc.quantizers import QuantBatch
+
+    rng = np.random.default_rng(seed)
+    conf = np.zeros((N_CLASSES, N_CLASSES), np.int64)
+    for l2, b in blocks.items():
+        idx = np.flatnonzero(np.isin(b.pic, list(pics)))
+        if len(idx) > max_blocks:
+            idx = np.sort(rng.choice(idx, max_blocks, replace=False))
+        for s in range(0, len(idx), 1024):
+            i = idx[s:s + 1024]
+            c = b.coeffs[i].astype(np.int32)
+            cls, sq = q.classes(QuantBatch(c, l2, b.c_idx[i], b.scan_idx[i], b.qp[i].astype(np.int64),
+                                           b.lam[i], False, 8, None, True))
+            a = np.abs(scaled_coeffs(c, b.qp[i].astype(np.int64), l2, 8))
+            y = label_classes(sq, b.rdoq[i]).astype(np.int64)
+            use = active_mask(a, sq) & np.take_along_axis(valid_mask(a, sq), y[..., None], -1)[..., 0]
+            conf += np.bincount(y[use] * N_CLASSES + cls[use], minlength=N_CLASSES ** 2).reshape(N_CLASSES, N_CLASSES)
+    rec = conf.diagonal() / np.maximum(conf.sum(1), 1)
+    return {"accuracy": float(conf.diagonal().sum() / max(conf.sum(), 1)),
+            "recall": dict(zip(CLASS_NAMES, map(float, rec))),
+            "precision": dict(zip(CLASS_NAMES, map(float, conf.diagonal() / np.maximum(conf.sum(0), 1)))),
+            "confusion": conf.tolist(), "coefficients": int(conf.sum())}
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -167,7 +197,7 @@ def train(cfg: TrainConfig) -> dict:
     blocks = load_blocks(cfg.data)
     train_pics, val_pics = _split(blocks, cfg.val_fraction, cfg.seed)
     drop_idx = drop_channels(cfg.drop)
-    w = torch.tensor(_class_weights(blocks, train_pics), dtype=torch.float32)
+    w = torch.tensor(_class_weights(blocks, train_pics, cfg.cw_power), dtype=torch.float32)
     model = build(cfg.model, cfg.width)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     warm = max(1, cfg.steps // 20)
@@ -247,6 +277,10 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
     os.replace(tmp, out)
     counts = {f"{1 << l2}x{1 << l2}": int(len(b)) for l2, b in blocks.items()}
     conf = np.array(ev["confusion"])
+    from codeclab.codecs.hevc.nrdoq.quantizer import NRDOQQuantizer
+
+    fr = evaluate_quantizer(NRDOQQuantizer(cfg.model, out), blocks, val_pics)
+    frc = np.array(fr["confusion"])
     lines = [
         f"# nrdoq-{cfg.model}: model card", "",
         f"Network: {type(model).__name__} (models.py), width {width}, {param_count(model)} parameters, "
@@ -263,9 +297,9 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
         "(split by picture).", "",
         "## Training", "",
         f"`codeclab nrdoq train {cfg.model} --data {cfg.data} --run {cfg.run} --steps {cfg.steps} "
-        f"--lr {cfg.lr} --seed {cfg.seed}" + (f" --drop {' '.join(cfg.drop)}" if cfg.drop else "")
+        f"--lr {cfg.lr} --cw-power {cfg.cw_power:g} --width {width} --seed {cfg.seed}" + (f" --drop {' '.join(cfg.drop)}" if cfg.drop else "")
         + f" --export {cfg.export}`", "",
-        "Loss: masked cross-entropy, class weights frequency^-1/2 (clipped at 10x).", "",
+        f"Loss: masked cross-entropy, class weights frequency^-{cfg.cw_power:g} (clipped at 10x).", "",
         f"## Validation ({ev['coefficients']} active coefficients of the validation pictures"
         + (", teacher-forced running state" if cfg.model == "ar" else "") + ")", "",
         f"Accuracy {ev['accuracy']:.4f}, balanced accuracy {ev['balanced_accuracy']:.4f}.", "",
@@ -274,6 +308,13 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
         "Confusion (rows: RDOQ's class, columns: predicted):", "",
         "| | " + " | ".join(CLASS_NAMES) + " |", "| --- " * (N_CLASSES + 1) + "|",
         *[f"| {CLASS_NAMES[i]} | " + " | ".join(str(int(v)) for v in conf[i]) + " |" for i in range(N_CLASSES)],
+        "",
+        f"## The quantiser's own inference path ({fr['coefficients']} active coefficients"
+        + (", free-running state: its own earlier decisions" if cfg.model == "ar" else "") + ")", "",
+        f"Accuracy {fr['accuracy']:.4f}. Recall / precision: "
+        + ", ".join(f"{k} {fr['recall'][k]:.3f} / {fr['precision'][k]:.3f}" for k in CLASS_NAMES) + ".", "",
+        "| | " + " | ".join(CLASS_NAMES) + " |", "| --- " * (N_CLASSES + 1) + "|",
+        *[f"| {CLASS_NAMES[i]} | " + " | ".join(str(int(v)) for v in frc[i]) + " |" for i in range(N_CLASSES)],
         "",
     ]
     md = out.with_suffix(".md")
