@@ -175,7 +175,7 @@ def main() -> None:
         for pr in ("slow", "medium"):
             print(bd_line(f"ours (rdoq, {pr}) vs x265 {xp}", res[f"x265 {xp}"], res[f"hevc {pr} rdoq"]))
 
-    print(f"\nspeed at QP 32 (frames/s of process CPU time; quantiser share of encode time):")
+    print("\nspeed at QP 32 (frames/s of process CPU time; quantiser share of encode time):")
     k32 = QPS.index(32)
     rows = []
     for preset, quant in configs:

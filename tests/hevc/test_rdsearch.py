@@ -180,3 +180,22 @@ def test_price_luma_batch_matches_the_writer():
 def test_unknown_preset_is_a_usage_error():
     with pytest.raises(UsageError):
         PictureEncoder(_params(64, 64, 8, 27), preset="turbo")
+
+
+def test_preset_option_through_the_codec_registry():
+    """HevcOptions.preset (CLI --preset) reaches the encoder; every preset decodes exactly."""
+    from codeclab.codecs import get_codec, make_options
+    from codeclab.frame import Frame, VideoFormat
+
+    spec = get_codec("hevc")
+    fmt = VideoFormat(64, 48, bit_depth=8, fps=Fraction(25))
+    planes = picture("natural", 8, 64, 48)
+    for preset in ("fast", "slow"):
+        opts = make_options(spec, {"qp": 32, "preset": preset, "quant": "rdoq", "keep_recon": True})
+        enc, dec = spec.make_encoder(fmt, opts), spec.make_decoder(fmt, opts)
+        assert enc._pic.preset.name == preset
+        (pk,) = enc.encode(Frame(tuple(planes), fmt, 0, 0))
+        (out,) = dec.decode(pk)
+        assert all(np.array_equal(a, b) for a, b in zip(out.planes, pk.props["recon"]))
+    with pytest.raises(UsageError):
+        make_options(spec, {"preset": "veryslow"})

@@ -7,14 +7,15 @@ in-loop filters run on the whole picture (deblocking, SAO estimation + applicati
 pass 2 writes the slice data from the records (SAO parameters first in each CTU, as the
 syntax wants them).
 
-Decisions of this version (no RD search yet): Hadamard SATD of the prediction residual
-plus lam_mode * rough mode bits chooses the luma mode among all 35 (predicted from our
-reconstruction); 2Nx2N vs NxN at 8x8, the CU split (64 down to 8) and the TU split
-compare the parent with its four parts, both predicted from source neighbours, plus
+Decisions: preset ``fast`` (``_decide``, no RD search): Hadamard SATD of the prediction
+residual plus lam_mode * rough mode bits chooses the luma mode among all 35 (predicted
+from our reconstruction); 2Nx2N vs NxN at 8x8, the CU split (64 down to 8) and the TU
+split compare the parent with its four parts, both predicted from source neighbours, plus
 lam_split * rough side bits; chroma picks the best SATD of the five
-intra_chroma_pred_mode candidates; 4x4 transform skip is chosen by SSE + lambda *
-CABAC-estimated bits. An RD search replaces these with save_region / restore_region and
-the syntax writers in estimate mode.
+intra_chroma_pred_mode candidates. Presets ``medium`` / ``slow``: the RD search of
+:mod:`codeclab.codecs.hevc.rdsearch` decides instead, through save_region /
+restore_region and the syntax writers in estimate mode, calling this module's TB coding.
+Every preset: 4x4 transform skip is chosen by SSE + lambda * CABAC-estimated bits.
 
 The quantiser is pluggable: anything with :meth:`Quantizer.quantize` over a batch of
 blocks; the default is the registry's ``sq`` (HM's dead-zone quantiser + sign-hiding
@@ -33,6 +34,7 @@ from codeclab.bitstream.cabac import CabacWriter, init_contexts, new_engine, E_F
 from codeclab.bitstream.nal import annexb, nal_unit
 from codeclab.codecs.hevc import loopfilter as lf
 from codeclab.codecs.hevc.intra import chroma_mode_from, predict_all_modes, predict_intra
+from codeclab.codecs.hevc.lambdas import intra_lambda
 from codeclab.codecs.hevc.params import (SLICE_NAL_TYPE, StreamParams, parameter_set_nals,
                                          slice_header_bits)
 from codeclab.codecs.hevc.quant import QUANT_SCALES, chroma_qp, dequantize, quant_shift
@@ -59,8 +61,9 @@ class Quantizer(Protocol):
 
 
 def lambda_for(qp: int, bit_depth: int) -> float:
-    """HM's intra lambda for SSE in the samples' own bit depth: 0.57 * 2^((QP' - 12) / 3)."""
-    return 0.57 * 2.0 ** ((qp + 6 * (bit_depth - 8) - 12) / 3.0)
+    """HM's intra lambda for SSE in the samples' own bit depth: 0.57 * 2^((QP' - 12) / 3),
+    QP' = QP + 6 (bitDepth - 8) (lambdas.intra_lambda in 8-bit units, times 4^(bitDepth - 8))."""
+    return intra_lambda(qp + 6 * (bit_depth - 8))
 
 
 class EncodedPicture:
