@@ -18,7 +18,7 @@ import pytest
 
 from codeclab.codecs.hevc.encoder import PictureEncoder
 from codeclab.codecs.hevc.params import StreamParams
-from codeclab.codecs.hevc.quantizers import EncoderQuantizer
+from codeclab.codecs.hevc.quantizers import EncoderQuantizer, extract_rate_state
 from codeclab.codecs.hevc.rdsearch import PRESETS, price_luma_batch
 from codeclab.errors import UsageError
 from .test_hevc_decode import ffmpeg_decode, picture
@@ -148,6 +148,10 @@ def test_quantizer_sees_the_carried_contexts():
 
     def spy(batch):
         seen.append(np.array(batch.ctx[0]))
+        # what issue 4 asks for: extract_rate_state of the writer's current contexts (cbf
+        # context of the block's trafoDepth: luma 0/1, chroma 0..)
+        c = int(batch.c_idx[0])
+        assert any(np.array_equal(seen[-1], extract_rate_state(q.live_ctx, None, c, inc)) for inc in range(3))
         return inner(batch)
 
     q.q.quantize = spy
