@@ -346,14 +346,14 @@ class EncoderQuantizer:
             self.state = [extract_rate_state(ctx_states, None, c, 1 if c == 0 else 0)
                           for c in range(3)]
         self.live_ctx: np.ndarray | None = None
-        self.calls = 0         # quantiser calls and CPU seconds spent in them (benchmarks)
+        self.calls = 0         # quantiser calls and (wall) seconds spent in them (benchmarks)
         self.seconds = 0.0
 
     def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
                  scan_idx: int | np.ndarray, sign_hiding: bool, trafo_depth: int = 0) -> np.ndarray:
         """scan_idx: one for the batch or one per block; trafo_depth: the blocks' trafoDepth
         (picks the cbf context of the rate state when ``live_ctx`` is set)."""
-        t0 = time.process_time()
+        t0 = time.perf_counter()
         nb = coeffs.shape[0]
         if self.state is None:
             ctx = None
@@ -365,7 +365,7 @@ class EncoderQuantizer:
         batch = QuantBatch(coeffs, log2, c_idx, scan_idx, qp, self.lam[c_idx], False, bit_depth,
                            ctx, sign_hiding)
         out = self.q.quantize(batch)
-        self.seconds += time.process_time() - t0
+        self.seconds += time.perf_counter() - t0
         self.calls += 1
         return out
 

@@ -478,7 +478,10 @@ class RdSearch:
 
     def _chroma_batch(self, cu: CodingUnit, cands: list[tuple[int, int]]) -> None:
         """_chroma_rd for a CU whose chroma is one TB per component: every candidate's Cb
-        and Cr coded in one batch from the same neighbours, then priced with write_cu."""
+        and Cr coded in one batch from the same neighbours. Priced by the chroma syntax
+        alone (intra_chroma_pred_mode, cbf_cb / cbf_cr at trafoDepth 0, the two residuals):
+        the rest of the CU is the same for every candidate and touches none of those
+        contexts, so the differences in J are exactly those of write_cu."""
         e = self.e
         p, bd, node = e.p, e.bd, cu.tu
         xc, yc, lc = cu.x >> 1, cu.y >> 1, cu.log2 - 1
@@ -503,10 +506,18 @@ class RdSearch:
             node.cb = np.ascontiguousarray(lv[i]) if nz[i] else None
             node.cr = np.ascontiguousarray(lv[k + i]) if nz[k + i] else None
             node.scan[1] = node.scan[2] = int(scans[i])
-            b0 = self.w.eng[E_FRAC]
-            write_cu(self.w, e.maps, cu, p.max_tu_depth, p.log2_max_tb, p.sign_hiding, p.transform_skip)
-            j = self.wc * (sse[i] + sse[k + i]) + self.lam * (self.w.eng[E_FRAC] - b0) / FRAC_ONE
-            self.w.restore(ctx0)
+            w = self.w
+            b0 = w.eng[E_FRAC]
+            encode_bin(w.eng, w.ctx, w.buf, T.CTX_CHROMA_MODE, 0 if idx == 4 else 1)
+            extra = 0.0 if idx == 4 else 2.0  # two bypass bins
+            for lvc in (node.cb, node.cr):
+                encode_bin(w.eng, w.ctx, w.buf, T.CTX_CBF_CHROMA, int(lvc is not None))
+            for ci, lvc in ((1, node.cb), (2, node.cr)):
+                if lvc is not None:
+                    code_residual(w.eng, w.ctx, w.buf, lvc, lc, ci, int(scans[i]), p.sign_hiding,
+                                  False, 0, SB_SCAN, C4_SCAN)
+            j = self.wc * (sse[i] + sse[k + i]) + self.lam * ((w.eng[E_FRAC] - b0) / FRAC_ONE + extra)
+            w.restore(ctx0)
             if best is None or j < best[0]:
                 best = (j, i)
         i = best[1]
