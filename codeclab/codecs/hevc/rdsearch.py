@@ -132,9 +132,6 @@ class RdSearch:
         if hasattr(self.e.q, "live_ctx"):
             self.e.q.live_ctx = None
 
-    def _bits(self) -> float:
-        return self.w.eng[E_FRAC] / FRAC_ONE
-
     def _flag_bits(self, ci: int, b: int) -> float:
         return ENTROPY_BITS[int(self.w.ctx[ci]) ^ b] / FRAC_ONE
 
