@@ -19,7 +19,9 @@ RDOQ's gain over SQ, and the time spent inside the quantiser per frame, per call
 block (mean blocks per call = the batch the encoder really uses).
 
 ``--ablation DIR``: the final validation accuracy of every training run under DIR
-(``codeclab nrdoq train ... --drop GROUP``, one folder per run) side by side.
+(``codeclab nrdoq train ... --drop GROUP --export DIR/NAME.npz``, one folder per run) side
+by side: teacher-forced (the training log) and through the quantiser's own inference path
+(the model card; for the AR network its free-running state).
 """
 
 from __future__ import annotations
@@ -207,14 +209,19 @@ def speed(blocks: int, repeat: int, qp: int) -> None:
 
 
 def ablation(folder: Path) -> None:
-    print(f"{'run (dropped inputs)':<28} {'steps':>6} {'acc':>7} {'bal acc':>8} " + " ".join(
+    import re
+
+    print(f"{'run (dropped inputs)':<28} {'steps':>6} {'acc':>7} {'bal acc':>8} {'acc free':>9} " + " ".join(
         f"{k + ' rec':>11}" for k in ("keep", "minus1", "zero", "plus1")))
     for run in sorted(Path(folder).iterdir()):
         log = run / "log.jsonl"
         if not log.exists():
             continue
         last = json.loads(log.read_text().splitlines()[-1])
-        print(f"{run.name:<28} {last['step']:>6} {last['accuracy']:>7.4f} {last['balanced_accuracy']:>8.4f} "
+        card = run.with_suffix(".md")  # written by --export: accuracy of the real inference path
+        m = re.search(r"inference path.*?\n\nAccuracy ([0-9]+\.[0-9]+)", card.read_text(), re.S) if card.exists() else None
+        free = f"{float(m.group(1)):>9.4f}" if m else f"{'-':>9}"
+        print(f"{run.name:<28} {last['step']:>6} {last['accuracy']:>7.4f} {last['balanced_accuracy']:>8.4f} {free} "
               + " ".join(f"{last['recall'][k]:>11.3f}" for k in ("keep", "minus1", "zero", "plus1")))
 
 

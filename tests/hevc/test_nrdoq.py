@@ -77,17 +77,20 @@ def test_changes_something_relative_to_sq(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_streams_decode_bit_exact(name):
-    """Streams coded with each network decode in FFmpeg to our reconstruction (SDH on)."""
+    """Streams coded with each network decode in FFmpeg to our reconstruction (SDH on), with
+    the SATD decisions (one block per call) and with the RD search (candidate batches)."""
     from test_hevc_decode import ffmpeg_decode, picture
 
     from codeclab.codecs.hevc.encoder import PictureEncoder
     from codeclab.codecs.hevc.params import StreamParams
     from codeclab.codecs.hevc.quantizers import EncoderQuantizer
 
-    for bd, qp, content in ((8, 27, "noise"), (10, 32, "stripes")):
-        planes = picture(content, bd, 136, 72, seed=qp)
-        p = StreamParams(136, 72, bd, 5, 1, qp, Fraction(25), True, True, True, True)
-        pic = PictureEncoder(p, EncoderQuantizer(name, qp)).encode(planes)
+    for bd, qp, content, preset, (w, h) in ((8, 27, "noise", "fast", (136, 72)),
+                                            (10, 32, "stripes", "fast", (136, 72)),
+                                            (8, 22, "noise", "medium", (64, 40))):
+        planes = picture(content, bd, w, h, seed=qp)
+        p = StreamParams(w, h, bd, 5, 1, qp, Fraction(25), True, True, True, True)
+        pic = PictureEncoder(p, EncoderQuantizer(name, qp), preset).encode(planes)
         frames, bad = ffmpeg_decode(pic.data)
         assert not bad and len(frames) == 1
         assert all(np.array_equal(frames[0][c], pic.recon[c]) for c in range(3))

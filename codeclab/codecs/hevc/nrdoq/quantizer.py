@@ -88,8 +88,13 @@ class NRDOQQuantizer:
         if self.kind == "fcn":
             import torch
 
-            with torch.inference_mode():
-                logits = self.model(torch.from_numpy(feat)).permute(0, 2, 3, 1).numpy()
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # a few-thousand-parameter net: more threads only contend
+            try:
+                with torch.inference_mode():
+                    logits = self.model(torch.from_numpy(feat)).permute(0, 2, 3, 1).numpy()
+            finally:
+                torch.set_num_threads(threads)
             logits = np.where(valid_mask(a, sq), logits, -np.inf)
             cls = logits.argmax(-1)
             cls[(sq == 0) & (np.floor(a + 0.5) == 0)] = 0
