@@ -28,8 +28,9 @@ def _train(args: argparse.Namespace) -> int:
     from codeclab.codecs.hevc.nrdoq.train import TrainConfig, train
 
     cfg = TrainConfig(model=args.model, data=Path(args.data), run=Path(args.run), steps=args.steps,
-                      batch=args.batch, lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
-                      drop=tuple(args.drop), cw_power=args.cw_power, width=args.width, export=Path(args.export) if args.export else None,
+                      coeffs_per_step=args.coeffs_per_step, lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
+                      drop=tuple(args.drop), cw_power=args.cw_power, width=args.width,
+                      export=Path(args.export) if args.export else None,
                       progress=not args.quiet)
     train(cfg)
     return 0
@@ -57,9 +58,10 @@ def add_cli(subparsers) -> None:
     t.add_argument("--data", required=True, help="the data folder written by `nrdoq data` (RUN/data)")
     t.add_argument("--run", required=True, help="folder for checkpoints and logs (resumes from its checkpoint)")
     t.add_argument("--steps", type=int, default=3000)
-    t.add_argument("--batch", type=int, default=256, help="blocks per step")
+    t.add_argument("--coeffs-per-step", type=int, default=8192,
+                   help="coefficients per step (blocks of one size per step)")
     t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--cw-power", type=float, default=0.5, help="class weights frequency^-P (0: plain CE)")
+    t.add_argument("--cw-power", type=float, default=0.0, help="class weights frequency^-P (0: plain CE)")
     t.add_argument("--width", type=int, default=None, help="channels (fcn, default 16) / hidden units (ar, default 32)")
     t.add_argument("--val-fraction", type=float, default=0.12, help="share of *pictures* held out for validation")
     t.add_argument("--drop", nargs="*", default=[], help="input groups to zero (ablation): "

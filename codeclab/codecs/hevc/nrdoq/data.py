@@ -176,7 +176,6 @@ def generate(folders: list[Path], out: Path, *, qps: tuple[int, int] = (17, 42),
 
     exclude: folders whose pictures must never be used (the evaluation set): a source whose
     name matches one of their files is refused."""
-    rng = np.random.default_rng(seed)
     banned = {p.stem for f in exclude if Path(f).is_dir() for p in _pictures(Path(f))}
     sources = []
     for f in folders:

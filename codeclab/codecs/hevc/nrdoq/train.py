@@ -2,9 +2,9 @@
 
 Supervised: per active coefficient (SQ level > 0 or round-to-nearest > 0) the class of
 RDOQ's level relative to SQ's (features.py), masked softmax over the classes RDOQ could
-have chosen there, cross-entropy weighted per class by frequency^-p (``cw_power`` p, default 1/2; clipped
-to 10x the most frequent class): the rare changes matter for the rate, but full balancing makes the
-network change far more levels than RDOQ does. Validation split **by picture** (a source's
+have chosen there, cross-entropy weighted per class by frequency^-p (``cw_power``; clipped
+to 10x the most frequent class). p = 0 (plain cross-entropy) gave the best BD-rate: balancing
+makes the network change far more levels than RDOQ does (docs/nrdoq.md). Validation split **by picture** (a source's
 blocks are all in train or all in validation). Checkpoint ``<run>/checkpoint.pt`` every
 ``eval_every`` steps (resumes from it), log ``<run>/log.jsonl``; ``export`` writes the
 shipped weights (.npz, float32) and the model card (.md).
@@ -39,7 +39,7 @@ class TrainConfig:
     data: Path
     run: Path
     steps: int = 3000
-    batch: int = 256          # unused scale knob: blocks per step scale with COEFFS_PER_STEP
+    coeffs_per_step: int = COEFFS_PER_STEP  # blocks of one size per step, n*n*blocks ~ this
     lr: float = 3e-3
     val_fraction: float = 0.12
     seed: int = 0
@@ -48,7 +48,7 @@ class TrainConfig:
     progress: bool = True
     eval_every: int = 250
     width: int | None = None
-    cw_power: float = 0.5     # class weights frequency^-cw_power (0: plain cross-entropy)
+    cw_power: float = 0.0     # class weights frequency^-cw_power (0: plain cross-entropy)
     extra: dict = field(default_factory=dict)
 
 
@@ -84,7 +84,6 @@ def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple
     if drop_idx:
         feat[:, drop_idx] = 0.0
     if kind == "ar":
-        c = feat.shape[1]
         rows = np.moveaxis(feat, 1, -1)[act]
         return (torch.from_numpy(np.ascontiguousarray(rows)), torch.from_numpy(y[act]),
                 torch.from_numpy(valid[act]), torch.from_numpy(use[act]))
@@ -226,7 +225,7 @@ def train(cfg: TrainConfig) -> dict:
     loss_acc, n_acc = 0.0, 0
     while step < cfg.steps:
         l2 = sizes[int(rng.choice(len(sizes), p=p_size))]
-        nb = max(4, COEFFS_PER_STEP >> (2 * l2))
+        nb = max(4, cfg.coeffs_per_step >> (2 * l2))
         idx = np.sort(rng.choice(tr_idx[l2], min(nb, len(tr_idx[l2])), replace=False))
         x, y, valid, use = prepare(blocks[l2], idx, cfg.model, drop_idx)
         logits = _masked(_logits(model, cfg.model, x), valid)
@@ -297,7 +296,8 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
         "(split by picture).", "",
         "## Training", "",
         f"`codeclab nrdoq train {cfg.model} --data {cfg.data} --run {cfg.run} --steps {cfg.steps} "
-        f"--lr {cfg.lr} --cw-power {cfg.cw_power:g} --width {width} --seed {cfg.seed}" + (f" --drop {' '.join(cfg.drop)}" if cfg.drop else "")
+        f"--lr {cfg.lr} --cw-power {cfg.cw_power:g} --width {width} --seed {cfg.seed}"
+        + (f" --drop {' '.join(cfg.drop)}" if cfg.drop else "")
         + f" --export {cfg.export}`", "",
         f"Loss: masked cross-entropy, class weights frequency^-{cfg.cw_power:g} (clipped at 10x).", "",
         f"## Validation ({ev['coefficients']} active coefficients of the validation pictures"
