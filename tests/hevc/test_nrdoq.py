@@ -166,3 +166,21 @@ def test_data_train_resume_export(tmp_path):
         q = NRDOQQuantizer(kind, w)
         batch = _random_batch(2, 8, seed=1)
         assert q.quantize(batch).shape == batch.coeffs.shape
+
+
+def test_fcn_numba_path_equals_torch():
+    """Single blocks run the FCN in numba, batches in torch: the same classes either way."""
+    from codeclab.codecs.hevc.nrdoq import quantizer as nq
+
+    q = get_quantizer("nrdoq-fcn")
+    for log2 in (2, 3, 4, 5):
+        batch = _random_batch(log2, 6, seed=10 + log2)
+        old = nq.NUMBA_FCN_MAX
+        try:
+            nq.NUMBA_FCN_MAX = 10 ** 9
+            a, _ = q.classes(batch)
+            nq.NUMBA_FCN_MAX = 0
+            b, _ = q.classes(batch)
+        finally:
+            nq.NUMBA_FCN_MAX = old
+        assert np.array_equal(a, b)

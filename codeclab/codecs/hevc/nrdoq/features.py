@@ -272,3 +272,75 @@ def ar_infer(feat, a, sq, scan, scan_idx, w1, b1, w2, b2, w3, b3, out_cls):  # p
                 lvl = s + 1
             out_cls[b, p] = cls
             _state_update(st, lvl, cls, k, nn)
+
+
+@njit(cache=True)
+def fcn_infer(feat, a, sq, w0, b0, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: no cover - numba
+    """The FCN (models.FCN: 1x1, 3x3, 3x3, 1x1 convs, ReLU, zero padding) on a batch plus the
+    masked argmax, for small batches where torch's per-call overhead dominates.
+    feat (B, C, n, n) float32; a, sq (B, n, n); weights as torch stores them (out, in, kh, kw)."""
+    nb, cin, n, _ = feat.shape
+    ch = w0.shape[0]
+    h0 = np.zeros((ch, n + 2, n + 2), np.float32)
+    h1 = np.zeros((ch, n + 2, n + 2), np.float32)
+    h2 = np.zeros((ch, n, n), np.float32)
+    logit = np.zeros(4, np.float32)
+    buf = np.zeros((n, n), np.float32)
+    for b in range(nb):
+        for o in range(ch):  # loops ordered so the innermost runs over pixels (SIMD)
+            buf[:, :] = b0[o]
+            for i in range(cin):
+                w = w0[o, i, 0, 0]
+                for y in range(n):
+                    for x in range(n):
+                        buf[y, x] += w * feat[b, i, y, x]
+            for y in range(n):
+                for x in range(n):
+                    h0[o, y + 1, x + 1] = max(buf[y, x], 0.0)
+        for o in range(ch):
+            buf[:, :] = b1[o]
+            for i in range(ch):
+                for ky in range(3):
+                    for kx in range(3):
+                        w = w1[o, i, ky, kx]
+                        for y in range(n):
+                            for x in range(n):
+                                buf[y, x] += w * h0[i, y + ky, x + kx]
+            for y in range(n):
+                for x in range(n):
+                    h1[o, y + 1, x + 1] = max(buf[y, x], 0.0)
+        for o in range(ch):
+            buf[:, :] = b2[o]
+            for i in range(ch):
+                for ky in range(3):
+                    for kx in range(3):
+                        w = w2[o, i, ky, kx]
+                        for y in range(n):
+                            for x in range(n):
+                                buf[y, x] += w * h1[i, y + ky, x + kx]
+            for y in range(n):
+                for x in range(n):
+                    h2[o, y, x] = max(buf[y, x], 0.0)
+        for y in range(n):
+            for x in range(n):
+                s = sq[b, y, x]
+                r = np.floor(a[b, y, x] + 0.5)
+                if s == 0 and r == 0:
+                    out_cls[b, y, x] = 0
+                    continue
+                for c in range(4):
+                    acc = b3[c]
+                    for i in range(ch):
+                        acc += w3[c, i, 0, 0] * h2[i, y, x]
+                    logit[c] = acc
+                best = logit[0]
+                cls = 0
+                if s >= 2 and logit[1] > best:
+                    best = logit[1]
+                    cls = 1
+                if s >= 1 and logit[2] > best:
+                    best = logit[2]
+                    cls = 2
+                if r > s and logit[3] > best:
+                    cls = 3
+                out_cls[b, y, x] = cls

@@ -4,7 +4,8 @@ Per batch: HM's SQ levels and the features (features.py), the network's class pe
 coefficient (keep / minus1 / zero / plus1, masked to RDOQ's candidates), the changed levels
 with the coefficients' signs, then HM's signBitHidingHDQ (``quantizers.sign_hiding_hdq``,
 the one implementation) so the levels satisfy the parity rule and the stream stays valid.
-The FCN runs in torch (one forward pass per batch), the AR network in numba (one call per
+The FCN runs in torch (one forward pass per batch; small batches in numba, same
+arithmetic in float32), the AR network in numba (one call per
 batch; per block a reverse-scan loop over its active coefficients, the MLP inline).
 Neither needs the CABAC rate state (``needs_rate_state = False``).
 """
@@ -16,12 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from codeclab.codecs.hevc.nrdoq.features import (N_LOCAL, apply_classes, ar_infer, block_features,
-                                                 valid_mask)
+                                                 fcn_infer, valid_mask)
 from codeclab.codecs.hevc.quantizers import QuantBatch, sign_hiding_hdq
 from codeclab.codecs.hevc.rdoq import scan_tables
 from codeclab.errors import InputError, UsageError
 
 __all__ = ["NRDOQQuantizer", "WEIGHTS_DIR", "default_weights", "load_weights"]
+
+#: batches of at most this many blocks run the FCN in numba: torch's per-call overhead
+#: dominates a single block (numba 124 / 125 / 219 / 529 us vs torch 205 / 218 / 277 / 530 us
+#: for n = 4..32), while torch is 2-9x faster per block on batches of 4096 coefficients
+NUMBA_FCN_MAX = 1
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "nrdoq_weights"
 
@@ -71,6 +77,8 @@ class NRDOQQuantizer:
             self.model = build("fcn", w["width"])
             self.model.load_state_dict({k: torch.from_numpy(v) for k, v in st.items()})
             self.model.eval()
+            self.conv = tuple(np.ascontiguousarray(st[f"net.{i}.{k}"], np.float32)
+                              for i in (0, 2, 4, 6) for k in ("weight", "bias"))
         else:
             w1 = np.array(st["net.0.weight"].T, np.float32)
             w1[self.drop_idx] = 0.0  # dropped inputs (also the running state's) read as zeros
@@ -85,7 +93,10 @@ class NRDOQQuantizer:
         if self.drop_idx:
             feat[:, [i for i in self.drop_idx if i < N_LOCAL]] = 0.0
         nb, n = sq.shape[0], sq.shape[1]
-        if self.kind == "fcn":
+        if self.kind == "fcn" and nb <= NUMBA_FCN_MAX:
+            cls = np.zeros((nb, n, n), np.int64)
+            fcn_infer(feat, a, sq, *self.conv, cls)
+        elif self.kind == "fcn":
             import torch
 
             threads = torch.get_num_threads()
