@@ -275,6 +275,25 @@ def ar_infer(feat, a, sq, scan, scan_idx, w1, b1, w2, b2, w3, b3, out_cls):  # p
 
 
 @njit(cache=True)
+def _conv3x3_relu(src, w, bias, dst, off, buf):  # pragma: no cover - numba
+    """dst[o, off + y, off + x] = relu(bias[o] + sum_i,ky,kx w[o, i, ky, kx] src[i, y + ky, x + kx])
+    for src zero-padded by one; off = 1 keeps dst padded for the next 3x3 layer."""
+    n = buf.shape[0]
+    for o in range(w.shape[0]):
+        buf[:, :] = bias[o]
+        for i in range(w.shape[1]):
+            for ky in range(3):
+                for kx in range(3):
+                    wv = w[o, i, ky, kx]
+                    for y in range(n):
+                        for x in range(n):
+                            buf[y, x] += wv * src[i, y + ky, x + kx]
+        for y in range(n):
+            for x in range(n):
+                dst[o, y + off, x + off] = max(buf[y, x], 0.0)
+
+
+@njit(cache=True)
 def fcn_infer(feat, a, sq, w0, b0, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: no cover - numba
     """The FCN (models.FCN: 1x1, 3x3, 3x3, 1x1 convs, ReLU, zero padding) on a batch plus the
     masked argmax, for small batches where torch's per-call overhead dominates.
@@ -297,30 +316,8 @@ def fcn_infer(feat, a, sq, w0, b0, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: 
             for y in range(n):
                 for x in range(n):
                     h0[o, y + 1, x + 1] = max(buf[y, x], 0.0)
-        for o in range(ch):
-            buf[:, :] = b1[o]
-            for i in range(ch):
-                for ky in range(3):
-                    for kx in range(3):
-                        w = w1[o, i, ky, kx]
-                        for y in range(n):
-                            for x in range(n):
-                                buf[y, x] += w * h0[i, y + ky, x + kx]
-            for y in range(n):
-                for x in range(n):
-                    h1[o, y + 1, x + 1] = max(buf[y, x], 0.0)
-        for o in range(ch):
-            buf[:, :] = b2[o]
-            for i in range(ch):
-                for ky in range(3):
-                    for kx in range(3):
-                        w = w2[o, i, ky, kx]
-                        for y in range(n):
-                            for x in range(n):
-                                buf[y, x] += w * h1[i, y + ky, x + kx]
-            for y in range(n):
-                for x in range(n):
-                    h2[o, y, x] = max(buf[y, x], 0.0)
+        _conv3x3_relu(h0, w1, b1, h1, 1, buf)
+        _conv3x3_relu(h1, w2, b2, h2, 0, buf)
         for y in range(n):
             for x in range(n):
                 s = sq[b, y, x]
