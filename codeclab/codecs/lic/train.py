@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError, UsageError
+from ...pipeline.atomic import atomic_write
 from .model import LicConfig, LicModel, planes_to_input, weighted_mse
 
 __all__ = ["rgb_to_yuv420", "load_pictures", "pictures_as_frames", "train", "export_weights", "add_cli", "main"]
@@ -126,9 +125,7 @@ def validate(model: LicModel, pics) -> list[tuple[float, float]]:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -274,9 +271,7 @@ def export_weights(ckpt: str | Path, out: str | Path, val: str | Path | None = N
     lines += [f"| {r['quality']} | {r['bpp']:.4f} | {r['psnr_y']:.2f} | {r['psnr_u']:.2f} | {r['psnr_v']:.2f} | "
               f"{r['psnr_yuv']:.2f} |" for r in rows]
     card = out.with_suffix(".md")
-    tmp = card.with_name(card.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, card)
+    atomic_write(card, lambda f: f.write("\n".join(lines) + "\n"))
     return out
 
 

@@ -13,7 +13,6 @@ shipped weights (.npz, float32) and the model card (.md).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from codeclab.codecs.hevc.nrdoq.features import (GROUPS, N_CLASSES, N_LOCAL, act
                                                  ar_state_features, block_features, valid_mask)
 from codeclab.codecs.hevc.nrdoq.models import build, flops_per_coeff, param_count
 from codeclab.codecs.hevc.quant import scaled_coeffs
+from codeclab.pipeline.atomic import atomic_write
 
 __all__ = ["TrainConfig", "train", "prepare", "evaluate", "export_weights", "drop_channels"]
 
@@ -183,9 +183,7 @@ def evaluate_quantizer(q, blocks: dict[int, Blocks], pics: set[int], max_blocks:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -271,9 +269,7 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
     arrays = {f"w.{k}": v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     width = model.ch if cfg.model == "fcn" else model.hidden
     arrays.update(kind=np.array(cfg.model), width=np.array(width), drop=np.array(",".join(cfg.drop)))
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, out)
+    atomic_write(out, lambda f: np.savez(f, **arrays), binary=True)
     counts = {f"{1 << l2}x{1 << l2}": int(len(b)) for l2, b in blocks.items()}
     conf = np.array(ev["confusion"])
     from codeclab.codecs.hevc.nrdoq.quantizer import NRDOQQuantizer
@@ -317,7 +313,4 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
         *[f"| {CLASS_NAMES[i]} | " + " | ".join(str(int(v)) for v in frc[i]) + " |" for i in range(N_CLASSES)],
         "",
     ]
-    md = out.with_suffix(".md")
-    tmpm = md.with_name(md.name + ".tmp")
-    tmpm.write_text("\n".join(lines))
-    os.replace(tmpm, md)
+    atomic_write(out.with_suffix(".md"), lambda f: f.write("\n".join(lines)))
