@@ -33,17 +33,22 @@ import vapoursynth as vs
 from ..codecs.base import get_codec, make_options
 from ..errors import FormatError
 from ..frame import Frame
-from ..pipeline.vapoursynth_io import codeclab_format_of, frame_from_vs, vs_format_of, write_vs_frame
+from ..pipeline.vapoursynth_io import MATRIX_CODES, codeclab_format_of, frame_from_vs, vs_format_of, write_vs_frame
 
 __all__ = ["source", "codec", "hevc", "x265", "x264", "lic", "psnr", "msssim"]
 
 _MODULE = "codeclab.filters.vs"
 
+#: metrics row key -> frame prop
+_PSNR_PROPS = (("psnr_y", "CodeclabPSNRY"), ("psnr_u", "CodeclabPSNRU"), ("psnr_v", "CodeclabPSNRV"),
+               ("psnr_yuv", "CodeclabPSNRYUV"))
+_CODEC_PROPS = _PSNR_PROPS + (("ms_ssim_y", "CodeclabMSSSIM"), ("encode_s", "CodeclabEncodeTime"),
+                              ("decode_s", "CodeclabDecodeTime"))
+
 
 def _matrix_props(out: vs.VideoFrame, frame: Frame) -> None:
-    codes = {"bt709": 1, "bt601": 6, "bt2020nc": 9}
-    if frame.format.matrix in codes and frame.format.chroma != "400":
-        out.props["_Matrix"] = codes[frame.format.matrix]
+    if frame.format.matrix in MATRIX_CODES and frame.format.chroma != "400":
+        out.props["_Matrix"] = MATRIX_CODES[frame.format.matrix]
     out.props["_Range"] = 0 if frame.format.range == "full" else 1
 
 
@@ -156,9 +161,7 @@ def codec(clip: vs.VideoNode, name: str, *, ms_ssim: bool = False, **options: An
         row = coded.row
         out.props["CodeclabCodec"] = name
         out.props["CodeclabBits"] = int(row["bits"])
-        for key, prop in (("psnr_y", "CodeclabPSNRY"), ("psnr_u", "CodeclabPSNRU"), ("psnr_v", "CodeclabPSNRV"),
-                          ("psnr_yuv", "CodeclabPSNRYUV"), ("ms_ssim_y", "CodeclabMSSSIM"),
-                          ("encode_s", "CodeclabEncodeTime"), ("decode_s", "CodeclabDecodeTime")):
+        for key, prop in _CODEC_PROPS:
             if row.get(key) is not None:
                 out.props[prop] = float(row[key])
         if qp is not None:
@@ -209,7 +212,7 @@ def psnr(clip: vs.VideoNode, ref: vs.VideoNode) -> vs.VideoNode:
     def _m(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         m = frame_metrics(frame_from_vs(f[1], fmt, n), frame_from_vs(f[0], fmt, n), ms_ssim=False)
         out = f[0].copy()
-        for key, prop in (("psnr_y", "CodeclabPSNRY"), ("psnr_u", "CodeclabPSNRU"), ("psnr_v", "CodeclabPSNRV"), ("psnr_yuv", "CodeclabPSNRYUV")):
+        for key, prop in _PSNR_PROPS:
             if key in m:
                 out.props[prop] = float(m[key])
         return out

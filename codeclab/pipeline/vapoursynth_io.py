@@ -24,9 +24,10 @@ from ..frame import Frame, VideoFormat
 if TYPE_CHECKING:  # pragma: no cover
     import vapoursynth as vs
 
-__all__ = ["vs_format_of", "codeclab_format_of", "frame_from_vs", "write_vs_frame", "evaluate_script", "VpySource"]
+__all__ = ["MATRIX_CODES", "vs_format_of", "codeclab_format_of", "frame_from_vs", "write_vs_frame", "evaluate_script", "VpySource"]
 
-_MATRIX_CODES = {"bt709": 1, "bt601": 6, "bt470bg": 5, "smpte170m": 6, "bt2020nc": 9, "bt2020": 9}
+#: codeclab matrix name -> VapourSynth ``_Matrix`` code, and back
+MATRIX_CODES = {"bt709": 1, "bt601": 6, "bt470bg": 5, "smpte170m": 6, "bt2020nc": 9, "bt2020": 9}
 _MATRIX_NAMES = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020nc"}
 
 
