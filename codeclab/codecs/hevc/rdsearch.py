@@ -320,7 +320,7 @@ class RdSearch:
             ctx0 = self.w.snapshot()
             sv = self._save_luma(x, y, n)
             for m in tries:
-                self._set_mode(x, y, log2, m)
+                self.e._set_mode(x, y, log2, m)
                 node, j = self._luma_tree(x, y, log2, depth, m)
                 j += self.lam * mbits[m]
                 if best is None or j < best[0]:
@@ -330,16 +330,12 @@ class RdSearch:
             _, m, node, ctx_b, sv_b = best
             self.w.restore(ctx_b)
             self._restore_luma(sv_b)
-            self._set_mode(x, y, log2, m)
+            self.e._set_mode(x, y, log2, m)
             return m, node
         m = tries[0]
-        self._set_mode(x, y, log2, m)
+        self.e._set_mode(x, y, log2, m)
         node, _ = self._luma_tree(x, y, log2, depth, m)
         return m, node
-
-    def _set_mode(self, x: int, y: int, log2: int, mode: int) -> None:
-        n4 = 1 << (log2 - 2)
-        self.e.maps.mode[y >> 2:(y >> 2) + n4, x >> 2:(x >> 2) + n4] = mode
 
     def _root_costs(self, x: int, y: int, log2: int, depth: int, modes: list[int],
                     preds: np.ndarray) -> np.ndarray:
