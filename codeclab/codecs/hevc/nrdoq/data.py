@@ -15,7 +15,6 @@ are all below half a step: no HM-family quantiser codes anything there).
 from __future__ import annotations
 
 import json
-import os
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 from codeclab.codecs.hevc.quant import quantize_sq
 from codeclab.codecs.hevc.quantizers import EncoderQuantizer, QuantBatch, sign_hiding_hdq
 from codeclab.errors import InputError, UsageError
+from codeclab.pipeline.atomic import atomic_write
 
 __all__ = ["RecordingQuantizer", "generate", "load_blocks", "Blocks", "label_classes", "CLASS_NAMES"]
 
@@ -157,12 +157,6 @@ def _merge(parts: list[dict[str, np.ndarray]], pic_ids: list[int]) -> dict[str, 
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def source_id(name: str) -> int:
     """Stable id of a source (picture / clip), used to split train / validation by picture."""
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
@@ -202,13 +196,12 @@ def generate(folders: list[Path], out: Path, *, qps: tuple[int, int] = (17, 42),
             for qp in _qps(per_source, qps[0], qps[1], srng):
                 parts.append(encode_recorded(_crop(planes, max_side, srng), qp))
                 ids.append(source_id(src.name))
-        _atomic_savez(dst, _merge(parts, ids))
+        arrays = _merge(parts, ids)
+        atomic_write(dst, lambda f: np.savez_compressed(f, **arrays), binary=True)
         if progress:
             print(f"[{i + 1}/{len(sources)}] {src.name}: {time.perf_counter() - t0:.0f} s", flush=True)
     summary = summarize(data_dir)
-    tmp = Path(out) / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, Path(out) / "summary.json")
+    atomic_write(Path(out) / "summary.json", lambda f: json.dump(summary, f, indent=1))
     return summary
 
 
@@ -235,8 +228,7 @@ class Blocks:
 
 def load_blocks(data_dir: Path) -> dict[int, Blocks]:
     """Every ``*.npz`` of a data folder, per block size."""
-    files = sorted(Path(data_dir).glob("*.npz"))
-    files = [f for f in files if not f.name.endswith(".tmp.npz")]
+    files = sorted(Path(data_dir).glob("*.npz"))  # atomic_write's temporaries end in .tmp
     if not files:
         raise InputError(f"{data_dir}: no recorded blocks (*.npz); run `codeclab nrdoq data` first")
     acc: dict[int, dict[str, list[np.ndarray]]] = {}
