@@ -28,7 +28,7 @@ import av
 from codeclab.codecs import get_codec, make_options
 from codeclab.codecs.ffmpeg import _params
 from codeclab.pipeline.demo import demo_clip
-from codeclab.pipeline.sources import FrameRange, open_source
+from codeclab.pipeline.io.sources import FrameRange, open_source
 from codeclab.pipeline.transcode import code_frames
 
 

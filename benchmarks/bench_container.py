@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from codeclab.bitstream.container import ClcReader, ClcWriter, StreamHeader
+from codeclab.base.frame import VideoFormat
 from codeclab.codecs.base import Packet
-from codeclab.frame import VideoFormat
+from codeclab.pipeline.clc.container import ClcReader, ClcWriter, StreamHeader
 
 
 def _best(fn, repeat: int = 3) -> float:

@@ -39,8 +39,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from codeclab.base.frame import Frame, VideoFormat
 from codeclab.codecs import get_codec, make_options
-from codeclab.frame import Frame, VideoFormat
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "clips" / "cockatoo.mp4"
 W, H = 416, 240
@@ -99,7 +99,7 @@ def run(name: str, values: dict, frames: list[Frame], fmt: VideoFormat) -> dict:
 def tune() -> None:
     from codeclab.codecs.hevc.encoder import PictureEncoder
     from codeclab.codecs.hevc.params import StreamParams
-    from codeclab.pipeline.eval.bdrate import bd_rate
+    from codeclab.eval.bdrate import bd_rate
 
     val = DEFAULT.parents[1] / "val"
     pics = []
@@ -148,7 +148,7 @@ def main() -> None:
         return
     frames, fmt = load(Path(a.clip), a.frames)
     if a.bd:
-        from codeclab.pipeline.eval.bdrate import bd_rate
+        from codeclab.eval.bdrate import bd_rate
 
         pts = {}
         for name, extra in (("hevc", {"quant": a.quant, "preset": a.preset}), ("x265", {"preset": "medium", "keyint": 1, "params": "info=0"})):

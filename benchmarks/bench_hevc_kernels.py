@@ -6,7 +6,7 @@ picture) and of the picture-level loop filters.
 Prints microseconds per call (after a warm-up call that compiles the numba kernels) for
 one block of each size: predict_intra (one mode), predict_all_modes (35 modes from one
 reference build), satd_batch (35 candidates), forward/inverse transform (inverse on a
-typical quantised block with 3x3 low-frequency levels and on a dense one), quantize_sq,
+typical quantized block with 3x3 low-frequency levels and on a dense one), quantize_sq,
 dequantize; then deblock, sao_estimate and sao_apply on a 1920x1088 4:2:0 picture with
 every 8x8 edge marked and CTB 64. Random inputs, fixed seed; timings only, no checks.
 """
@@ -19,10 +19,9 @@ import time
 import numpy as np
 
 from codeclab.codecs.hevc.intra import predict_all_modes, predict_intra
-from codeclab.codecs.hevc.loopfilter import (deblock, mark_block_edges, new_edge_maps, sao_apply,
-                                             sao_estimate)
-from codeclab.codecs.hevc.quant import dequantize, quantize_sq
+from codeclab.codecs.hevc.loopfilter import deblock, mark_block_edges, new_edge_maps, sao_apply, sao_estimate
 from codeclab.codecs.hevc.satd import satd_batch
+from codeclab.codecs.hevc.scalar_quant import dequantize, quantize_sq
 from codeclab.codecs.hevc.transform import forward_transform, inverse_transform
 
 

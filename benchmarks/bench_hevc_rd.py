@@ -1,4 +1,4 @@
-"""RD search and presets of our HEVC intra encoder, against x265 (issue 4).
+"""RD search and presets of our HEVC intra encoder, against x265.
 
     .venv/bin/python benchmarks/bench_hevc_rd.py [--quick] [--no-1080p] [--ctb 64]
 
@@ -14,10 +14,10 @@ takes Dune and the cockatoo frame only. One run measures and prints:
   our encoder (rdoq, slow) against x265 preset medium and preset veryslow (PyAV, keyint 1,
   tune psnr, the same QPs, ``info=0``), rates and PSNRs summed / averaged over the
   pictures per QP (BD of the aggregate curve) and also the mean of per-picture BD-rates;
-- encode frames/s (process CPU time, the machine is shared) of every preset x quantiser
+- encode frames/s (process CPU time, the machine is shared) of every preset x quantizer
   at 416x240 (all pictures, QP 32) and at 1920x1080 (one cockatoo frame scaled up, QP 32,
-  --no-1080p skips it), with the share of encode time spent in the quantiser
-  (``EncoderQuantizer``: rate-state extraction, QuantBatch, the quantiser itself; wall
+  --no-1080p skips it), with the share of encode time spent in the quantizer
+  (``EncoderQuantizer``: rate-state extraction, QuantBatch, the quantizer itself; wall
   clock inside it over wall clock of the encode).
 
 Every one of our streams is decoded by FFmpeg and checked bit-exact against our
@@ -38,8 +38,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
+from codeclab.base.frame import Frame, VideoFormat  # noqa: E402
 from codeclab.codecs import get_codec, make_options  # noqa: E402
-from codeclab.frame import Frame, VideoFormat  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 W, H = 416, 240
@@ -81,7 +81,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def encode(codec: str, values: dict, planes: list[np.ndarray]) -> dict:
     """One picture through a registry codec and FFmpeg's decoder: bits, PSNR-Y/U/V, CPU
-    seconds, quantiser seconds (ours), bit-exactness (ours)."""
+    seconds, quantizer seconds (ours), bit-exactness (ours)."""
     h, w = planes[0].shape
     fmt = VideoFormat(w, h, bit_depth=8, fps=Fraction(25))
     spec = get_codec(codec)
@@ -116,7 +116,7 @@ def curves(runs: list[list[dict]]) -> tuple[list[float], list[float]]:
 
 
 def bd_line(label: str, anchor: list[list[dict]], test: list[list[dict]]) -> str:
-    from codeclab.pipeline.eval.bdrate import bd_rate
+    from codeclab.eval.bdrate import bd_rate
 
     ra, pa = curves(anchor)
     rt, pt = curves(test)
@@ -176,7 +176,7 @@ def main() -> None:
         for pr in ("slow", "medium"):
             print(bd_line(f"ours (rdoq, {pr}) vs x265 {xp}", res[f"x265 {xp}"], res[f"hevc {pr} rdoq"]))
 
-    print("\nspeed at QP 32 (frames/s of process CPU time; quantiser share of encode time):")
+    print("\nspeed at QP 32 (frames/s of process CPU time; quantizer share of encode time):")
     k32 = QPS.index(32)
     rows = []
     for preset, quant in configs:

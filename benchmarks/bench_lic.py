@@ -10,7 +10,7 @@ On the validation pictures (never trained on; converted once to BT.709 limited Y
    (PyAV, preset medium, tune psnr, keyint=1, fixed QP; FFmpeg's decoder) at QPs 22-37,
    plus ``--extra-qps`` so the curves overlap when lic sits at lower quality. BD-rate
    (PSNR-YUV 6:1:1 and luma) per picture with the project's one BD-rate
-   (``codeclab.pipeline.eval.bdrate``), then averaged.
+   (``codeclab.eval.bdrate``), then averaged.
 2. LOF: BD-rate of lic with ``--lof-steps`` against lic without (per picture, averaged), on
    the central 768x512 of each picture (``--lof-crop``; LOF costs ~1 s per step per MP).
 3. Speed: encode/decode seconds per megapixel at 512x768 and 1920x1080 (a val picture
@@ -29,11 +29,11 @@ import av
 import numpy as np
 import torch
 
+from codeclab.base.errors import UsageError
+from codeclab.base.frame import Frame, VideoFormat
 from codeclab.codecs.lic.codec import DEFAULT_WEIGHTS, decode_picture, encode_picture, load_model
-from codeclab.codecs.lic.train import pictures_as_frames, rgb_to_yuv420
-from codeclab.errors import UsageError
-from codeclab.frame import Frame, VideoFormat
-from codeclab.pipeline.eval.bdrate import bd_psnr, bd_rate
+from codeclab.eval.bdrate import bd_psnr, bd_rate
+from codeclab.lab.lic_train import pictures_as_frames, rgb_to_yuv420
 from codeclab.pipeline.metrics import frame_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

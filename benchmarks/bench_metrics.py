@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from codeclab.frame import Frame, VideoFormat
+from codeclab.base.frame import Frame, VideoFormat
 from codeclab.pipeline.metrics import frame_metrics, ms_ssim
 
 

@@ -1,4 +1,4 @@
-"""Neural RDOQ against SQ and RDOQ: quantisation time per block and per frame, BD-rate on
+"""Neural RDOQ against SQ and RDOQ: quantization time per block and per frame, BD-rate on
 held-out pictures, and the input ablation.
 
     .venv/bin/python benchmarks/bench_nrdoq.py --speed [--blocks 256 --repeat 3 --qp 32]
@@ -6,21 +6,21 @@ held-out pictures, and the input ablation.
     .venv/bin/python benchmarks/bench_nrdoq.py --ablation runs/nrdoq/ablation
 
 ``--speed``: real-picture blocks (transform of DC-predicted blocks of the first validation
-picture), per size, every quantiser (sq, rdoq, nrdoq-fcn, nrdoq-ar) measured in the same
+picture), per size, every quantizer (sq, rdoq, nrdoq-fcn, nrdoq-ar) measured in the same
 run: microseconds per block with one block per call and with ``--blocks`` per call.
 
 ``--bdrate``: the validation pictures of ../shared/media/val (never used for training),
 4:2:0 8-bit, CTB 64, SDH + TS + deblocking + SAO, QP 22/27/32/37, encoder preset
-``--preset`` (fast: SATD decisions, one block per quantiser call; medium: the RD search,
-which hands the quantiser its candidate batches with the current CABAC states), every
+``--preset`` (fast: SATD decisions, one block per quantizer call; medium: the RD search,
+which hands the quantizer its candidate batches with the current CABAC states), every
 stream decoded by FFmpeg (PyAV) and checked against our reconstruction. Prints BD-rate
-(pchip) Y and YUV (6:1:1) of each quantiser vs SQ and vs RDOQ, each network's share of
-RDOQ's gain over SQ, and the time spent inside the quantiser per frame, per call and per
+(pchip) Y and YUV (6:1:1) of each quantizer vs SQ and vs RDOQ, each network's share of
+RDOQ's gain over SQ, and the time spent inside the quantizer per frame, per call and per
 block (mean blocks per call = the batch the encoder really uses).
 
 ``--ablation DIR``: the final validation accuracy of every training run under DIR
 (``codeclab nrdoq train ... --drop GROUP --export DIR/NAME.npz``, one folder per run) side
-by side: teacher-forced (the training log) and through the quantiser's own inference path
+by side: teacher-forced (the training log) and through the quantizer's own inference path
 (the model card; for the AR network its free-running state).
 """
 
@@ -49,7 +49,7 @@ def _set_threads() -> None:
 
 
 class _Counting:
-    """Wraps a registry quantiser: calls, blocks and seconds spent inside it."""
+    """Wraps a registry quantizer: calls, blocks and seconds spent inside it."""
 
     def __init__(self, q) -> None:
         self.q, self.name, self.needs_rate_state = q, q.name, q.needs_rate_state
@@ -103,8 +103,8 @@ def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...], weigh
 
     from codeclab.codecs.hevc.encoder import PictureEncoder
     from codeclab.codecs.hevc.params import StreamParams
-    from codeclab.codecs.hevc.quantizers import EncoderQuantizer
-    from codeclab.pipeline.eval.bdrate import bd_rate_components
+    from codeclab.codecs.hevc.quantizer import EncoderQuantizer
+    from codeclab.eval.bdrate import bd_rate_components
 
     qps = (22, 27, 32, 37)
     pics = _val_pictures(pictures, crop, folder, names)
@@ -162,8 +162,8 @@ def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...], weigh
                 print(f"share of RDOQ's gain, {qn}: Y {np.mean(rows[k]['Y']) / ry * 100:.0f} %, "
                       f"YUV {np.mean(rows[k]['YUV']) / ruv * 100:.0f} % (ratio of means); per picture Y: "
                       + ", ".join(f"{a / b * 100:.0f} %" for a, b in zip(rows[k]["Y"], rows["rdoq vs sq"]["Y"])))
-    print(f"\nquantiser time in the encoder (preset {preset}; one run, same pictures and QPs)")
-    print(f"{'quantiser':<10} {'ms/frame':>9} {'us/call':>8} {'us/block':>9} {'blocks/call':>12} {'encode s/frame':>15}")
+    print(f"\nquantizer time in the encoder (preset {preset}; one run, same pictures and QPs)")
+    print(f"{'quantizer':<10} {'ms/frame':>9} {'us/call':>8} {'us/block':>9} {'blocks/call':>12} {'encode s/frame':>15}")
     for qn, t in timing.items():
         print(f"{qn:<10} {t['s'] / t['frames'] * 1e3:>9.1f} {t['s'] / max(t['calls'], 1) * 1e6:>8.1f} "
               f"{t['s'] / max(t['blocks'], 1) * 1e6:>9.2f} {t['blocks'] / max(t['calls'], 1):>12.1f} "
@@ -178,7 +178,7 @@ def speed(blocks: int, repeat: int, qp: int) -> None:
 
     from codeclab.bitstream.cabac import init_contexts
     from codeclab.codecs.hevc.lambdas import intra_lambda
-    from codeclab.codecs.hevc.quantizers import RATE_K, QuantBatch, extract_rate_state, get_quantizer
+    from codeclab.codecs.hevc.quantizer import RATE_K, QuantBatch, extract_rate_state, get_quantizer
     from codeclab.codecs.hevc.tables import INIT_VALUES_I
 
     rng = np.random.default_rng(0)

@@ -1,18 +1,18 @@
-"""Speed of the quantisers (SQ + sign hiding vs HM's RDOQ) per block, n = 4..32, and the
+"""Speed of the quantizers (SQ + sign hiding vs HM's RDOQ) per block, n = 4..32, and the
 BD-rate of RDOQ against SQ through the all-intra encoder.
 
     .venv/bin/python benchmarks/bench_quantizers.py [--blocks 256 --repeat 5 --qp 32]
     .venv/bin/python benchmarks/bench_quantizers.py --bdrate [--pictures 4 --crop 0]
 
 Blocks are transform coefficients of DC-predicted blocks of a real picture when
-../shared/media is present (synthetic Laplacian coefficients otherwise), quantised in one
+../shared/media is present (synthetic Laplacian coefficients otherwise), quantized in one
 batch call per size with the I-slice initial CABAC contexts of the encoder. Prints
-microseconds per block for each quantiser, the RDOQ/SQ time ratio, and the RD cost
+microseconds per block for each quantizer, the RDOQ/SQ time ratio, and the RD cost
 (SSE + lambda * bits, bits from the CABAC residual coder in estimate mode) of RDOQ relative
 to SQ on the same blocks.
 
 ``--bdrate`` encodes the validation pictures of ../shared/media (4:2:0, 8-bit, CTB 64, sign
-hiding, transform skip, deblocking and SAO on) at QP 22/27/32/37 with each quantiser, decodes
+hiding, transform skip, deblocking and SAO on) at QP 22/27/32/37 with each quantizer, decodes
 every stream with FFmpeg (PyAV), and prints per-picture and mean BD-rate (pchip) of RDOQ
 against SQ for Y and for (6Y+U+V)/8 PSNR.
 """
@@ -27,9 +27,9 @@ import numpy as np
 
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, init_contexts, new_engine
 from codeclab.codecs.hevc.lambdas import intra_lambda
-from codeclab.codecs.hevc.quant import dequantize
-from codeclab.codecs.hevc.quantizers import RATE_K, QuantBatch, extract_rate_state, get_quantizer
+from codeclab.codecs.hevc.quantizer import RATE_K, QuantBatch, extract_rate_state, get_quantizer
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
+from codeclab.codecs.hevc.scalar_quant import dequantize
 from codeclab.codecs.hevc.tables import CTX_CBF_LUMA, INIT_VALUES_I
 from codeclab.codecs.hevc.transform import forward_transform
 
@@ -79,8 +79,8 @@ def bdrate(pictures: int, crop: int) -> None:
 
     from codeclab.codecs.hevc.encoder import PictureEncoder
     from codeclab.codecs.hevc.params import StreamParams
-    from codeclab.codecs.hevc.quantizers import EncoderQuantizer
-    from codeclab.pipeline.eval.bdrate import bd_rate_components
+    from codeclab.codecs.hevc.quantizer import EncoderQuantizer
+    from codeclab.eval.bdrate import bd_rate_components
 
     pics = sorted((MEDIA / "val").glob("*.png"))[:pictures] if MEDIA.is_dir() else []
     if not pics:

@@ -1,7 +1,7 @@
 """codeclab: a video coding lab.
 
 The top level stays light on purpose: importing ``codeclab`` pulls in neither torch,
-numba nor vapoursynth. Import the layer you need (``codeclab.pipeline.sources``,
+numba nor vapoursynth. Import the layer you need (``codeclab.pipeline.io.sources``,
 ``codeclab.codecs``...).
 """
 

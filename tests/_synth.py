@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from codeclab.frame import Frame, VideoFormat
+from codeclab.base.frame import Frame, VideoFormat
 
+#: the repository's root (the folder of tests/)
+REPO = Path(__file__).resolve().parents[1]
 #: real pictures and clips shared by the team (absent on some machines: tests skip)
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+MEDIA = REPO.parent / "shared" / "media"
 
 
 def synth_format(pix_fmt: str = "yuv420p", width: int = 64, height: int = 48, fps: Any = 25, **kw: Any) -> VideoFormat:
@@ -49,3 +51,15 @@ def synth_frames(pix_fmt: str = "yuv420p", n: int = 4, width: int = 64, height: 
 
 def same_pixels(a: Frame, b: Frame) -> bool:
     return len(a.planes) == len(b.planes) and all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes))
+
+
+def random_quant_batch(log2: int, nb: int, seed: int, qp: int = 27):
+    """A QuantBatch of ``nb`` random n x n blocks with a transform-like decay of magnitudes."""
+    from codeclab.codecs.hevc.quantizer import QuantBatch
+
+    rng = np.random.default_rng(seed)
+    n = 1 << log2
+    decay = np.exp(-np.add.outer(np.arange(n), np.arange(n)) * 3.0 / n)
+    c = np.round(rng.laplace(0, 200, (nb, n, n)) * decay).astype(np.int32)
+    return QuantBatch(c, log2, rng.integers(0, 3, nb), rng.integers(0, 3, nb) if log2 <= 3 else 0,
+                      qp, 10.0, False, 8, None, True)

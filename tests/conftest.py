@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # so that test folders
 
 from _synth import MEDIA, synth_frames  # noqa: E402
 
-from codeclab.frame import Frame  # noqa: E402
+from codeclab.base.frame import Frame  # noqa: E402
 
 
 @pytest.fixture()

@@ -1,1 +1,1 @@
-"""bitstream"""
+"""Bits on the wire: bit writer, NAL units / Annex-B, the CABAC engine."""

@@ -22,10 +22,6 @@ class BitWriter:
         """Number of bits written so far."""
         return 8 * len(self._bytes) + self._n
 
-    @property
-    def byte_aligned(self) -> bool:
-        return self._n == 0
-
     def u(self, n: int, value: int) -> None:
         """Fixed-length unsigned value u(n), n = 0..64."""
         value = int(value)

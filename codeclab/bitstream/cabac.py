@@ -233,10 +233,6 @@ class CabacWriter:
         self.ctx[:] = snap[0]
         self.eng[:] = snap[1]
 
-    @property
-    def frac_bits(self) -> int:
-        return int(self.eng[E_FRAC])
-
     def getvalue(self) -> bytes:
         """Bytes written (after the terminating bin); raises if the buffer overflowed."""
         if self.eng[E_OVF]:

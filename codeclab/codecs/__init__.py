@@ -1,5 +1,14 @@
 """Codecs: contract, registry and implementations (hevc/, lic/, ffmpeg.py)."""
 
-from .base import CodecSpec, Decoder, Encoder, Packet, available_codecs, get_codec, make_options, register_codec
+from codeclab.codecs.base import (
+    CodecSpec,
+    Decoder,
+    Encoder,
+    Packet,
+    available_codecs,
+    get_codec,
+    make_options,
+    register_codec,
+)
 
 __all__ = ["CodecSpec", "Decoder", "Encoder", "Packet", "available_codecs", "get_codec", "make_options", "register_codec"]

@@ -1,8 +1,9 @@
 """Codec contract and registry.
 
 A codec is one module that calls :func:`register_codec` with a :class:`CodecSpec`.
-Built-in codecs are listed in ``_BUILTIN`` by module path and imported only when first
-asked for, so ``import codeclab.codecs`` costs nothing (no torch, no numba).
+Built-in codecs are registry entries by ``"module:attribute"`` name (:mod:`codeclab.base.registry`),
+imported only when first asked for, so ``import codeclab.codecs`` costs nothing (no torch,
+no numba).
 
 Contract
 --------
@@ -19,14 +20,14 @@ Contract
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from ..errors import UsageError
-from ..frame import Frame, VideoFormat
+from codeclab.base.errors import UsageError
+from codeclab.base.frame import Frame, VideoFormat
+from codeclab.base.packet import Packet
+from codeclab.base.registry import Registry
 
 __all__ = [
     "Packet",
@@ -38,21 +39,6 @@ __all__ = [
     "available_codecs",
     "make_options",
 ]
-
-
-@dataclass
-class Packet:
-    """One coded access unit (one frame for every intra codec we have)."""
-
-    data: bytes
-    index: int
-    pts: int | None = None
-    keyframe: bool = True
-    props: dict[str, Any] = field(default_factory=dict)  # bits, qp, encode_s ...
-
-    @property
-    def bits(self) -> int:
-        return 8 * len(self.data)
 
 
 class Encoder(Protocol):
@@ -81,38 +67,29 @@ class CodecSpec:
     raw_ext: str = ".bin"
 
 
-_REGISTRY: dict[str, CodecSpec] = {}
-_BUILTIN: dict[str, str] = {
-    "x265": "codeclab.codecs.ffmpeg",
-    "x264": "codeclab.codecs.ffmpeg",
-    "hevc": "codeclab.codecs.hevc",
-    "lic": "codeclab.codecs.lic",
-}
+#: the built-in codecs by "module:attribute", imported when first asked for
+_CODECS: Registry[CodecSpec] = Registry("codec", {
+    "x265": "codeclab.codecs.ffmpeg:X265_SPEC",
+    "x264": "codeclab.codecs.ffmpeg:X264_SPEC",
+    "hevc": "codeclab.codecs.hevc:SPEC",
+    "lic": "codeclab.codecs.lic:SPEC",
+})
 
 
 def register_codec(spec: CodecSpec) -> CodecSpec:
-    """Add a codec to the registry (called at import time of the codec's module)."""
-    _REGISTRY[spec.name] = spec
+    """Add a codec to the registry (plugins call it at import time; see the eval ``imports``)."""
+    _CODECS.register(spec.name, spec)
     return spec
 
 
 def get_codec(name: str) -> CodecSpec:
     """Look a codec up by name, importing its module on first use."""
-    if name not in _REGISTRY and name in _BUILTIN:
-        importlib.import_module(_BUILTIN[name])
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UsageError(f"unknown codec {name!r} (available: {', '.join(available_codecs())})") from None
+    return _CODECS.get(name)
 
 
 def available_codecs() -> list[str]:
     """Names of every codec that is registered or can be imported."""
-    names = set(_REGISTRY)
-    for name, module in _BUILTIN.items():
-        if importlib.util.find_spec(module) is not None:
-            names.add(name)
-    return sorted(names)
+    return _CODECS.names()
 
 
 def _coerce(value: Any, typ: Any, name: str) -> Any:

@@ -18,7 +18,7 @@ Defaults and why:
   shifted up (exactly) or down (rounded) before encoding, and the decoder shifts them back
   to the input depth, so metrics always compare frames of the source's format.
 - Chroma 4:2:0, 4:2:2, 4:4:4 and 4:0:0 at 8/10 bit (x265 also 12 bit); other layouts
-  raise :class:`~codeclab.errors.FormatError` naming what the encoder takes.
+  raise :class:`~codeclab.base.errors.FormatError` naming what the encoder takes.
 
 - x265 gets ``info=0``: by default it repeats an SEI with its whole settings string in
   every IDR access unit (about 2 KB), which in all-intra would be billed to every picture.
@@ -41,11 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CodecError, FormatError, UsageError
-from ..frame import PIX_FMTS, Frame, VideoFormat
-from .base import CodecSpec, Packet, register_codec
+from codeclab.base.convert import convert_depth
+from codeclab.base.errors import CodecError, FormatError, UsageError
+from codeclab.base.frame import PIX_FMTS, Frame, VideoFormat
+from codeclab.base.packet import Packet
+from codeclab.codecs.base import CodecSpec
 
-__all__ = ["X265Options", "X264Options", "FFmpegEncoder", "FFmpegDecoder"]
+__all__ = ["X265_SPEC", "X264_SPEC", "X265Options", "X264Options", "FFmpegEncoder", "FFmpegDecoder"]
 
 _PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}
 _FF_QP2LAMBDA = 118  # FFmpeg's quality unit: quality = qp * FF_QP2LAMBDA
@@ -160,7 +162,7 @@ class FFmpegEncoder:
     def _avframe(self, frame: Frame) -> Any:
         import av
 
-        planes = _convert_depth(frame.planes, self.fmt.bit_depth, self.coded.bit_depth)
+        planes = convert_depth(frame.planes, self.fmt.bit_depth, self.coded.bit_depth)
         vf = av.VideoFrame(self.fmt.width, self.fmt.height, self.coded.pix_fmt)
         for plane, arr in zip(vf.planes, planes):
             h, w = arr.shape
@@ -220,18 +222,6 @@ class FFmpegEncoder:
         return self._packets(pk, time.perf_counter() - t0)
 
 
-def _convert_depth(planes: tuple[np.ndarray, ...], src: int, dst: int) -> tuple[np.ndarray, ...]:
-    """Exact left shift up, round-half-up right shift down (HM's bit-depth conversion)."""
-    if src == dst:
-        return planes
-    dtype = np.uint8 if dst == 8 else np.uint16
-    if dst > src:
-        return tuple((p.astype(np.uint16) << (dst - src)).astype(dtype) for p in planes)
-    s = src - dst
-    top = (1 << dst) - 1
-    return tuple(np.minimum((p.astype(np.uint32) + (1 << (s - 1))) >> s, top).astype(dtype) for p in planes)
-
-
 class FFmpegDecoder:
     """FFmpeg's decoder for a standard stream (``"hevc"``, ``"h264"``), frames in native layout.
 
@@ -266,7 +256,7 @@ class FFmpegDecoder:
                 raise CodecError(f"{self.stream_codec} decoder returned {got}, expected {self.fmt}")
             planes = tuple(np.from_dlpack(p).copy() for p in vf.planes[: got.num_planes])
             planes = tuple(p if p.dtype == got.dtype else p.view(got.dtype) for p in planes)
-            planes = _convert_depth(planes, got.bit_depth, self.fmt.bit_depth)
+            planes = convert_depth(planes, got.bit_depth, self.fmt.bit_depth)
             idx = int(vf.pts) if vf.pts is not None else -1
             props = {"pict_type": _PICT_TYPES.get(int(vf.pict_type), "?"), "keyframe": bool(vf.key_frame)}
             out.append(Frame(planes, self.fmt, idx, idx, props))
@@ -282,7 +272,7 @@ class FFmpegDecoder:
         try:
             return self._frames(self._ctx.decode(p))
         except av.FFmpegError as e:
-            from ..errors import BitstreamError
+            from codeclab.base.errors import BitstreamError
 
             raise BitstreamError(f"{self.stream_codec} decoder: packet {packet.index} is damaged ({e})") from None
 
@@ -295,7 +285,7 @@ class FFmpegDecoder:
         try:
             return self._frames(self._ctx.decode(None))
         except av.FFmpegError as e:
-            from ..errors import BitstreamError
+            from codeclab.base.errors import BitstreamError
 
             raise BitstreamError(f"{self.stream_codec} decoder: stream is damaged at its end ({e})") from None
 
@@ -308,7 +298,9 @@ def _x264_encoder(fmt: VideoFormat, opts: X264Options) -> FFmpegEncoder:
     return FFmpegEncoder("libx264", (8, 10), fmt, opts)
 
 
-register_codec(CodecSpec("x265", "HEVC by libx265 (FFmpeg), all-intra at a flat QP by default: the anchor",
-                         X265Options, _x265_encoder, lambda fmt, _o: FFmpegDecoder("hevc", fmt), "hevc", ".hevc"))
-register_codec(CodecSpec("x264", "H.264/AVC by libx264 (FFmpeg), all-intra at a flat QP by default",
-                         X264Options, _x264_encoder, lambda fmt, _o: FFmpegDecoder("h264", fmt), "h264", ".h264"))
+#: codec ``x265`` of the registry
+X265_SPEC = CodecSpec("x265", "HEVC by libx265 (FFmpeg), all-intra at a flat QP by default: the anchor",
+                      X265Options, _x265_encoder, lambda fmt, _o: FFmpegDecoder("hevc", fmt), "hevc", ".hevc")
+#: codec ``x264`` of the registry
+X264_SPEC = CodecSpec("x264", "H.264/AVC by libx264 (FFmpeg), all-intra at a flat QP by default",
+                      X264Options, _x264_encoder, lambda fmt, _o: FFmpegDecoder("h264", fmt), "h264", ".h264")

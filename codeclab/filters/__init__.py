@@ -1,1 +1,1 @@
-"""filters"""
+"""The filters layer: codecs and metrics as VapourSynth filters (``vs``)."""

@@ -30,10 +30,16 @@ from typing import Any
 import numpy as np
 import vapoursynth as vs
 
-from ..codecs.base import get_codec, make_options
-from ..errors import FormatError
-from ..frame import Frame
-from ..pipeline.vapoursynth_io import MATRIX_CODES, codeclab_format_of, frame_from_vs, vs_format_of, write_vs_frame
+from codeclab.base.errors import FormatError
+from codeclab.base.frame import Frame
+from codeclab.codecs.base import get_codec, make_options
+from codeclab.pipeline.io.vapoursynth_io import (
+    MATRIX_CODES,
+    codeclab_format_of,
+    frame_from_vs,
+    vs_format_of,
+    write_vs_frame,
+)
 
 __all__ = ["source", "codec", "hevc", "x265", "x264", "lic", "psnr", "msssim"]
 
@@ -64,7 +70,7 @@ class _RandomAccessReader:
     _AHEAD = 48
 
     def __init__(self, path: str, options: dict[str, Any]) -> None:
-        from ..pipeline.sources import open_source
+        from codeclab.pipeline.io.sources import open_source
 
         self._open = lambda start: open_source(path, **options, frames=_range(start))
         self._lock = threading.Lock()
@@ -98,7 +104,7 @@ class _RandomAccessReader:
 
 
 def _range(start: int) -> Any:
-    from ..pipeline.sources import FrameRange
+    from codeclab.pipeline.io.sources import FrameRange
 
     return FrameRange(start=start)
 
@@ -115,7 +121,7 @@ def source(path: str, *, size: tuple[int, int] | None = None, fps: Any = None, p
     Returns:
         A clip with the file's format, frame rate and length; frames are decoded lazily.
     """
-    from ..pipeline.sources import open_source
+    from codeclab.pipeline.io.sources import open_source
 
     options = {k: v for k, v in dict(size=size, fps=fps, pix_fmt=pix_fmt, to_pix_fmt=to_pix_fmt, matrix=matrix).items() if v is not None}
     with open_source(path, **options) as src:
@@ -145,7 +151,7 @@ def codec(clip: vs.VideoNode, name: str, *, ms_ssim: bool = False, **options: An
     Options are the codec's own (``codeclab codecs`` lists them) and are checked now, at
     script time. Bits and quality of each frame are attached as props (module docstring).
     """
-    from ..pipeline.transcode import code_frames
+    from codeclab.pipeline.transcode import code_frames
 
     func = f"{_MODULE}.{name}"
     spec = get_codec(name)
@@ -203,7 +209,7 @@ def _check_pair(clip: vs.VideoNode, ref: vs.VideoNode, func: str) -> None:
 
 def psnr(clip: vs.VideoNode, ref: vs.VideoNode) -> vs.VideoNode:
     """Attach ``CodeclabPSNRY/U/V/YUV`` (dB, peak from the bit depth, capped for identical planes)."""
-    from ..pipeline.metrics import frame_metrics
+    from codeclab.pipeline.metrics import frame_metrics
 
     func = f"{_MODULE}.psnr"
     _check_pair(clip, ref, func)
@@ -222,7 +228,7 @@ def psnr(clip: vs.VideoNode, ref: vs.VideoNode) -> vs.VideoNode:
 
 def msssim(clip: vs.VideoNode, ref: vs.VideoNode) -> vs.VideoNode:
     """Attach ``CodeclabMSSSIM`` (luma MS-SSIM)."""
-    from ..pipeline.metrics import ms_ssim
+    from codeclab.pipeline.metrics import ms_ssim
 
     func = f"{_MODULE}.msssim"
     _check_pair(clip, ref, func)

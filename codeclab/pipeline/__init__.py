@@ -1,1 +1,7 @@
-"""pipeline"""
+"""The pipeline layer: frames moving between files and codecs.
+
+``io/`` (sources per kind, sinks, PyAV frame helpers), ``clc/`` (our container: its byte
+format and the source, sink and decoder that put codecs behind it), ``metrics``
+(PSNR, MS-SSIM, per-frame logs), ``compare`` (two videos frame by frame), ``transcode``
+(the per-frame coding loop), ``demo``.
+"""

@@ -14,9 +14,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from ..codecs.base import available_codecs
-from .metrics import MetricsLog
-from .transcode import TranscodeResult, transcode
+from codeclab.codecs.base import available_codecs
+from codeclab.pipeline.metrics import MetricsLog
+from codeclab.pipeline.transcode import TranscodeResult, transcode
 
 __all__ = ["DEMO_CODECS", "DEMO_CLIP", "demo_clip", "DemoRun", "run_demo"]
 
@@ -54,8 +54,8 @@ def _label(codec: str, options: dict[str, Any]) -> str:
 def run_demo(out_dir: str | os.PathLike[str], *, progress: bool = True,
              codecs: list[tuple[str, dict[str, Any]]] | None = None) -> list[DemoRun]:
     """Transcode the demo clip with every codec into ``out_dir`` (MP4/.clc + metrics CSV and JSON)."""
-    from ..codecs.base import get_codec
-    from ..errors import CodeclabError
+    from codeclab.base.errors import CodeclabError
+    from codeclab.codecs.base import get_codec
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Conventions, chosen to match the tools our numbers get compared with:
 
 * **PSNR** uses the peak ``2**bit_depth - 1`` (1023 for 10-bit), as HM/VTM and FFmpeg's
-  ``psnr`` filter do (checked against FFmpeg in ``tests/test_metrics.py``). Sums of squared
+  ``psnr`` filter do (checked against FFmpeg in ``tests/pipeline/test_metrics.py``). Sums of squared
   errors are exact int64. Identical planes give :data:`PSNR_CAP_DB` (FFmpeg prints ``inf``,
   HM ``99.99``); every PSNR is clamped to that cap so that averages stay finite and PSNR stays
   monotone in the error (one changed sample in a 1080p frame would otherwise read ~111 dB,
@@ -25,7 +25,7 @@ Conventions, chosen to match the tools our numbers get compared with:
   libvmaf's ``float_ms_ssim`` defines MS-SSIM differently in two details: a 9-tap 9/7
   wavelet low-pass (symmetric borders) before decimation instead of the 2x2 mean, and per
   scale ``mean(c)**b * mean(s)**b`` instead of ``mean(c*s)**b``. On x264-coded real frames
-  the two agree to about 1e-3 (``tests/test_metrics.py`` measures it and reproduces
+  the two agree to about 1e-3 (``tests/pipeline/test_metrics.py`` measures it and reproduces
   libvmaf's number from those two changes alone).
 """
 
@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from ..errors import FormatError, InputError
-from ..frame import Frame
-from .atomic import atomic_write
+from codeclab.base.atomic import atomic_write
+from codeclab.base.errors import FormatError, InputError
+from codeclab.base.frame import Frame
 
 __all__ = [
     "PSNR_CAP_DB",

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..codecs.base import CodecSpec, Packet, get_codec, make_options
-from ..errors import CodecError, UsageError
-from ..frame import Frame, VideoFormat
-from .metrics import MetricsLog, frame_metrics
-from .sources import FrameRange, open_source
+from codeclab.base.errors import CodecError, UsageError
+from codeclab.base.frame import Frame, VideoFormat
+from codeclab.codecs.base import CodecSpec, Packet, get_codec, make_options
+from codeclab.pipeline.io.sources import FrameRange, open_source
+from codeclab.pipeline.metrics import MetricsLog, frame_metrics
 
 __all__ = ["CodedFrame", "code_frames", "TranscodeResult", "transcode", "RECON_EXTS", "METRICS_EXTS"]
 
@@ -122,7 +122,7 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
             enc = spec.make_encoder(fmt, options)
             dec = spec.make_decoder(fmt, options)
         elif frame.format != fmt:
-            from ..errors import FormatError
+            from codeclab.base.errors import FormatError
 
             raise FormatError(f"frame {frame.index} is {frame.format}, the stream started as {fmt}")
         cur = _Pending(frame)
@@ -207,10 +207,10 @@ def _check_outputs(src: Path, out: Path, metrics_path: Path | None, recon_path: 
 def _open_packet_out(out: Path, spec: CodecSpec, fmt: VideoFormat, options: Any) -> Any:
     """Standard streams are muxed by FFmpeg; other codecs' packets go into our container."""
     if spec.stream_codec is not None:
-        from .sinks import open_packet_sink
+        from codeclab.pipeline.io.sinks import open_packet_sink
 
         return open_packet_sink(out, spec.stream_codec, fmt)
-    from .clc_sink import open_clc_sink
+    from codeclab.pipeline.clc.sink import open_clc_sink
 
     return open_clc_sink(out, spec, fmt, options)
 
@@ -261,7 +261,7 @@ def transcode(src: str | os.PathLike[str], out: str | os.PathLike[str], codec: s
         recon = None
         try:
             if recon_p is not None:
-                from .sinks import open_sink
+                from codeclab.pipeline.io.sinks import open_sink
 
                 recon = open_sink(recon_p, fmt)
             bits = 0

@@ -1,4 +1,4 @@
-"""A tiny deterministic codec for the eval tests: uniform scalar quantisation + zlib.
+"""A tiny deterministic codec for the eval tests: uniform scalar quantization + zlib.
 
 Imported by name through an experiment's ``imports`` list, so that spawned pool workers
 and Dask workers register it too. Rate and PSNR both fall as ``qp`` rises (step size
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codeclab.base.frame import Frame, VideoFormat
 from codeclab.codecs import CodecSpec, Packet, register_codec
-from codeclab.frame import Frame, VideoFormat
 
 
 @dataclass(frozen=True)
@@ -66,4 +66,4 @@ class _Dec:
         return []
 
 
-register_codec(CodecSpec("fakeq", "test codec: uniform quantiser + zlib", FakeOptions, _Enc, _Dec, None, ".fq"))
+register_codec(CodecSpec("fakeq", "test codec: uniform quantizer + zlib", FakeOptions, _Enc, _Dec, None, ".fq"))

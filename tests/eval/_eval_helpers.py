@@ -12,7 +12,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 
-REPO = HERE.parents[1]
+REPO = HERE.parents[1]  # tests/eval -> the repository
 MEDIA = REPO.parent / "shared" / "media"
 
 

@@ -7,16 +7,15 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 from _eval_helpers import REPO, write_yuv
 
-from codeclab.errors import UsageError
-from codeclab.pipeline.eval.catalogue import load_catalogue
-from codeclab.pipeline.eval.config import FrameSelection, load_experiment, parse_experiment
-from codeclab.pipeline.eval.evaluate import report_evaluation, run_evaluation
-from codeclab.pipeline.eval.jobs import file_identity, plan_jobs
+from codeclab.base.errors import UsageError
+from codeclab.eval.catalogue import load_catalogue
+from codeclab.eval.config import FrameSelection, load_experiment, parse_experiment
+from codeclab.eval.evaluate import report_evaluation, run_evaluation
+from codeclab.eval.jobs import file_identity, plan_jobs
 
 CONFIGS = REPO / "configs"
 
@@ -194,7 +193,7 @@ def test_bdrate_command_minimal_csv_and_errors(tmp_path):
 
 
 def test_user_set_of_jvet_named_raw_files_needs_no_overrides(tmp_path):
-    pytest.importorskip("codeclab.pipeline.jvet_names")
+    pytest.importorskip("codeclab.pipeline.io.jvet_names")
     own = tmp_path / "own"
     own.mkdir()
     write_yuv(own / "Alpha_64x32_50.yuv", 64, 32, 2, 8, seed=5)
@@ -219,7 +218,7 @@ def test_unimportable_plugin_is_one_usage_error_before_any_job(tiny, tmp_path):
 
 
 def test_no_sequence_at_all_is_an_input_error(tmp_path):
-    from codeclab.errors import InputError
+    from codeclab.base.errors import InputError
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"no sequence found under .*Tango2.*\(26 in all\)"):

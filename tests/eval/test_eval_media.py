@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from _eval_helpers import MEDIA
 
-from codeclab.pipeline.eval.evaluate import report_evaluation, run_evaluation
+from codeclab.eval.evaluate import report_evaluation, run_evaluation
 
 CLIPS = {"realshort.mp4": "Realshort", "balle1-vp9.avi": "Balle"}
 
@@ -38,8 +38,8 @@ Codec = tuple[str, str, str]  # label, codec name, TOML options
 
 def _codecs() -> tuple[Codec, Codec]:
     """(anchor, test): x265 vs x264 when both are registered, else the test codec twice."""
+    from codeclab.base.errors import UsageError
     from codeclab.codecs import get_codec
-    from codeclab.errors import UsageError
 
     try:
         get_codec("x265"), get_codec("x264")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from _eval_helpers import REPO, experiment_toml
 
-from codeclab.pipeline.eval.bdrate import bd_psnr, bd_rate_components
-from codeclab.pipeline.eval.evaluate import report_evaluation, run_evaluation
-from codeclab.pipeline.eval.store import ResultStore
+from codeclab.eval.bdrate import bd_psnr, bd_rate_components
+from codeclab.eval.evaluate import report_evaluation, run_evaluation
+from codeclab.eval.store import ResultStore
 
 TIME_COLUMNS = {"enc_ratio", "dec_ratio"}
 
@@ -189,7 +189,7 @@ def test_sigkill_midway_then_resume_gives_same_tables_without_duplicates(tiny, t
 
 def test_dask_local_cluster_gives_same_results_as_local_pool(tiny, tmp_path):
     distributed = pytest.importorskip("distributed")
-    from codeclab.pipeline.eval.runner import dask_executor
+    from codeclab.eval.runner import dask_executor
 
     pool_db, dask_db = tmp_path / "pool.sqlite", tmp_path / "dask.sqlite"
     run_evaluation(tiny["config"], tiny["data"], pool_db, jobs=2, progress=False)
@@ -287,7 +287,7 @@ def test_ctrl_c_stops_quickly_keeps_finished_jobs_and_leaves_no_workers(tiny, tm
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the workers")
 def test_local_pool_workers_share_their_own_process_group():
-    from codeclab.pipeline.eval.runner import kill_pool, local_executor
+    from codeclab.eval.runner import kill_pool, local_executor
 
     ex = local_executor(2)
     try:

@@ -1,8 +1,9 @@
-"""Our own HEVC (H.265) all-intra encoder, registered as codec ``hevc``.
+"""Our own HEVC (H.265) all-intra encoder: codec ``hevc`` of the registry (:data:`SPEC`).
 
 Streams are Main / Main 10, 4:2:0, every picture an IDR with its parameter sets; FFmpeg's
 decoder (``FFmpegDecoder``) decodes them bit-exactly to our reconstruction. Kernels live
-in small modules (scan, intra, transform, quant, satd, loopfilter), the syntax in
+in small modules (scan, intra, transform, scalar_quant, rdoq, satd, loopfilter; the
+quantizer interface in quantizer, the neural quantizers in nrdoq/), the syntax in
 tables/params/residual/syntax, the CTU loop in encoder.
 """
 
@@ -14,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from codeclab.codecs.base import CodecSpec, Packet, register_codec
-from codeclab.errors import CodecError, FormatError, UsageError
-from codeclab.frame import Frame, VideoFormat
+from codeclab.base.convert import convert_depth
+from codeclab.base.errors import CodecError, FormatError, UsageError
+from codeclab.base.frame import Frame, VideoFormat
+from codeclab.base.packet import Packet
+from codeclab.codecs.base import CodecSpec
 
-__all__ = ["HevcOptions", "HevcEncoder"]
+__all__ = ["SPEC", "HevcOptions", "HevcEncoder"]
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,8 @@ class HevcOptions:
     qp: slice QP (-6*(bit_depth-8) .. 51); ctb: CTB size 16/32/64; max_tu_depth:
     max_transform_hierarchy_depth_intra; deblock / sao: in-loop filters; sign_hiding:
     sign data hiding; transform_skip: 4x4 transform skip; bit_depth: coded depth 8 or 10
-    (None = the source's); rounding: dead-zone offset of the SQ quantiser (HM intra 171/512
-    ~ 1/3); quant: quantiser name (quantizers.available_quantizers(): sq, rdoq ...); preset:
+    (None = the source's); rounding: dead-zone offset of the SQ quantizer (HM intra 171/512
+    ~ 1/3); quant: quantizer name (quantizers.available_quantizers(): sq, rdoq ...); preset:
     decision effort (rdsearch.PRESETS): ``fast`` = SATD decisions, no RD search (the
     fastest); ``medium`` (default) = RD search with few candidates; ``slow`` = HM's
     candidate counts, TU split of the two best modes, all chroma modes (docs/hevc.md has
@@ -61,14 +64,14 @@ class HevcOptions:
             raise UsageError(f"hevc: max_tu_depth {self.max_tu_depth} outside 0..4")
         if not 0.0 <= self.rounding < 1.0:
             raise UsageError(f"hevc: rounding {self.rounding} outside [0, 1)")
-        from codeclab.codecs.hevc.quantizers import available_quantizers
+        from codeclab.codecs.hevc.quantizer import available_quantizers
         from codeclab.codecs.hevc.rdsearch import PRESETS
 
         if self.preset not in PRESETS:
             raise UsageError(f"hevc: unknown preset {self.preset!r} (have {', '.join(PRESETS)})")
 
         if self.quant not in available_quantizers():
-            raise UsageError(f"hevc: unknown quantiser {self.quant!r} (have {', '.join(available_quantizers())})")
+            raise UsageError(f"hevc: unknown quantizer {self.quant!r} (have {', '.join(available_quantizers())})")
 
 
 class HevcEncoder:
@@ -93,21 +96,19 @@ class HevcEncoder:
         params = StreamParams(fmt.width, fmt.height, depth, opts.ctb.bit_length() - 1,
                               opts.max_tu_depth, opts.qp, Fraction(fmt.fps), opts.sign_hiding,
                               opts.transform_skip, opts.deblock, opts.sao)
-        from codeclab.codecs.hevc.quantizers import EncoderQuantizer
+        from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 
         qopts = {"rounding": opts.rounding} if opts.quant == "sq" else {}
         self._pic = PictureEncoder(params, EncoderQuantizer(opts.quant, opts.qp, **qopts), opts.preset)
         self._flushed = False
 
     def encode(self, frame: Frame) -> list[Packet]:
-        from codeclab.codecs.ffmpeg import _convert_depth
-
         if self._flushed:
             raise CodecError("hevc: encode after flush")
         if frame.format.width != self.fmt.width or frame.format.height != self.fmt.height:
             raise FormatError(f"hevc: frame {frame.index} is {frame.format.width}x{frame.format.height}, "
                               f"stream is {self.fmt.width}x{self.fmt.height}")
-        planes = _convert_depth(frame.planes, frame.format.bit_depth, self.depth)
+        planes = convert_depth(frame.planes, frame.format.bit_depth, self.depth)
         t0 = time.perf_counter()
         pic = self._pic.encode(list(planes))
         props: dict[str, Any] = {"bits": pic.bits, "qp": float(self.opts.qp),
@@ -129,5 +130,6 @@ def _decoder(fmt: VideoFormat, _opts: HevcOptions) -> Any:
     return FFmpegDecoder("hevc", fmt)
 
 
-register_codec(CodecSpec("hevc", "our own HEVC all-intra encoder (RD search, presets fast/medium/slow, pluggable quantiser sq/rdoq), "
-                         "decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc", ".hevc"))
+#: codec ``hevc`` of the registry
+SPEC = CodecSpec("hevc", "our own HEVC all-intra encoder (RD search, presets fast/medium/slow, pluggable quantizer "
+                 "sq/rdoq), decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc", ".hevc")

@@ -1,6 +1,6 @@
 """All-intra HEVC picture encoder: CTU loop, decisions, reconstruction, Annex-B output.
 
-Two passes per picture. Pass 1 decides and reconstructs every CU in z-order (quantiser,
+Two passes per picture. Pass 1 decides and reconstructs every CU in z-order (quantizer,
 inverse transform and intra prediction use exactly the decoder's arithmetic, so our
 reconstruction is the decoder's), recording the decisions as syntax records. Then the
 in-loop filters run on the whole picture (deblocking, SAO estimation + application) and
@@ -17,47 +17,49 @@ intra_chroma_pred_mode candidates. Presets ``medium`` / ``slow``: the RD search 
 restore_region and the syntax writers in estimate mode, calling this module's TB coding.
 Every preset: 4x4 transform skip is chosen by SSE + lambda * CABAC-estimated bits.
 
-The quantiser is pluggable: anything with :meth:`Quantizer.quantize` over a batch of
-blocks; the default is the registry's ``sq`` (HM's dead-zone quantiser + sign-hiding
-pass, :mod:`codeclab.codecs.hevc.quantizers`) behind ``EncoderQuantizer``.
+The quantizer is pluggable: any quantizer of the registry behind
+:class:`~codeclab.codecs.hevc.quantizer.EncoderQuantizer`; the default is ``sq`` (HM's
+dead-zone quantizer + sign-hiding pass).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Protocol
 
 import numpy as np
 
-from codeclab.bitstream.cabac import CabacWriter, init_contexts, new_engine, E_FRAC, FRAC_ONE
+from codeclab.base.errors import FormatError, UsageError
+from codeclab.bitstream.cabac import E_FRAC, FRAC_ONE, CabacWriter, init_contexts, new_engine
 from codeclab.bitstream.nal import annexb, nal_unit
 from codeclab.codecs.hevc import loopfilter as lf
 from codeclab.codecs.hevc.intra import chroma_mode_from, predict_all_modes, predict_intra
 from codeclab.codecs.hevc.lambdas import intra_lambda
-from codeclab.codecs.hevc.params import (SLICE_NAL_TYPE, StreamParams, parameter_set_nals,
-                                         slice_header_bits)
-from codeclab.codecs.hevc.quant import QUANT_SCALES, chroma_qp, dequantize, quant_shift
+from codeclab.codecs.hevc.params import SLICE_NAL_TYPE, StreamParams, parameter_set_nals, slice_header_bits
+from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.satd import satd, satd_batch
+from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, chroma_qp, dequantize, quant_shift
 from codeclab.codecs.hevc.scan import scan_idx_for
-from codeclab.codecs.hevc.syntax import (CodingUnit, PictureMaps, TransformNode, mode_bits,
-                                         mpm_candidates, write_ctu, write_end_of_slice, write_sao)
+from codeclab.codecs.hevc.syntax import (
+    CodingUnit,
+    PictureMaps,
+    TransformNode,
+    mode_bits,
+    mpm_candidates,
+    write_ctu,
+    write_end_of_slice,
+    write_sao,
+)
 from codeclab.codecs.hevc.tables import INIT_VALUES_I
-from codeclab.codecs.hevc.transform import (forward_transform, forward_transform_skip,
-                                            inverse_transform, inverse_transform_skip)
-from codeclab.errors import FormatError, UsageError
+from codeclab.codecs.hevc.transform import (
+    forward_transform,
+    forward_transform_skip,
+    inverse_transform,
+    inverse_transform_skip,
+)
 
-__all__ = ["Quantizer", "PictureEncoder", "EncodedPicture", "lambda_for"]
-
-
-class Quantizer(Protocol):
-    """Batch quantiser: coefficients (B, n, n) int32 of one block size, component and scan
-    -> levels (B, n, n) int32. With ``sign_hiding`` the levels must satisfy the sign-data-
-    hiding parity rule wherever a sub-block hides its sign."""
-
-    def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
-                 scan_idx: int, sign_hiding: bool) -> np.ndarray: ...
+__all__ = ["PictureEncoder", "EncodedPicture", "lambda_for"]
 
 
 def lambda_for(qp: int, bit_depth: int) -> float:
@@ -77,7 +79,7 @@ class EncodedPicture:
 class PictureEncoder:
     """Encodes one 4:2:0 picture (planes of any integer dtype) into one access unit."""
 
-    def __init__(self, params: StreamParams, quantizer: Quantizer | None = None,
+    def __init__(self, params: StreamParams, quantizer: EncoderQuantizer | None = None,
                  preset: str = "medium") -> None:
         from codeclab.codecs.hevc.rdsearch import PRESETS, RdSearch
 
@@ -86,8 +88,6 @@ class PictureEncoder:
             raise UsageError(f"hevc: unknown preset {preset!r} (have {', '.join(PRESETS)})")
         self.p = params
         if quantizer is None:
-            from codeclab.codecs.hevc.quantizers import EncoderQuantizer
-
             quantizer = EncoderQuantizer("sq", params.qp, rounding=1 / 3)
         self.q = quantizer
         self.bd = params.bit_depth
@@ -108,7 +108,7 @@ class PictureEncoder:
         self.param_nals = parameter_set_nals(params)
         self.preset = PRESETS[preset]
         self.rd = RdSearch(self, self.preset) if self.preset.rd else None
-        # the quantiser is told the trafoDepth (its cbf context) when it can take it
+        # the quantizer is told the trafoDepth (its cbf context) when it can take it
         self._q_depth = hasattr(self.q, "live_ctx")
 
     # ----------------------------------------------------------------- picture -----------
@@ -421,9 +421,9 @@ class PictureEncoder:
 
     def _quantize(self, coeffs: np.ndarray, qp: int, log2: int, c: int, scan: int | np.ndarray,
                   depth: int = 0) -> np.ndarray:
-        """The quantiser on a batch (scan: one scanIdx or one per block; depth: trafoDepth,
+        """The quantizer on a batch (scan: one scanIdx or one per block; depth: trafoDepth,
         which picks the cbf context RDOQ prices). Blocks whose coefficients are all below
-        half a step (|c| * quantScale < 2^(qbits-1)) are not handed over: no quantiser of
+        half a step (|c| * quantScale < 2^(qbits-1)) are not handed over: no quantizer of
         the HM family (SQ with a dead-zone offset <= 1/2, RDOQ, whose largest candidate is
         the rounded level) codes anything there, and a call costs more than a small TB."""
         qpp = qp + 6 * (self.bd - 8)
@@ -443,7 +443,7 @@ class PictureEncoder:
 
     def _code_tb(self, c: int, x: int, y: int, log2: int, mode: int, depth: int = 0
                  ) -> tuple[np.ndarray | None, bool, int]:
-        """Predict, transform, quantise and reconstruct one TB at trafoDepth ``depth``;
+        """Predict, transform, quantize and reconstruct one TB at trafoDepth ``depth``;
         returns (levels or None, transform_skip_flag, scanIdx)."""
         n = 1 << log2
         bd = self.bd

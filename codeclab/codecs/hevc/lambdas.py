@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from codeclab.codecs.hevc.quant import _QPC_TABLE
+from codeclab.codecs.hevc.scalar_quant import _QPC_TABLE
 
 __all__ = ["intra_lambda", "chroma_weight", "chroma_lambda", "sqrt_lambda"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from codeclab.codecs.hevc.quant import _QPC_TABLE
+from codeclab.codecs.hevc.scalar_quant import _QPC_TABLE
 
 __all__ = [
     "BETA_TABLE",
@@ -290,7 +290,7 @@ def sao_apply(planes: list[np.ndarray], params: SaoParams, log2_ctb: int, bit_de
 
     Matches FFmpeg exactly for CTBs of 32 and 64 (and 16 without deblocking); with 16x16
     CTBs, deblocking and SAO together, FFmpeg 8 differs at a few chroma samples on chroma
-    CTB borders (tests/hevc/test_loopfilter.py documents it), so prefer CTB >= 32."""
+    CTB borders (tests/codecs/hevc/test_loopfilter.py documents it), so prefer CTB >= 32."""
     out = []
     for c, pl in enumerate(planes):
         src = np.ascontiguousarray(pl, dtype=np.int32)

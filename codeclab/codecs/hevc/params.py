@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from codeclab.base.errors import FormatError
 from codeclab.bitstream.bitwriter import BitWriter
 from codeclab.bitstream.nal import NAL_IDR_N_LP, NAL_PPS, NAL_SPS, NAL_VPS, nal_unit
-from codeclab.errors import FormatError
 
 __all__ = ["StreamParams", "pick_level", "vps_rbsp", "sps_rbsp", "pps_rbsp",
            "slice_header_bits", "parameter_set_nals"]

@@ -1,4 +1,4 @@
-"""HM's rate-distortion optimised quantisation (TComTrQuant::xRateDistOptQuant) in numba.
+"""HM's rate-distortion optimised quantization (TComTrQuant::xRateDistOptQuant) in numba.
 
 One block at a time, in HM's order:
 
@@ -19,7 +19,7 @@ Units are HM's: rates in 1/32768 bit, distortion scaled by ``errScale = 2^15 /
 
 Rate state: per block a (K, 2) int32 table ``bits[k, bin]`` of fractional bits (1/32768)
 for the contexts of one component in the layout below (RATE_*), built from CABAC states by
-:func:`codeclab.codecs.hevc.quantizers.rate_table`. Chroma uses the first entries of each
+:func:`codeclab.codecs.hevc.quantizer.rate_table`. Chroma uses the first entries of each
 group (spec ctxInc minus the chroma offset).
 """
 
@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from codeclab.codecs.hevc.quant import LEVEL_SCALES, QUANT_SCALES, quant_shift
+from codeclab.codecs.hevc.scalar_quant import LEVEL_SCALES, QUANT_SCALES, quant_shift
 from codeclab.codecs.hevc.scan import full_scan, subblock_scan
 
 __all__ = [

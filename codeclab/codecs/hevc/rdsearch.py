@@ -2,7 +2,7 @@
 
 Per CU: rough luma mode decision (Hadamard SATD + sqrt(lambda) * mode bits priced from the
 current CABAC state) keeps the preset's number of candidates plus the three MPMs; each
-candidate is then coded for real at the TU root (one batch: predict, transform, quantise,
+candidate is then coded for real at the TU root (one batch: predict, transform, quantize,
 reconstruct, SSE + lambda * CABAC-estimated bits of cbf + residual + mode); the best ones
 get the residual-quadtree (TU split) by RD cost; the chroma mode is chosen by RD cost over
 its five candidates (chroma SSE weighted by 2^((QP - QPc) / 3), HM's weight); 2Nx2N vs NxN
@@ -11,7 +11,7 @@ contexts carried through the search in coding order (snapshot / restore) and eve
 undone with ``PictureEncoder.save_region`` / ``restore_region``.
 
 All rates come from one estimate-mode CABAC writer whose contexts follow the decisions
-made so far; the quantiser sees the same contexts (``EncoderQuantizer.live_ctx``), so RDOQ
+made so far; the quantizer sees the same contexts (``EncoderQuantizer.live_ctx``), so RDOQ
 prices levels with the states the block will really be coded with (up to the adaptation
 inside the CU). The final bitstream is written afterwards from the chosen records, so the
 search can never break decodability: it only chooses.
@@ -28,14 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from codeclab.bitstream.cabac import (E_FRAC, ENTROPY_BITS, FRAC_ONE, CabacWriter, encode_bin,
-                                      new_engine)
+from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, CabacWriter, encode_bin, new_engine
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.intra import chroma_mode_from, predict_all_modes
 from codeclab.codecs.hevc.lambdas import chroma_weight
-from codeclab.codecs.hevc.quant import dequantize
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.satd import satd_batch
+from codeclab.codecs.hevc.scalar_quant import dequantize
 from codeclab.codecs.hevc.scan import scan_idx_for
 from codeclab.codecs.hevc.syntax import CodingUnit, TransformNode, mpm_candidates, write_cu
 from codeclab.codecs.hevc.transform import forward_transform, inverse_transform
@@ -408,7 +407,7 @@ class RdSearch:
         return node, j_leaf
 
     def _luma_leaf(self, node: TransformNode, mode: int) -> float:
-        """Code one luma TB for real (encoder._code_tb: quantiser, transform skip choice,
+        """Code one luma TB for real (encoder._code_tb: quantizer, transform skip choice,
         reconstruction), price cbf + residual on the carried contexts; D + lambda * R."""
         e = self.e
         n = 1 << node.log2

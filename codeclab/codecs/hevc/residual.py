@@ -1,7 +1,7 @@
 """residual_coding (7.3.8.11) with its context selection (9.3.4.2.4-9.3.4.2.7) in numba.
 
 Sign data hiding: the coder omits the sign of the first nonzero level of every sub-block
-whose first and last nonzero levels are more than 3 scan positions apart; the quantiser
+whose first and last nonzero levels are more than 3 scan positions apart; the quantizer
 (quantizers.sign_hiding_hdq) must have made the parity of those sub-blocks right.
 
 One call codes one TB's levels; the same call estimates its rate when the engine is in
@@ -15,8 +15,16 @@ from numba import njit
 
 from codeclab.bitstream.cabac import encode_bin, encode_bypass, encode_bypass_bits
 from codeclab.codecs.hevc.scan import coeff_scan_4x4, subblock_scan
-from codeclab.codecs.hevc.tables import (CTX_CSBF, CTX_GT1, CTX_GT2, CTX_IDX_MAP, CTX_LAST_X,
-                                         CTX_LAST_Y, CTX_SIG, CTX_TS_FLAG)
+from codeclab.codecs.hevc.tables import (
+    CTX_CSBF,
+    CTX_GT1,
+    CTX_GT2,
+    CTX_IDX_MAP,
+    CTX_LAST_X,
+    CTX_LAST_Y,
+    CTX_SIG,
+    CTX_TS_FLAG,
+)
 
 __all__ = ["SB_SCAN", "C4_SCAN", "code_residual", "write_residual"]
 

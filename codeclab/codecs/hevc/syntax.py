@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codeclab.bitstream.cabac import (CabacWriter, encode_bin, encode_bypass, encode_bypass_bits,
-                                      encode_terminate)
+from codeclab.bitstream.cabac import CabacWriter, encode_bin, encode_bypass, encode_bypass_bits, encode_terminate
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.intra import mode_syntax, most_probable_modes
 from codeclab.codecs.hevc.residual import write_residual

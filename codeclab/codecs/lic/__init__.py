@@ -1,7 +1,7 @@
 """Learned intra codec ``lic``: MSP probability model, gain-unit variable rate, LOF.
 
-Importing this package registers the codec (see :mod:`.codec`)."""
+The registry names this package's :data:`SPEC` (see :mod:`.codec`)."""
 
-from .codec import LicDecoder, LicEncoder, LicOptions, load_model
+from codeclab.codecs.lic.codec import SPEC, LicDecoder, LicEncoder, LicOptions, load_model
 
-__all__ = ["LicEncoder", "LicDecoder", "LicOptions", "load_model"]
+__all__ = ["SPEC", "LicEncoder", "LicDecoder", "LicOptions", "load_model"]

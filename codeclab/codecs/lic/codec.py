@@ -25,13 +25,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...errors import BitstreamError, FormatError, InputError, UsageError
-from ...frame import Frame, VideoFormat
-from ..base import CodecSpec, Packet, register_codec
-from .entropy import EntropyCoder
-from .model import STRIDE, LicConfig, LicModel, output_to_420, planes_to_input
+from codeclab.base.errors import BitstreamError, FormatError, InputError, UsageError
+from codeclab.base.frame import Frame, VideoFormat
+from codeclab.base.packet import Packet
+from codeclab.codecs.base import CodecSpec
+from codeclab.codecs.lic.entropy import EntropyCoder
+from codeclab.codecs.lic.model import STRIDE, LicConfig, LicModel, output_to_420, planes_to_input
 
-__all__ = ["LicOptions", "LicEncoder", "LicDecoder", "LoadedModel", "load_model", "DEFAULT_WEIGHTS", "VERSION",
+__all__ = ["SPEC", "LicOptions", "LicEncoder", "LicDecoder", "LoadedModel", "load_model", "DEFAULT_WEIGHTS", "VERSION",
            "pad_planes", "encode_picture", "decode_picture"]
 
 VERSION = 1
@@ -133,7 +134,7 @@ def encode_picture(lm: LoadedModel, frame: Frame, quality: int, lof_steps: int =
         x = planes_to_input(yt, uv[:, :1], uv[:, 1:], fmt.max_value)
         y = model.g_a(x) * model.gain(q)
     if lof_steps > 0:
-        from .lof import optimise_latents
+        from codeclab.codecs.lic.lof import optimise_latents
 
         y_hat, z_hat = optimise_latents(lm, x, y, q, yt / fmt.max_value, uv / fmt.max_value, lof_steps)
     else:
@@ -225,14 +226,12 @@ class LicDecoder:
         return []
 
 
-SPEC = register_codec(
-    CodecSpec(
-        name="lic",
-        description="learned intra codec (MSP probability model, gain-unit rates, optional LOF)",
-        options=LicOptions,
-        make_encoder=LicEncoder,
-        make_decoder=LicDecoder,
-        stream_codec=None,
-        raw_ext=".clc",
-    )
+SPEC = CodecSpec(
+    name="lic",
+    description="learned intra codec (MSP probability model, gain-unit rates, optional LOF)",
+    options=LicOptions,
+    make_encoder=LicEncoder,
+    make_decoder=LicDecoder,
+    stream_codec=None,
+    raw_ext=".clc",
 )

@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import BitstreamError, CodecError
-from .model import LOG_SCALE_MAX, LOG_SCALE_MIN, LicModel
-from .msp import LEAK, step_masks
+from codeclab.base.errors import BitstreamError, CodecError
+from codeclab.codecs.lic.model import LOG_SCALE_MAX, LOG_SCALE_MIN, LicModel
+from codeclab.codecs.lic.msp import LEAK, step_masks
 
 __all__ = ["FA", "FW", "SCALE_TABLE", "FixedNet", "EntropyCoder", "R"]
 
@@ -107,7 +107,7 @@ def _to_fixed(v: torch.Tensor) -> torch.Tensor:
     return v.double() * (1 << FA)
 
 
-def _quantise_params(mean_f: torch.Tensor, logs_f: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _quantize_params(mean_f: torch.Tensor, logs_f: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-point (mean, log-scale) -> (mean on a 1/8 grid as int, scale index). Integer ops."""
     m8 = torch.floor((mean_f + (1 << (FA - 4))) / (1 << (FA - 3))).to(torch.int64)
     idx = torch.div(logs_f.to(torch.int64) - _LMIN_F + _DELTA_F // 2, _DELTA_F, rounding_mode="floor")
@@ -153,7 +153,7 @@ class EntropyCoder:
                                        torch.cat([group[g], c + group[g]])))
         zm = _to_fixed(torch.round(model.z_mean.detach().double() * (1 << FA)) / (1 << FA))
         zl = torch.round(model.z_log_scale.detach().double() * (1 << FA))
-        self.z_m8, self.z_idx = _quantise_params(zm, zl)
+        self.z_m8, self.z_idx = _quantize_params(zm, zl)
 
     @property
     def num_steps(self) -> int:
@@ -169,7 +169,7 @@ class EntropyCoder:
         """(mean/8, scale index) of the channels of step k's group, (cg, h, w) each."""
         out = self.steps[k](torch.cat([_to_fixed(y_known[:, self.ctx_ch[k]]), hfeat], 1))
         cg = len(self.out_ch[k])
-        return _quantise_params(out[0, :cg], out[0, cg:])
+        return _quantize_params(out[0, :cg], out[0, cg:])
 
     def encode(self, y_hat: torch.Tensor, z_hat: torch.Tensor) -> bytes:
         """y_hat (1,M,h,w), z_hat (1,nz,h/4,w/4): integer-valued tensors -> payload bytes."""

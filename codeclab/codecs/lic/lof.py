@@ -4,7 +4,7 @@ The decoder (``h_s``, MSP nets, ``g_s``) is frozen; only the encoder's choice of
 changes, so the bitstream stays decodable by the unmodified decoder. Gradient steps use a
 straight-through rounding proxy (forward: rounded latents, backward: identity) on the RD
 loss ``R + lambda_q * 255^2 * D``. A greedy rule keeps a candidate only if the RD cost of the
-**actually quantised** latents is lower than the best so far, first for the whole
+**actually quantized** latents is lower than the best so far, first for the whole
 candidate and, when that fails, for each MSP step's elements (scale x channel group) on
 their own, in coding order. The result is therefore never worse than plain rounding
 (the first "best" is plain rounding), measured with the model's rate of the rounded
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from .model import output_to_420
-from .msp import step_masks
+from codeclab.codecs.lic.model import output_to_420
+from codeclab.codecs.lic.msp import step_masks
 
 __all__ = ["rd_cost", "optimise_latents"]
 
@@ -28,7 +28,7 @@ def _ste(v: torch.Tensor) -> torch.Tensor:
 def rd_cost(model, y_hat: torch.Tensor, z_hat: torch.Tensor, q: torch.Tensor, y_ref: torch.Tensor,
             uv_ref: torch.Tensor) -> torch.Tensor:
     """RD cost of (integer-valued or STE) latents: bits/luma pixel + lambda*255^2*D (6:1:1)."""
-    from .model import gaussian_likelihood
+    from codeclab.codecs.lic.model import gaussian_likelihood
 
     zm, zs = model.z_params()
     bits = -gaussian_likelihood(z_hat, zm, zs).log2().sum()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .msp import LEAK, MSP, PROFILES
+from codeclab.codecs.lic.msp import LEAK, MSP, PROFILES
 
 __all__ = ["LicConfig", "LicModel", "gaussian_likelihood", "LOG_SCALE_MIN", "LOG_SCALE_MAX", "STRIDE"]
 
@@ -99,7 +99,7 @@ class LicModel(nn.Module):
             _deconv(nz, n), nn.LeakyReLU(LEAK), _deconv(n, n), nn.LeakyReLU(LEAK), nn.Conv2d(n, ch, 3, 1, 1)
         )
         self.msp = MSP(m, ch, cfg.hidden, PROFILES[cfg.profile])
-        # gain units: log-gains per rate point; initialised so higher quality = finer quantiser
+        # gain units: log-gains per rate point; initialised so higher quality = finer quantizer
         init = torch.tensor([0.5 * math.log(l / cfg.lambdas[-1]) for l in cfg.lambdas])
         self.log_gain = nn.Parameter(init[:, None].repeat(1, m))
         self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, m).clone())

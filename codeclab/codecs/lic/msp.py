@@ -1,7 +1,7 @@
 """Multi-scale progressive (MSP) probability model: which latent elements are coded in
 which step, and the small networks that predict each step's Gaussian parameters.
 
-A profile splits the quantised latent ``y_hat`` (C, h, w) into ``levels`` spatial scales
+A profile splits the quantized latent ``y_hat`` (C, h, w) into ``levels`` spatial scales
 and ``groups`` channel groups. Scale 0 is the polyphase sub-grid of stride ``2**(levels-1)``
 (the coarsest view, coded from the hyper-prior alone); scale ``l`` adds the positions of the
 stride ``2**(levels-1-l)`` grid not already coded. Within a scale the channel groups follow

@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from codeclab.codecs.hevc.quant import quantize_sq, scaled_coeffs
+from codeclab.base.errors import UsageError
 from codeclab.codecs.hevc.rdoq import scan_tables
+from codeclab.codecs.hevc.scalar_quant import quantize_sq, scaled_coeffs
 
-__all__ = ["N_LOCAL", "N_STATE", "GROUPS", "block_features", "valid_mask", "active_mask",
+__all__ = ["N_LOCAL", "N_STATE", "GROUPS", "drop_channels", "block_features", "valid_mask", "active_mask",
            "ar_state_features", "apply_classes", "KEEP", "MINUS1", "ZERO", "PLUS1", "N_CLASSES"]
 
 KEEP, MINUS1, ZERO, PLUS1 = 0, 1, 2, 3
@@ -341,3 +342,13 @@ def fcn_infer(feat, a, sq, w0, b0, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: 
                 if r > s and logit[3] > best:
                     cls = 3
                 out_cls[b, y, x] = cls
+
+
+def drop_channels(drop: tuple[str, ...] | list[str]) -> list[int]:
+    """Channel indices zeroed for an ablation (unknown group names are an error)."""
+    idx = []
+    for g in drop:
+        if g not in GROUPS:
+            raise UsageError(f"nrdoq: unknown input group {g!r} (have {', '.join(GROUPS)})")
+        idx += list(range(*GROUPS[g]))
+    return idx

@@ -1,0 +1,78 @@
+"""The neural RDOQ workflow: `nrdoq data` records RDOQ's decisions, `nrdoq train` trains,
+resumes and exports weights the quantizer loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from _synth import random_quant_batch
+
+from codeclab.codecs.hevc.quantizer import QuantBatch, get_quantizer
+from codeclab.codecs.hevc.scalar_quant import quantize_sq
+
+
+def _tiny_sources(folder: Path) -> None:
+    """Two small synthetic PNG pictures (no shared media needed)."""
+    import av
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:128]
+    for i in range(2):
+        img = np.stack([(xx * (2 + i) + yy) % 256, (yy * 3 + 40 * i) % 256, (xx + yy * (1 + i)) % 256], -1)
+        img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+        with av.open(str(folder / f"p{i}.png"), "w") as c:
+            s = c.add_stream("png")
+            s.width, s.height, s.pix_fmt = 128, 96, "rgb24"
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+            for pkt in s.encode(None):
+                c.mux(pkt)
+
+
+def test_data_train_resume_export(tmp_path):
+    """`nrdoq data` records what RDOQ and SQ did on every quantized block; `nrdoq train` runs,
+    resumes from its checkpoint, and exports weights that the quantizer loads."""
+    from codeclab.cli import main
+    from codeclab.codecs.hevc.nrdoq.neural_quantizer import NRDOQQuantizer
+    from codeclab.codecs.hevc.quantizer import sign_hiding_hdq
+    from codeclab.lab.nrdoq_data import load_blocks
+
+    src = tmp_path / "src"
+    _tiny_sources(src)
+    run = tmp_path / "run"
+    assert main(["nrdoq", "data", str(src), "-o", str(run), "--qps-per-source", "2", "--max-side", "96",
+                 "--exclude", "-q"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    blocks = load_blocks(run / "data")
+    assert summary["sources"] == 2
+    for l2, b in blocks.items():
+        assert summary["sizes"][f"{1 << l2}x{1 << l2}"]["blocks"] == len(b)
+        assert b.coeffs.shape == (len(b), 1 << l2, 1 << l2)
+        for i in range(min(len(b), 20)):
+            c = b.coeffs[i:i + 1].astype(np.int32)
+            sq = quantize_sq(c, int(b.qp[i]), l2, 8)
+            assert np.array_equal(sq, b.sq[i:i + 1])
+            assert np.array_equal(sign_hiding_hdq(sq, c, l2, b.scan_idx[i:i + 1], int(b.qp[i]), 8), b.sq_sh[i:i + 1])
+            st = b.ctx[i:i + 1]
+            rd = get_quantizer("rdoq").quantize(QuantBatch(c, l2, b.c_idx[i], b.scan_idx[i], int(b.qp[i]),
+                                                           float(b.lam[i]), False, 8, st, True))
+            assert np.array_equal(rd, b.rdoq[i:i + 1])
+    for kind in ("fcn", "ar"):
+        tr = tmp_path / f"tr_{kind}"
+        args = ["nrdoq", "train", kind, "--data", str(run / "data"), "--run", str(tr), "--val-fraction", "0.5", "-q"]
+        assert main(args + ["--steps", "3"]) == 0
+        import torch
+
+        assert torch.load(tr / "checkpoint.pt", weights_only=False)["step"] == 3
+        w = tmp_path / f"{kind}.npz"
+        assert main(args + ["--steps", "5", "--export", str(w)]) == 0
+        ck = torch.load(tr / "checkpoint.pt", weights_only=False)
+        assert ck["step"] == 5 and set(ck["val_pics"]).isdisjoint(ck["train_pics"])
+        assert len((tr / "log.jsonl").read_text().splitlines()) == 2  # one per run's end, not redone
+        assert w.with_suffix(".md").exists()
+        q = NRDOQQuantizer(kind, w)
+        batch = random_quant_batch(2, 8, seed=1)
+        assert q.quantize(batch).shape == batch.coeffs.shape
