@@ -73,6 +73,8 @@ _CODECS: Registry[CodecSpec] = Registry("codec", {
     "x264": "codeclab.codecs.ffmpeg:X264_SPEC",
     "hevc": "codeclab.codecs.hevc:SPEC",
     "lic": "codeclab.codecs.lic:SPEC",
+    "hm": "codeclab.codecs.refsw:HM_SPEC",
+    "vtm": "codeclab.codecs.refsw:VTM_SPEC",
 })
 
 

@@ -223,10 +223,10 @@ class FFmpegEncoder:
 
 
 class FFmpegDecoder:
-    """FFmpeg's decoder for a standard stream (``"hevc"``, ``"h264"``), frames in native layout.
+    """FFmpeg's decoder for a standard stream (``"hevc"``, ``"h264"``, ``"vvc"``), frames in native layout.
 
-    Used by every codec whose packets form a standard stream (the anchors and our own HEVC
-    encoder), so metrics are measured on what a real player shows. Frames come back in
+    Used by every codec whose packets form a standard stream (the anchors, our own HEVC
+    encoder, HM and VTM), so metrics are measured on what a real player shows. Frames come back in
     ``fmt`` (its depth, matrix, range, rate): a stream coded at another internal depth is
     shifted back. ``Frame.index``/``pts`` come from the packet's ``pts`` (or ``index``).
     """
@@ -234,8 +234,8 @@ class FFmpegDecoder:
     def __init__(self, stream_codec: str, fmt: VideoFormat) -> None:
         import av
 
-        if stream_codec not in ("hevc", "h264"):
-            raise UsageError(f"FFmpegDecoder: unsupported stream codec {stream_codec!r} (want hevc or h264)")
+        if stream_codec not in ("hevc", "h264", "vvc"):
+            raise UsageError(f"FFmpegDecoder: unsupported stream codec {stream_codec!r} (want hevc, h264 or vvc)")
         self.stream_codec = stream_codec
         self.fmt = fmt
         self._ctx = av.CodecContext.create(stream_codec, "r")
