@@ -9,7 +9,7 @@ window of Kite) and of two clip frames (cockatoo.mp4 frame 120, balle1-vp9.avi f
 mirror-extended, frames the clip tests decode but never encode with this codec); --quick
 takes Dune and the cockatoo frame only. One run measures and prints:
 
-- BD-rate (PSNR-Y, classic cubic and PCHIP, ``pipeline.eval.bdrate.bd_rate``) of ``rdoq``
+- BD-rate (PSNR-Y, classic cubic and PCHIP, ``eval.bdrate.bd_rate``) of ``rdoq``
   against ``sq`` in our encoder (preset slow), of the presets against each other, and of
   our encoder (rdoq, slow) against x265 preset medium and preset veryslow (PyAV, keyint 1,
   tune psnr, the same QPs, ``info=0``), rates and PSNRs summed / averaged over the

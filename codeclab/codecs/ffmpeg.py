@@ -2,7 +2,7 @@
 
 Encoders run on a bare ``av.CodecContext`` (no container), so every :class:`Packet`
 carries one access unit as Annex-B bytes with the parameter sets in band: ready for a raw
-``.hevc``/``.h264`` file or for muxing (``pipeline.sinks.open_packet_sink``).
+``.hevc``/``.h264`` file or for muxing (``pipeline.io.sinks.open_packet_sink``).
 
 Defaults and why:
 

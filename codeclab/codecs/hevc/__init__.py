@@ -32,7 +32,7 @@ class HevcOptions:
     max_transform_hierarchy_depth_intra; deblock / sao: in-loop filters; sign_hiding:
     sign data hiding; transform_skip: 4x4 transform skip; bit_depth: coded depth 8 or 10
     (None = the source's); rounding: dead-zone offset of the SQ quantizer (HM intra 171/512
-    ~ 1/3); quant: quantizer name (quantizers.available_quantizers(): sq, rdoq ...); preset:
+    ~ 1/3); quant: quantizer name (quantizer.available_quantizers(): sq, rdoq ...); preset:
     decision effort (rdsearch.PRESETS): ``fast`` = SATD decisions, no RD search (the
     fastest); ``medium`` (default) = RD search with few candidates; ``slow`` = HM's
     candidate counts, TU split of the two best modes, all chroma modes (docs/hevc.md has

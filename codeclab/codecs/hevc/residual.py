@@ -2,7 +2,7 @@
 
 Sign data hiding: the coder omits the sign of the first nonzero level of every sub-block
 whose first and last nonzero levels are more than 3 scan positions apart; the quantizer
-(quantizers.sign_hiding_hdq) must have made the parity of those sub-blocks right.
+(quantizer.sign_hiding_hdq) must have made the parity of those sub-blocks right.
 
 One call codes one TB's levels; the same call estimates its rate when the engine is in
 estimate mode (see :mod:`codeclab.bitstream.cabac`). Levels are int32 (n, n) [y, x].

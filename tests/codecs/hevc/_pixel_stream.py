@@ -4,7 +4,7 @@ kernels against FFmpeg's decoder (not the project's encoder, which lives in code
 It draws random coding decisions (CU quadtree, 2Nx2N/NxN, TU splits, luma and chroma modes,
 levels restricted to the first 4x4 coefficient group of each TB), writes them as H.265
 syntax (VPS/SPS/PPS/IDR slice, CABAC per 9.3.4 with the I-slice context init values) and
-computes the reconstruction our kernels predict: intra.predict_intra, quant.dequantize,
+computes the reconstruction our kernels predict: intra.predict_intra, scalar_quant.dequantize,
 transform.inverse_transform(_skip), scan orders. FFmpeg decoding the stream to exactly that
 reconstruction proves the kernels (and this writer) right.
 """

@@ -219,7 +219,7 @@ def test_open_source_and_probe_know_clc(tmp_path: Path) -> None:
 
 
 def test_open_source_finds_clc_without_importing_it_first(tmp_path: Path) -> None:
-    """sources.py routes .clc lazily: a fresh interpreter that never imported clc_source."""
+    """sources.py routes .clc lazily: a fresh interpreter that never imported the .clc source."""
     import subprocess
     import sys
 

@@ -1,8 +1,8 @@
-"""``nrdoq-fcn`` / ``nrdoq-ar``: the trained networks as quantizers (quantizers.Quantizer).
+"""``nrdoq-fcn`` / ``nrdoq-ar``: the trained networks as quantizers (quantizer.Quantizer).
 
 Per batch: HM's SQ levels and the features (features.py), the network's class per active
 coefficient (keep / minus1 / zero / plus1, masked to RDOQ's candidates), the changed levels
-with the coefficients' signs, then HM's signBitHidingHDQ (``quantizers.sign_hiding_hdq``,
+with the coefficients' signs, then HM's signBitHidingHDQ (``quantizer.sign_hiding_hdq``,
 the one implementation) so the levels satisfy the parity rule and the stream stays valid.
 The FCN runs in torch (one forward pass per batch; small batches in numba, same
 arithmetic in float32), the AR network in numba (one call per
