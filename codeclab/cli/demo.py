@@ -16,7 +16,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     runs = run_demo(args.out, progress=progress_on(args))
     print(f"demo clip: {demo_clip()}")
-    labels = [run.codec + "".join(f" {k}={v}" for k, v in run.options.items()) for run in runs]
+    labels = [run.codec + "".join(f" {k}={v}" for k, v in run.options.items())
+              + (f" ({run.frames} frame{'s' if run.frames > 1 else ''})" if run.frames else "") for run in runs]
     w = max(18, *(len(label) for label in labels))
     print(f"{'codec':<{w}} {'kbit/s':>9} {'PSNR-Y':>8} {'PSNR-YUV':>9} {'MS-SSIM':>8}")
     for run, label in zip(runs, labels):
@@ -36,7 +37,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="code the clip shipped with codeclab and print a summary table",
                        description="Transcode the small real clip shipped inside the package (12 frames, 320x240, "
-                       "lossless FFV1; see codeclab/data/demo/PROVENANCE.md) with each demo codec, write the "
+                       "lossless FFV1; see codeclab/data/demo/PROVENANCE.md) with each demo codec (the overfitted "
+                       "codec, whose encoder fits every picture, on the first frame only), write the "
                        "coded files with per-frame metrics (CSV and JSON), and print rate and quality.",
                        epilog="example:\n  codeclab demo --out /tmp/demo",
                        formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -73,6 +73,7 @@ _CODECS: Registry[CodecSpec] = Registry("codec", {
     "x264": "codeclab.codecs.ffmpeg:X264_SPEC",
     "hevc": "codeclab.codecs.hevc:SPEC",
     "lic": "codeclab.codecs.lic:SPEC",
+    "overfit": "codeclab.codecs.overfit:SPEC",
     "hm": "codeclab.codecs.refsw:HM_SPEC",
     "vtm": "codeclab.codecs.refsw:VTM_SPEC",
 })

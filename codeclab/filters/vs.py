@@ -192,6 +192,12 @@ def x264(clip: vs.VideoNode, qp: int | None = 32, preset: str = "medium", **opti
     return codec(clip, "x264", qp=qp, preset=preset, **options)
 
 
+def overfit(clip: vs.VideoNode, quality: int = 4, preset: str = "fast", **options: Any) -> vs.VideoNode:
+    """The overfitted learned codec (per-frame latents and decoder, MSP probability model).
+    Encoding fits every frame: seconds (preset fast) to minutes per frame."""
+    return codec(clip, "overfit", quality=quality, preset=preset, progress=False, **options)
+
+
 def lic(clip: vs.VideoNode, quality: int = 3, lof_steps: int | None = None, **options: Any) -> vs.VideoNode:
     """The learned intra codec (auto-encoder + hyper-prior, MSP model, optional latent overfitting)."""
     return codec(clip, "lic", quality=quality, lof_steps=lof_steps, **options)

@@ -15,18 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from codeclab.codecs.base import available_codecs
+from codeclab.pipeline.io.sources import FrameRange
 from codeclab.pipeline.metrics import MetricsLog
 from codeclab.pipeline.transcode import TranscodeResult, transcode
 
-__all__ = ["DEMO_CODECS", "DEMO_CLIP", "demo_clip", "DemoRun", "run_demo"]
+__all__ = ["DEMO_CODECS", "DEMO_FRAMES", "DEMO_CLIP", "demo_clip", "DemoRun", "run_demo"]
 
-#: (codec, options) pairs the demo runs, in order. Our own codecs append themselves here.
+#: (codec, options) pairs the demo runs, in order, on the whole clip. Our own codecs append
+#: themselves here.
 DEMO_CODECS: list[tuple[str, dict[str, Any]]] = [
     ("x265", {"qp": 32}),
     ("hevc", {"qp": 32, "preset": "fast"}),  # fast: SATD decisions, seconds for the whole demo
     ("hevc", {"qp": 32, "preset": "fast", "quant": "rdoq"}),
+    ("overfit", {"quality": 3, "preset": "fast"}),
     ("lic", {"quality": 4}),
 ]
+#: codecs whose encoder is too slow for the whole clip in a demo: the first N frames only
+DEMO_FRAMES: dict[str, int] = {"overfit": 1}
 
 #: file name of the shipped clip inside ``codeclab/data/demo/``
 DEMO_CLIP = "realshort-12f.mkv"
@@ -45,6 +50,7 @@ class DemoRun:
     csv: Path | None
     json: Path | None
     note: str = ""
+    frames: int | None = None  # the first N frames only (None: the whole clip)
 
 
 def _label(codec: str, options: dict[str, Any]) -> str:
@@ -74,7 +80,9 @@ def run_demo(out_dir: str | os.PathLike[str], *, progress: bool = True,
         stem = out / f"demo-{_label(codec, options)}"
         target = stem.with_suffix(".mp4" if spec.stream_codec else ".clc")
         csv, js = stem.with_suffix(".csv"), stem.with_suffix(".json")
-        r = transcode(clip, target, spec, dict(options), metrics_path=csv, progress=progress)
+        n = DEMO_FRAMES.get(codec)
+        r = transcode(clip, target, spec, dict(options), metrics_path=csv, progress=progress,
+                      frames=FrameRange(0, n) if n else None)
         MetricsLog.read_csv(csv).write_json(js, r.format.fps)
-        runs.append(DemoRun(codec, options, r, csv, js))
+        runs.append(DemoRun(codec, options, r, csv, js, frames=n))
     return runs

@@ -111,7 +111,9 @@ def test_source_of_a_pyav_file(tmp_path: Path) -> None:
                                                ("x265", "yuv444p10le", {"qp": 30}),
                                                ("hevc", "yuv420p", {"qp": 30}),
                                                ("hevc", "yuv420p10le", {"qp": 30, "quant": "rdoq"}),
-                                               ("lic", "yuv420p", {"quality": 2})])
+                                               ("lic", "yuv420p", {"quality": 2}),
+                                               ("overfit", "yuv420p", {"quality": 3, "preset": "fast", "iterations": 5,
+                                                                       "profile": "low", "progress": False})])
 def test_codec_filter_props_match_pipeline(tmp_path: Path, name: str, pix_fmt: str, opts: dict) -> None:
     """Pixels and props equal codeclab's own code_frames on the same frames, in any access order."""
     path, frames = _y4m(tmp_path, pix_fmt, n=4)

@@ -1,0 +1,80 @@
+"""Sizes of the overfitted codec's decoder and its profiles (no torch here: the registry and
+``codeclab codecs`` read them)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["N_CTX", "OverfitConfig", "PROFILES", "macs_per_pixel", "param_shapes", "LOG_SCALE_MIN", "LOG_SCALE_MAX"]
+
+#: inputs of the probability model's MLP (see :mod:`.context`): 12 of the latent's own grid
+#: + 9 of its parent's
+N_CTX = 21
+#: range of the Laplace log-scale the probability model can output
+LOG_SCALE_MIN = math.log(0.05)
+LOG_SCALE_MAX = math.log(60.0)
+
+
+@dataclass(frozen=True)
+class OverfitConfig:
+    """Sizes of one decoder (a profile), written in every stream header."""
+
+    grids: int = 7
+    channels: tuple[int, ...] = (1, 1, 1, 1, 1, 1, 1)
+    synth_hidden: int = 16
+    res3x3: int = 2
+    ctx_hidden: int = 12
+    prob_model: str = "msp"  # "msp" or "ar"
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.grids <= 8 or len(self.channels) != self.grids or min(self.channels) < 1:
+            raise ValueError(f"overfit: {self.grids} grids with channels {self.channels}")
+        if self.prob_model not in ("msp", "ar"):
+            raise ValueError(f"overfit: probability model {self.prob_model!r} is not msp or ar")
+
+    @property
+    def synth_in(self) -> int:
+        return 4 * self.channels[0] + sum(self.channels[1:])
+
+
+#: decoder profiles by their multiplications per luma pixel (printed by ``codeclab codecs``)
+PROFILES: dict[str, OverfitConfig] = {
+    "low": OverfitConfig(synth_hidden=8, res3x3=1, ctx_hidden=5),
+    "mid": OverfitConfig(synth_hidden=16, res3x3=1, ctx_hidden=10),
+    "high": OverfitConfig(synth_hidden=48, res3x3=2, ctx_hidden=16),
+}
+
+
+def macs_per_pixel(cfg: OverfitConfig) -> float:
+    """Multiplications per luma pixel of the decoder (upsampling, synthesis, probability model)."""
+    # latents per luma pixel: grid l holds channels[l] / 4^l per pixel
+    lat = sum(c / 4 ** g for g, c in enumerate(cfg.channels))
+    h = cfg.ctx_hidden
+    prob = lat * (N_CTX * h + h * h + 2 * h)
+    # synthesis at half resolution: one position per 4 luma pixels
+    s = cfg.synth_hidden
+    syn = (cfg.synth_in * s + s * 6 + cfg.res3x3 * 6 * 6 * 9) / 4
+    # each x2 step: 8 multiplications per output sample and direction, on every channel
+    # that has reached that level (outputs at level l-1 of a step from level l)
+    ups = 0.0
+    for lvl in range(cfg.grids - 1, 1, -1):
+        ch = sum(cfg.channels[lvl:])
+        ups += ch * (4 / 4 ** lvl + 8 / 4 ** (lvl - 1)) / 2  # rows pass at (h, 2w), then cols
+    return prob + syn + ups
+
+
+def param_shapes(cfg: OverfitConfig) -> list[tuple[str, tuple[int, ...], str, str]]:
+    """(name, shape, module, kind) of every decoder parameter, in stream order; kind "w" or
+    "b" (weights and biases get one quantization step each per module)."""
+    s, h = cfg.synth_hidden, cfg.ctx_hidden
+    out = [("up.taps", (cfg.grids - 2, 4), "up", "w"),
+           ("syn1.weight", (s, cfg.synth_in, 1, 1), "syn", "w"), ("syn1.bias", (s,), "syn", "b"),
+           ("syn2.weight", (6, s, 1, 1), "syn", "w"), ("syn2.bias", (6,), "syn", "b")]
+    for i in range(cfg.res3x3):
+        out += [(f"res.{i}.weight", (6, 6, 3, 3), "syn", "w"), (f"res.{i}.bias", (6,), "syn", "b")]
+    out += [("prob.grid_bias", (cfg.grids, 2), "prob", "b"),
+            ("prob.l1.weight", (h, N_CTX), "prob", "w"), ("prob.l1.bias", (h,), "prob", "b"),
+            ("prob.l2.weight", (h, h), "prob", "w"), ("prob.l2.bias", (h,), "prob", "b"),
+            ("prob.l3.weight", (2, h), "prob", "w"), ("prob.l3.bias", (2,), "prob", "b")]
+    return out

@@ -1,0 +1,208 @@
+"""The overfitted codec's decoder, as a float torch model for the encoder to optimise.
+
+What a picture is coded as (everything per picture, nothing trained on a dataset):
+
+- a **latent pyramid**: ``grids`` integer grids, grid ``l`` at 1/2^l of the luma size
+  (the picture padded to a multiple of 2^grids), ``channels[l]`` channels each;
+- **upsampling**: the coarse grids are brought to half the luma resolution by a cascade
+  of learned x2 steps (one separable, symmetric 8-tap filter per step, shared by the
+  channels: 4 numbers a step), the full-resolution grid is folded to half resolution
+  (pixel unshuffle, 4 channels per grid channel);
+- **synthesis at half resolution**, so 4:2:0 is coded natively: 1x1 convs (ReLU) to 6
+  outputs per half-resolution position = 4 luma samples + U + V, then ``res3x3`` residual
+  3x3 convs on those 6 channels (the last without ReLU);
+- a **probability model** per latent (Laplace, mean and log-scale) from a tiny MLP over a
+  context; see :mod:`.context` for the two context orders (multi-scale progressive, and
+  raster auto-regressive for the comparison).
+
+Every operation here has an exact integer twin in :mod:`.fixed` (the decoder), so the
+parameters the encoder finds here decode to the same picture on any machine.
+"""
+
+from __future__ import annotations
+
+import math
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codeclab.codecs.overfit.config import LOG_SCALE_MAX, LOG_SCALE_MIN, N_CTX, OverfitConfig
+from codeclab.codecs.overfit.context import AR_OFFSETS, MSP_AVAILABLE, NEIGHBOURS, STAGES
+
+__all__ = ["OverfitModel", "upsample2", "BICUBIC_TAPS", "laplace_bits", "context_tensors", "named_decoder_params"]
+
+#: taps (a, b, c, d) of the symmetric 8-tap x2 filter [a, b, c, d, d, c, b, a] that
+#: reproduce Keys' bicubic (a = -0.5) at output offsets of 1/4 sample: the starting point
+BICUBIC_TAPS = (-0.0234375, -0.0703125, 0.2265625, 0.8671875)
+
+
+def upsample2(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """x2 in both directions with the symmetric 8-tap filter (a, b, c, d), edges replicated.
+
+    even output 2m = a x[m-2] + c x[m-1] + d x[m] + b x[m+1]; odd 2m+1 mirrors it.
+    """
+    a, b, c, d = taps[0], taps[1], taps[2], taps[3]
+
+    def one_dim(t: torch.Tensor) -> torch.Tensor:  # along the last axis
+        n = t.shape[-1]
+        p = F.pad(t, (2, 2, 0, 0), mode="replicate")
+        even = a * p[..., 0:n] + c * p[..., 1:n + 1] + d * p[..., 2:n + 2] + b * p[..., 3:n + 3]
+        odd = b * p[..., 1:n + 1] + d * p[..., 2:n + 2] + c * p[..., 3:n + 3] + a * p[..., 4:n + 4]
+        return torch.stack([even, odd], -1).flatten(-2)
+
+    y = one_dim(x)
+    return one_dim(y.transpose(-1, -2)).transpose(-1, -2)
+
+
+# ---------------------------------------------------------------------------------------
+# torch: every latent at once (training)
+
+
+def _onehot_kernels(offsets: tuple[tuple[int, int], ...], size: int) -> torch.Tensor:
+    """(len(offsets), 1, size, size) kernels that pick the value at each offset (conv2d
+    computes a cross-correlation: output (y, x) reads input (y + dy, x + dx))."""
+    k = torch.zeros(len(offsets), 1, size, size)
+    r = size // 2
+    for i, (dy, dx) in enumerate(offsets):
+        k[i, 0, r + dy, r + dx] = 1.0
+    return k
+
+
+_KNEIGHBOURS = _onehot_kernels(NEIGHBOURS, 3)
+_K_PARENT = _onehot_kernels(tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)), 3)
+
+
+def _parent_windows(lat: list[torch.Tensor], lvl: int) -> torch.Tensor:
+    """(c, 9, h/2, w/2): the 3x3 window of each latent's parent, on the parent grid."""
+    _, c, h, w = lat[lvl].shape
+    if lvl + 1 >= len(lat):
+        return lat[lvl].new_zeros(c, 9, h // 2, w // 2)
+    parent = lat[lvl + 1]
+    cp = parent.shape[1]
+    par = parent[0, [ch % cp for ch in range(c)]][:, None]  # (c, 1, h/2, w/2)
+    return F.conv2d(par, _K_PARENT.to(par), padding=1)
+
+
+def context_tensors(lat: list[torch.Tensor], order: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Contexts (21, N) channels first, values (N,) and grid index (N,) of every latent.
+
+    msp: teacher-forced per stage (what a stage must not see is masked out); ar: the causal
+    5x5 half-window. The order of the N latents is irrelevant to the rate. Channels first
+    keeps the MLP's matrix products long and contiguous (much faster on the CPU)."""
+    ctxs, vals, grids = [], [], []
+    for lvl, y in enumerate(lat):
+        _, c, h, w = y.shape
+        g = y[0][:, None]  # (c, 1, h, w)
+        par = _parent_windows(lat, lvl).transpose(0, 1)  # (9, c, h/2, w/2)
+        if order == "msp":
+            nb = F.conv2d(g, _KNEIGHBOURS.to(g), padding=1).transpose(0, 1)  # (8, c, h, w)
+            for s, (py, px) in enumerate(STAGES):
+                keep = [k for k in range(8) if MSP_AVAILABLE[s][k]]
+                part = g.new_zeros(N_CTX, c, h // 2, w // 2)
+                if keep:
+                    part[keep] = nb[keep][:, :, py::2, px::2]
+                part[8 + s] = 1.0
+                part[12:] = par
+                ctxs.append(part.reshape(N_CTX, -1))
+                vals.append(g[:, 0, py::2, px::2].reshape(-1))
+        else:
+            nb = F.conv2d(g, _onehot_kernels(AR_OFFSETS, 5).to(g), padding=2).transpose(0, 1)  # (12, c, h, w)
+            pu = par.repeat_interleave(2, -2).repeat_interleave(2, -1)
+            ctxs.append(torch.cat([nb, pu], 0).reshape(N_CTX, -1))
+            vals.append(g.reshape(-1))
+        grids.append(torch.full((c * h * w,), lvl, dtype=torch.long, device=g.device))
+    return torch.cat(ctxs, 1), torch.cat(vals), torch.cat(grids)
+
+
+class ProbModel(nn.Module):
+    """Context MLP: N_CTX inputs -> hidden (ReLU) -> hidden (ReLU) -> (mean, log-scale),
+    plus a learned (mean, log-scale) offset per grid."""
+
+    def __init__(self, hidden: int, grids: int) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(N_CTX, hidden)
+        self.l2 = nn.Linear(hidden, hidden)
+        self.l3 = nn.Linear(hidden, 2)
+        self.grid_bias = nn.Parameter(torch.zeros(grids, 2))
+        with torch.no_grad():
+            self.l3.weight.mul_(0.1)
+            self.l3.bias.zero_()
+
+    def forward(self, ctx: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ctx (N_CTX, N) channels first, grid (N,) grid index of each latent -> mean, log-scale (N,)."""
+        h = F.relu(torch.addmm(self.l1.bias[:, None], self.l1.weight, ctx))
+        h = F.relu(torch.addmm(self.l2.bias[:, None], self.l2.weight, h))
+        out = torch.addmm(self.l3.bias[:, None], self.l3.weight, h) + self.grid_bias[grid].T
+        return out[0], out[1]
+
+
+class OverfitModel(nn.Module):
+    """Latents + upsampling + synthesis + probability model of one picture."""
+
+    def __init__(self, cfg: OverfitConfig, height: int, width: int, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        step = 1 << cfg.grids
+        self.height, self.width = height, width
+        self.ph, self.pw = -(-height // step) * step, -(-width // step) * step
+        g = torch.Generator().manual_seed(seed)
+        self.latents = nn.ParameterList(
+            nn.Parameter(0.01 * torch.randn(1, c, self.ph >> lvl, self.pw >> lvl, generator=g))
+            for lvl, c in enumerate(cfg.channels))
+        self.up_taps = nn.Parameter(torch.tensor([BICUBIC_TAPS] * (cfg.grids - 2)))
+        s = cfg.synth_hidden
+        self.syn1 = nn.Conv2d(cfg.synth_in, s, 1)
+        self.syn2 = nn.Conv2d(s, 6, 1)
+        self.res = nn.ModuleList(nn.Conv2d(6, 6, 3, padding=1) for _ in range(cfg.res3x3))
+        for conv in self.res:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+        torch.manual_seed(seed)
+        for m in (self.syn1, self.syn2):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=g)
+        self.prob = ProbModel(cfg.ctx_hidden, cfg.grids)
+
+    # ---------------------------------------------------------------- synthesis -----------
+    def synthesize(self, lat: list[torch.Tensor]) -> torch.Tensor:
+        """(1, 6, ph/2, pw/2): 4 luma phases + U + V in [0, 1] (not clamped)."""
+        g = self.cfg.grids
+        u = lat[g - 1]
+        for lvl in range(g - 2, 0, -1):
+            u = torch.cat([upsample2(u, self.up_taps[lvl - 1]), lat[lvl]], 1)
+        x = torch.cat([F.pixel_unshuffle(lat[0], 2), u], 1)
+        y = self.syn2(F.relu(self.syn1(x))) + 0.5
+        for i, conv in enumerate(self.res):
+            r = conv(y)
+            y = y + (F.relu(r) if i < len(self.res) - 1 else r)
+        return y
+
+    @staticmethod
+    def to_planes(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Half-resolution output -> full-resolution luma and the two chroma planes."""
+        luma = F.pixel_shuffle(y[:, :4], 2)[0, 0]
+        return luma, y[0, 4], y[0, 5]
+
+    # ---------------------------------------------------------------- rate ----------------
+    def rate_bits(self, lat: list[torch.Tensor]) -> torch.Tensor:
+        """Total bits of the latents under the probability model (Laplace, unit bins)."""
+        ctx, v, grid = context_tensors(lat, self.cfg.prob_model)
+        mu, log_b = self.prob(ctx, grid)
+        b = torch.exp(log_b.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
+        return laplace_bits(v, mu, b).sum()
+
+
+def laplace_bits(v: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """-log2 P(v) for a Laplace(mu, b) integrated over [v - 1/2, v + 1/2]."""
+    def cdf(t: torch.Tensor) -> torch.Tensor:
+        z = (t - mu) / b
+        return 0.5 + 0.5 * torch.sign(z) * (1 - torch.exp(-z.abs()))
+
+    p = cdf(v + 0.5) - cdf(v - 0.5)
+    return -torch.log2(p.clamp_min(2 ** -24))
+
+
+def named_decoder_params(model: OverfitModel) -> dict[str, torch.Tensor]:
+    """The decoder's parameters (latents excluded) by the names of config.param_shapes."""
+    out = {"up.taps": model.up_taps}
+    out.update((n, p) for n, p in model.named_parameters() if not n.startswith(("latents", "up_taps")))
+    return out
