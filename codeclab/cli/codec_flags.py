@@ -45,6 +45,8 @@ CODEC_FLAGS: list[CodecFlag] = [
               {"action": "store_const", "const": False}),
     CodecFlag("--transform-skip", "transform_skip", "allow 4x4 transform skip (hevc)",
               {"action": "store_const", "const": True}),
+    CodecFlag("--md5", "md5", "decoded picture hash SEI (MD5) in every access unit: HM's decoder checks it (hevc)",
+              {"action": "store_const", "const": True}),
     CodecFlag("--quant", "quant", "quantizer of our HEVC encoder: sq (default), rdoq ...", {"metavar": "NAME"}),
 ]
 

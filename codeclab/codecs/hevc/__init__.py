@@ -37,7 +37,9 @@ class HevcOptions:
     fastest); ``medium`` (default) = RD search with few candidates; ``slow`` = HM's
     candidate counts, TU split of the two best modes, all chroma modes (docs/hevc.md has
     the speed / BD-rate of each); keep_recon: put our reconstruction (coded depth, planes)
-    on every packet as props["recon"].
+    on every packet as props["recon"]; md5: end every access unit with a decoded picture
+    hash SEI (suffix SEI, MD5 of each component at the coded size, as HM writes it), which
+    HM's decoder checks by itself (FFmpeg with err_detect=crccheck too).
     """
 
     qp: int = 32
@@ -52,6 +54,7 @@ class HevcOptions:
     quant: str = "sq"
     preset: str = "medium"
     keep_recon: bool = False
+    md5: bool = False
 
     def __post_init__(self) -> None:
         if self.ctb not in (16, 32, 64):
@@ -75,7 +78,7 @@ class HevcOptions:
 
 
 class HevcEncoder:
-    """Frame -> one Annex-B access unit (VPS, SPS, PPS, IDR slice) per packet."""
+    """Frame -> one Annex-B access unit (VPS, SPS, PPS, IDR slice[, MD5 SEI]) per packet."""
 
     def __init__(self, fmt: VideoFormat, opts: HevcOptions) -> None:
         from fractions import Fraction
@@ -95,7 +98,7 @@ class HevcEncoder:
         self.fmt, self.opts, self.depth = fmt, opts, depth
         params = StreamParams(fmt.width, fmt.height, depth, opts.ctb.bit_length() - 1,
                               opts.max_tu_depth, opts.qp, Fraction(fmt.fps), opts.sign_hiding,
-                              opts.transform_skip, opts.deblock, opts.sao)
+                              opts.transform_skip, opts.deblock, opts.sao, opts.md5)
         from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 
         qopts = {"rounding": opts.rounding} if opts.quant == "sq" else {}

@@ -17,6 +17,9 @@ intra_chroma_pred_mode candidates. Presets ``medium`` / ``slow``: the RD search 
 restore_region and the syntax writers in estimate mode, calling this module's TB coding.
 Every preset: 4x4 transform skip is chosen by SSE + lambda * CABAC-estimated bits.
 
+The access unit is VPS, SPS, PPS and the slice; with ``StreamParams.md5`` a suffix SEI
+follows with the MD5 of the filtered picture at the coded size (:mod:`codeclab.codecs.hevc.sei`).
+
 The quantizer is pluggable: any quantizer of the registry behind
 :class:`~codeclab.codecs.hevc.quantizer.EncoderQuantizer`; the default is ``sq`` (HM's
 dead-zone quantizer + sign-hiding pass).
@@ -41,6 +44,7 @@ from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.satd import satd, satd_batch
 from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, chroma_qp, dequantize, quant_shift
 from codeclab.codecs.hevc.scan import scan_idx_for
+from codeclab.codecs.hevc.sei import md5_sei_nal
 from codeclab.codecs.hevc.syntax import (
     CodingUnit,
     PictureMaps,
@@ -158,6 +162,8 @@ class PictureEncoder:
                 out = lf.sao_apply(out, sao, p.log2_ctb, self.bd)
         t2 = time.perf_counter()
         data = self._write(sao, sao_l, sao_c, ctb_rows, ctb_cols)
+        if p.md5:  # suffix SEI after the slice: MD5 of what the decoder outputs (coded size)
+            data += annexb([md5_sei_nal(out, self.bd)])
         t3 = time.perf_counter()
         recon = [out[0][: p.height, : p.width], out[1][: p.height // 2, : p.width // 2],
                  out[2][: p.height // 2, : p.width // 2]]

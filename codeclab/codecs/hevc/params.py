@@ -54,6 +54,7 @@ class StreamParams:
     transform_skip: bool
     deblock: bool
     sao: bool
+    md5: bool = False       # decoded picture hash SEI (MD5) after each slice (sei.py)
 
     @property
     def coded_width(self) -> int:
