@@ -204,9 +204,11 @@ def choose_steps(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: 
 
 def encode_planes(planes: tuple[np.ndarray, np.ndarray, np.ndarray], bit_depth: int, cfg: OverfitConfig,
                   lam: float, preset: Preset, *, seed: int = 0, device: str = "cpu",
-                  progress: Callable[[str], None] | None = None,
                   bar: Callable[[int, dict], None] | None = None) -> EncodeResult:
-    """Code one 4:2:0 picture (Y, U, V integer planes); returns the payload and the decoded planes."""
+    """Code one 4:2:0 picture (Y, U, V integer planes); returns the payload and the decoded planes.
+
+    ``bar(n, info)`` is called after every iteration with the training rate (bpp), PSNR and
+    RD cost (the encoder's progress bar)."""
     t_start = time.perf_counter()
     dev = torch.device(device)
     height, width = planes[0].shape
