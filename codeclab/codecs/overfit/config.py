@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["N_CTX", "OverfitConfig", "PROFILES", "macs_per_pixel", "param_shapes", "LOG_SCALE_MIN", "LOG_SCALE_MAX"]
+__all__ = ["N_CTX", "OverfitConfig", "PROFILES", "macs_per_pixel", "param_shapes", "grid_shapes", "LOG_SCALE_MIN",
+           "LOG_SCALE_MAX"]
 
 #: inputs of the probability model's MLP (see :mod:`.context`): 12 of the latent's own grid
 #: + 9 of its parent's
@@ -77,4 +78,14 @@ def param_shapes(cfg: OverfitConfig) -> list[tuple[str, tuple[int, ...], str, st
             ("prob.l1.weight", (h, N_CTX), "prob", "w"), ("prob.l1.bias", (h,), "prob", "b"),
             ("prob.l2.weight", (h, h), "prob", "w"), ("prob.l2.bias", (h,), "prob", "b"),
             ("prob.l3.weight", (2, h), "prob", "w"), ("prob.l3.bias", (2,), "prob", "b")]
+    return out
+
+
+def grid_shapes(cfg: OverfitConfig, height: int, width: int) -> list[tuple[int, int]]:
+    """(rows, columns) of each latent grid: grid 0 the picture rounded up to even (it is
+    folded to half resolution), grid l >= 1 ceil(size / 2**l): no padding to a multiple of
+    2**grids, whose latents would cost bits for pixels that do not exist."""
+    out = [(2 * -(-height // 2), 2 * -(-width // 2))]
+    for lvl in range(1, cfg.grids):
+        out.append((-(-height // (1 << lvl)), -(-width // (1 << lvl))))
     return out

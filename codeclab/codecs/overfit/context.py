@@ -56,24 +56,25 @@ def parent_context(parent: np.ndarray | None, c: int, h: int, w: int) -> np.ndar
     cp = parent.shape[0]
     par = parent[[ch % cp for ch in range(c)]]
     p = np.pad(par, ((0, 0), (1, 1), (1, 1)))
-    hp, wp = h // 2, w // 2
+    hp, wp = par.shape[1], par.shape[2]
     wins = np.stack([p[:, 1 + dy:1 + dy + hp, 1 + dx:1 + dx + wp] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], 1)
-    return wins.repeat(2, axis=-2).repeat(2, axis=-1).astype(np.int64)
+    return wins.repeat(2, axis=-2).repeat(2, axis=-1)[:, :, :h, :w].astype(np.int64)
 
 
 def stage_context(grid: np.ndarray, par: np.ndarray, s: int) -> np.ndarray:
     """(N, 21) int64 contexts of stage ``s`` of a partly decoded grid (c, h, w)."""
     c, h, w = grid.shape
     py, px = STAGES[s]
+    rows, ncol = (h - py + 1) // 2, (w - px + 1) // 2
     p = np.pad(grid, ((0, 0), (1, 1), (1, 1)))
     cols = []
     for k, (dy, dx) in enumerate(NEIGHBOURS):
         if MSP_AVAILABLE[s][k]:
-            cols.append(p[:, 1 + dy + py:1 + dy + py + h:2, 1 + dx + px:1 + dx + px + w:2])
+            cols.append(p[:, 1 + dy + py:1 + dy + h:2, 1 + dx + px:1 + dx + w:2])
         else:
-            cols.append(np.zeros((c, h // 2, w // 2), np.int64))
+            cols.append(np.zeros((c, rows, ncol), np.int64))
     for k in range(4):
-        cols.append(np.full((c, h // 2, w // 2), 1 if k == s else 0, np.int64))
+        cols.append(np.full((c, rows, ncol), 1 if k == s else 0, np.int64))
     ctx = np.concatenate([np.stack(cols, 1), par[:, :, py::2, px::2]], 1)
     return np.ascontiguousarray(ctx.transpose(0, 2, 3, 1).reshape(-1, N_CTX)).astype(np.int64)
 

@@ -140,8 +140,9 @@ def _train(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: int, i
             g["lr"] = lr_i * g["scale"]
         loss, d, r = _loss(model, lat, tg, lam, npix)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        # the gradient of the per-pixel loss reaching one latent is ~1e-9, at Adam's epsilon
+        # (1e-8), which would then swamp it: optimise the total cost (SSE + lambda * bits)
+        (loss * npix).backward()
         opt.step()
         tick(1, float(loss.detach()), float(d.detach()), float(r.detach()))
     return float(loss.detach())

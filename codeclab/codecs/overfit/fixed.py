@@ -99,13 +99,14 @@ def upsample2_fx(x: np.ndarray, taps: np.ndarray, e: int) -> np.ndarray:
 
 
 def synthesize_fx(lat: list[np.ndarray], ip: IntParams, cfg: OverfitConfig) -> np.ndarray:
-    """Integer latents (c, h, w) per grid -> (6, ph/2, pw/2) fixed-point outputs."""
+    """Integer latents (c, h, w) per grid -> (6, ceil(h/2), ceil(w/2)) fixed-point outputs."""
     g = cfg.grids
     u = lat[g - 1].astype(np.int64) << FA
     taps = ip.value("up.taps")
     e_up = ip.exp("up.taps")
     for lvl in range(g - 2, 0, -1):
-        u = np.concatenate([upsample2_fx(u, taps[lvl - 1], e_up), lat[lvl].astype(np.int64) << FA], 0)
+        h, w = lat[lvl].shape[-2:]
+        u = np.concatenate([upsample2_fx(u, taps[lvl - 1], e_up)[:, :h, :w], lat[lvl].astype(np.int64) << FA], 0)
     l0 = lat[0].astype(np.int64) << FA
     c0, h0, w0 = l0.shape
     unshuf = l0.reshape(c0, h0 // 2, 2, w0 // 2, 2).transpose(0, 2, 4, 1, 3).reshape(4 * c0, h0 // 2, w0 // 2)

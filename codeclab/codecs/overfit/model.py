@@ -3,7 +3,7 @@
 What a picture is coded as (everything per picture, nothing trained on a dataset):
 
 - a **latent pyramid**: ``grids`` integer grids, grid ``l`` at 1/2^l of the luma size
-  (the picture padded to a multiple of 2^grids), ``channels[l]`` channels each;
+  (ceil(size / 2^l); grid 0 rounded up to even), ``channels[l]`` channels each;
 - **upsampling**: the coarse grids are brought to half the luma resolution by a cascade
   of learned x2 steps (one separable, symmetric 8-tap filter per step, shared by the
   channels: 4 numbers a step), the full-resolution grid is folded to half resolution
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codeclab.codecs.overfit.config import LOG_SCALE_MAX, LOG_SCALE_MIN, N_CTX, OverfitConfig
+from codeclab.codecs.overfit.config import LOG_SCALE_MAX, LOG_SCALE_MIN, N_CTX, OverfitConfig, grid_shapes
 from codeclab.codecs.overfit.context import AR_OFFSETS, MSP_AVAILABLE, NEIGHBOURS, STAGES
 
 __all__ = ["OverfitModel", "upsample2", "BICUBIC_TAPS", "laplace_bits", "context_tensors", "named_decoder_params"]
@@ -73,10 +73,10 @@ _K_PARENT = _onehot_kernels(tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0
 
 
 def _parent_windows(lat: list[torch.Tensor], lvl: int) -> torch.Tensor:
-    """(c, 9, h/2, w/2): the 3x3 window of each latent's parent, on the parent grid."""
+    """(c, 9, ceil(h/2), ceil(w/2)): the 3x3 window of each latent's parent, on the parent grid."""
     _, c, h, w = lat[lvl].shape
     if lvl + 1 >= len(lat):
-        return lat[lvl].new_zeros(c, 9, h // 2, w // 2)
+        return lat[lvl].new_zeros(c, 9, (h + 1) // 2, (w + 1) // 2)
     parent = lat[lvl + 1]
     cp = parent.shape[1]
     par = parent[0, [ch % cp for ch in range(c)]][:, None]  # (c, 1, h/2, w/2)
@@ -98,16 +98,17 @@ def context_tensors(lat: list[torch.Tensor], order: str) -> tuple[torch.Tensor, 
             nb = F.conv2d(g, _KNEIGHBOURS.to(g), padding=1).transpose(0, 1)  # (8, c, h, w)
             for s, (py, px) in enumerate(STAGES):
                 keep = [k for k in range(8) if MSP_AVAILABLE[s][k]]
-                part = g.new_zeros(N_CTX, c, h // 2, w // 2)
+                rows, cols = (h - py + 1) // 2, (w - px + 1) // 2
+                part = g.new_zeros(N_CTX, c, rows, cols)
                 if keep:
                     part[keep] = nb[keep][:, :, py::2, px::2]
                 part[8 + s] = 1.0
-                part[12:] = par
+                part[12:] = par[:, :, :rows, :cols]
                 ctxs.append(part.reshape(N_CTX, -1))
                 vals.append(g[:, 0, py::2, px::2].reshape(-1))
         else:
             nb = F.conv2d(g, _onehot_kernels(AR_OFFSETS, 5).to(g), padding=2).transpose(0, 1)  # (12, c, h, w)
-            pu = par.repeat_interleave(2, -2).repeat_interleave(2, -1)
+            pu = par.repeat_interleave(2, -2).repeat_interleave(2, -1)[:, :, :h, :w]
             ctxs.append(torch.cat([nb, pu], 0).reshape(N_CTX, -1))
             vals.append(g.reshape(-1))
         grids.append(torch.full((c * h * w,), lvl, dtype=torch.long, device=g.device))
@@ -142,12 +143,11 @@ class OverfitModel(nn.Module):
     def __init__(self, cfg: OverfitConfig, height: int, width: int, seed: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
-        step = 1 << cfg.grids
         self.height, self.width = height, width
-        self.ph, self.pw = -(-height // step) * step, -(-width // step) * step
+        shapes = grid_shapes(cfg, height, width)
         g = torch.Generator().manual_seed(seed)
         self.latents = nn.ParameterList(
-            nn.Parameter(0.01 * torch.randn(1, c, self.ph >> lvl, self.pw >> lvl, generator=g))
+            nn.Parameter(0.01 * torch.randn(1, c, *shapes[lvl], generator=g))
             for lvl, c in enumerate(cfg.channels))
         self.up_taps = nn.Parameter(torch.tensor([BICUBIC_TAPS] * (cfg.grids - 2)))
         s = cfg.synth_hidden
@@ -164,11 +164,12 @@ class OverfitModel(nn.Module):
 
     # ---------------------------------------------------------------- synthesis -----------
     def synthesize(self, lat: list[torch.Tensor]) -> torch.Tensor:
-        """(1, 6, ph/2, pw/2): 4 luma phases + U + V in [0, 1] (not clamped)."""
+        """(1, 6, ceil(h/2), ceil(w/2)): 4 luma phases + U + V in [0, 1] (not clamped)."""
         g = self.cfg.grids
         u = lat[g - 1]
         for lvl in range(g - 2, 0, -1):
-            u = torch.cat([upsample2(u, self.up_taps[lvl - 1]), lat[lvl]], 1)
+            h, w = lat[lvl].shape[-2:]
+            u = torch.cat([upsample2(u, self.up_taps[lvl - 1])[..., :h, :w], lat[lvl]], 1)
         x = torch.cat([F.pixel_unshuffle(lat[0], 2), u], 1)
         y = self.syn2(F.relu(self.syn1(x))) + 0.5
         for i, conv in enumerate(self.res):

@@ -30,7 +30,7 @@ import numpy as np
 from codeclab.base.errors import BitstreamError
 from codeclab.codecs.overfit.context import STAGES, ar_context_at, ar_contexts, parent_context, stage_context
 from codeclab.codecs.overfit.fixed import MODULES, R, IntParams, coding_params, prob_fx
-from codeclab.codecs.overfit.config import OverfitConfig, param_shapes
+from codeclab.codecs.overfit.config import OverfitConfig, grid_shapes, param_shapes
 
 __all__ = ["VERSION", "encode_payload", "decode_payload", "param_bytes", "sequential_steps", "peek_size"]
 
@@ -47,9 +47,7 @@ def sequential_steps(cfg: OverfitConfig, width: int, height: int) -> int:
     """Sequential entropy-decoding steps of one picture (msp: constant; ar: one per latent)."""
     if cfg.prob_model == "msp":
         return len(STAGES) * cfg.grids
-    step = 1 << cfg.grids
-    ph, pw = -(-height // step) * step, -(-width // step) * step
-    return sum(c * (ph >> lvl) * (pw >> lvl) for lvl, c in enumerate(cfg.channels))
+    return sum(c * h * w for c, (h, w) in zip(cfg.channels, grid_shapes(cfg, height, width)))
 
 
 def _param_crc(ip: IntParams, names: list[str]) -> int:
@@ -164,19 +162,18 @@ def decode_payload(data: bytes) -> tuple[OverfitConfig, IntParams, list[np.ndarr
     ip = IntParams(ints, exps, kinds)
     if _param_crc(ip, [n for n, *_ in names]) != pcrc:
         raise BitstreamError("overfit payload: network parameters fail their CRC (damaged stream)")
-    step = 1 << grids
-    ph, pw = -(-height // step) * step, -(-width // step) * step
+    shapes = grid_shapes(cfg, height, width)
     lat: list[np.ndarray | None] = [None] * grids
     try:
         dec = constriction.stream.queue.RangeDecoder(_words(data[pos + plen:]))
         for lvl in range(grids - 1, -1, -1):
-            c, h, w = channels[lvl], ph >> lvl, pw >> lvl
+            c, (h, w) = channels[lvl], shapes[lvl]
             grid = np.zeros((c, h, w), np.int64)
             par = parent_context(lat[lvl + 1] if lvl + 1 < grids else None, c, h, w)
             if cfg.prob_model == "msp":
                 for s, (py, px) in enumerate(STAGES):
                     mean, scale = coding_params(*prob_fx(stage_context(grid, par, s), lvl, ip))
-                    grid[:, py::2, px::2] = dec.decode(_LAT, mean, scale).reshape(c, h // 2, w // 2)
+                    grid[:, py::2, px::2] = dec.decode(_LAT, mean, scale).reshape(c, (h - py + 1) // 2, (w - px + 1) // 2)
             else:
                 for cc in range(c):
                     for y in range(h):

@@ -25,7 +25,7 @@ from codeclab.base.errors import BitstreamError, FormatError, UsageError
 from codeclab.base.frame import Frame, VideoFormat
 from codeclab.codecs.base import get_codec, make_options
 from codeclab.codecs.overfit.codec import decode_picture
-from codeclab.codecs.overfit.config import PROFILES, OverfitConfig, param_shapes
+from codeclab.codecs.overfit.config import PROFILES, OverfitConfig, grid_shapes, param_shapes
 from codeclab.codecs.overfit.context import ar_contexts, parent_context, stage_context
 from codeclab.codecs.overfit.encoder import Preset, _latents, _loss, _train, encode_planes, load_into, quantize_params
 from codeclab.codecs.overfit.fixed import FA, synthesize_fx
@@ -51,13 +51,13 @@ def _picture(w: int, h: int, depth: int = 8, seed: int = 0) -> Frame:
     return Frame(planes, VideoFormat(w, h, "420", depth))
 
 
-@pytest.mark.parametrize("order", ["msp", "ar"])
-def test_training_contexts_equal_the_decoders(order: str) -> None:
+@pytest.mark.parametrize("order,size", [("msp", (32, 48)), ("ar", (32, 48)), ("msp", (26, 38)), ("ar", (26, 38))])
+def test_training_contexts_equal_the_decoders(order: str, size: tuple[int, int]) -> None:
     """Training (torch, all latents at once) and decoding (integers, from what is decoded)
-    build the same context for every latent."""
+    build the same context for every latent, also on grids of odd size."""
     cfg = OverfitConfig(grids=4, channels=(2, 1, 3, 1), prob_model=order)
     rng = np.random.default_rng(1)
-    lat = [rng.integers(-6, 7, (c, 32 >> lvl, 48 >> lvl)) for lvl, c in enumerate(cfg.channels)]
+    lat = [rng.integers(-6, 7, (c, *hw)) for c, hw in zip(cfg.channels, grid_shapes(cfg, *size))]
     ctx_t, val_t, grid_t = context_tensors([torch.tensor(g[None], dtype=torch.float64) for g in lat], order)
     want = {}
     for lvl, g in enumerate(lat):
@@ -66,6 +66,7 @@ def test_training_contexts_equal_the_decoders(order: str) -> None:
         if order == "msp":
             ctxs = [stage_context(g, par, s) for s in range(4)]
             vals = [g[:, py::2, px::2].reshape(-1) for py, px in ((0, 0), (1, 1), (0, 1), (1, 0))]
+            assert sum(len(v) for v in vals) == g.size
             want[lvl] = (np.concatenate(ctxs), np.concatenate(vals))
         else:
             want[lvl] = (ar_contexts(g, par), g.reshape(-1))
@@ -79,8 +80,8 @@ def test_training_contexts_equal_the_decoders(order: str) -> None:
 def test_stage_contexts_only_read_decoded_latents() -> None:
     """A stage's contexts are the same whether later stages are decoded or still zero."""
     rng = np.random.default_rng(2)
-    grid = rng.integers(-5, 6, (1, 16, 16))
-    par = parent_context(rng.integers(-5, 6, (1, 8, 8)), 1, 16, 16)
+    grid = rng.integers(-5, 6, (1, 15, 17))
+    par = parent_context(rng.integers(-5, 6, (1, 8, 9)), 1, 15, 17)
     order = ((0, 0), (1, 1), (0, 1), (1, 0))
     for s in range(4):
         partial = np.zeros_like(grid)
