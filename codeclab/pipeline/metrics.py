@@ -2,8 +2,9 @@
 
 Conventions, chosen to match the tools our numbers get compared with:
 
-* **PSNR** uses the peak ``2**bit_depth - 1`` (1023 for 10-bit), as HM/VTM and FFmpeg's
-  ``psnr`` filter do (checked against FFmpeg in ``tests/pipeline/test_metrics.py``). Sums of squared
+* **PSNR** uses the peak ``2**bit_depth - 1`` (1023 for 10-bit), as FFmpeg's ``psnr`` filter
+  does (checked against FFmpeg in ``tests/pipeline/test_metrics.py``); HM and VTM use
+  ``255 << (bit_depth - 8)`` (1020), so their 10-bit PSNR reads 0.0255 dB lower. Sums of squared
   errors are exact int64. Identical planes give :data:`PSNR_CAP_DB` (FFmpeg prints ``inf``,
   HM ``99.99``); every PSNR is clamped to that cap so that averages stay finite and PSNR stays
   monotone in the error (one changed sample in a 1080p frame would otherwise read ~111 dB,
