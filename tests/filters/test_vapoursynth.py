@@ -158,8 +158,6 @@ def test_psnr_and_msssim_filters(tmp_path: Path) -> None:
     out = cl.msssim(cl.psnr(blurred, src), src)
     for n, ref in enumerate(frames):
         f = out.get_frame(n)
-        from codeclab.base.frame import Frame
-
         dist = Frame(tuple(_planes(blurred.get_frame(n))), ref.format, n, n)
         m = frame_metrics(ref, dist, ms_ssim=True)
         for key, prop in PROP_OF.items():

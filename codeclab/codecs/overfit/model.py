@@ -21,7 +21,6 @@ parameters the encoder finds here decode to the same picture on any machine.
 
 from __future__ import annotations
 
-import math
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -145,22 +144,21 @@ class OverfitModel(nn.Module):
         self.cfg = cfg
         self.height, self.width = height, width
         shapes = grid_shapes(cfg, height, width)
-        g = torch.Generator().manual_seed(seed)
-        self.latents = nn.ParameterList(
-            nn.Parameter(0.01 * torch.randn(1, c, *shapes[lvl], generator=g))
-            for lvl, c in enumerate(cfg.channels))
-        self.up_taps = nn.Parameter(torch.tensor([BICUBIC_TAPS] * (cfg.grids - 2)))
-        s = cfg.synth_hidden
-        self.syn1 = nn.Conv2d(cfg.synth_in, s, 1)
-        self.syn2 = nn.Conv2d(s, 6, 1)
-        self.res = nn.ModuleList(nn.Conv2d(6, 6, 3, padding=1) for _ in range(cfg.res3x3))
-        for conv in self.res:
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
-        torch.manual_seed(seed)
-        for m in (self.syn1, self.syn2):
-            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=g)
-        self.prob = ProbModel(cfg.ctx_hidden, cfg.grids)
+        # every initial value from ``seed`` (same picture and seed, same start), without
+        # touching the caller's global random state
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.latents = nn.ParameterList(
+                nn.Parameter(0.01 * torch.randn(1, c, *shapes[lvl])) for lvl, c in enumerate(cfg.channels))
+            self.up_taps = nn.Parameter(torch.tensor([BICUBIC_TAPS] * (cfg.grids - 2)))
+            s = cfg.synth_hidden
+            self.syn1 = nn.Conv2d(cfg.synth_in, s, 1)
+            self.syn2 = nn.Conv2d(s, 6, 1)
+            self.res = nn.ModuleList(nn.Conv2d(6, 6, 3, padding=1) for _ in range(cfg.res3x3))
+            for conv in self.res:  # residual branches start as the identity
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+            self.prob = ProbModel(cfg.ctx_hidden, cfg.grids)
 
     # ---------------------------------------------------------------- synthesis -----------
     def synthesize(self, lat: list[torch.Tensor]) -> torch.Tensor:
