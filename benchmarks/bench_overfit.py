@@ -71,8 +71,14 @@ def load_picture(path: Path, width: int, height: int) -> Any:
     return Frame(tuple(np.ascontiguousarray(p) for p in planes), VideoFormat(width, height), 0, 0)
 
 
-def _job(args: tuple[int, str, str, dict[str, Any], Any]) -> dict[str, Any]:
+def run_job(args: tuple[int, str, str, dict[str, Any], Any]) -> dict[str, Any]:
+    """One (picture, label, codec, options, frame) through ``code_frames`` on one thread:
+    rate, PSNR, times (``cpu_s``: the reference encoders' own CPU time, else the encode's
+    wall time, which on one thread is its CPU time), parameter bits, worker peak memory."""
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     pic, label, codec, options, frame = args
+    import resource
+
     import torch
 
     torch.set_num_threads(1)
@@ -89,7 +95,9 @@ def _job(args: tuple[int, str, str, dict[str, Any], Any]) -> dict[str, Any]:
     npix = frame.format.width * frame.format.height
     return {"pic": pic, "label": label, "bpp": m["bits"] / npix, "bits": m["bits"], "psnr_y": m["psnr_y"],
             "psnr_yuv": m["psnr_yuv"], "encode_s": m["encode_s"], "decode_s": m["decode_s"], "wall_s": wall,
-            "cpu_s": props.get("encoder_cpu_s"), "param_bits": props.get("param_bits"), "point": options}
+            "ref_cpu_s": props.get("encoder_cpu_s"), "cpu_s": props.get("encoder_cpu_s", m["encode_s"]),
+            "param_bits": props.get("param_bits"), "point": options, "qp": options.get("qp"),
+            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def bd_table(rows: list[dict], test: str, anchor: str, npics: int) -> dict[str, float | None]:
@@ -152,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     rows = []
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
-        for r in ex.map(_job, jobs):
+        for r in ex.map(run_job, jobs):
             rows.append(r)
             print(f"  [{time.time() - t0:6.0f}s] {names[r['pic']]:<16} {r['label']:<18} {json.dumps(r['point'])[:60]:<60} "
                   f"{r['bpp']:.4f} bpp  Y {r['psnr_y']:.2f}  YUV {r['psnr_yuv']:.2f}  enc {r['encode_s']:.1f}s",
@@ -190,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {test:<18} {np.mean([r['encode_s'] for r in rows if r['label'] == test]):8.1f} s")
     for name in a.anchors:
         sel = [r for r in rows if r["label"] == name]
-        cpu = [r["cpu_s"] for r in sel if r["cpu_s"] is not None]
+        cpu = [r["ref_cpu_s"] for r in sel if r["ref_cpu_s"] is not None]
         extra = f" (its own CPU time {np.mean(cpu):.2f} s)" if cpu else ""
         print(f"  {name:<18} {np.mean([r['encode_s'] for r in sel]):8.2f} s{extra}")
 

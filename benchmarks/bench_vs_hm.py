@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -33,27 +32,11 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_overfit import ROOT, bd_table, load_picture  # noqa: E402
+from bench_overfit import ROOT, bd_table, load_picture, run_job  # noqa: E402
 
 HD = ROOT.parent / "shared" / "media" / "hd"
 VAL = ROOT.parent / "shared" / "media" / "val"
 HM_TOOLS = {"ctb": 64, "max_tu_depth": 3, "transform_skip": True}
-
-
-def _job(args: tuple[int, str, str, dict[str, Any], Any]) -> dict[str, Any]:
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-    pic, label, codec, options, frame = args
-    from codeclab.codecs.base import get_codec, make_options
-    from codeclab.pipeline.transcode import code_frames
-
-    spec = get_codec(codec)
-    coded = list(code_frames([frame], spec, make_options(spec, options), ms_ssim=False))[0]
-    m = coded.metrics
-    props = coded.packets[0].props
-    npix = frame.format.width * frame.format.height
-    cpu = props.get("encoder_cpu_s", m["encode_s"])
-    return {"pic": pic, "label": label, "bpp": m["bits"] / npix, "psnr_y": m["psnr_y"], "psnr_yuv": m["psnr_yuv"],
-            "cpu_s": cpu, "qp": options["qp"], "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def run_set(frames: list[Any], names: list[str], presets: list[str], quants: list[str], qps: list[int],
@@ -69,7 +52,7 @@ def run_set(frames: list[Any], names: list[str], presets: list[str], quants: lis
     todo.sort(key=lambda j: {"slow": 0, "medium": 1, "fast": 2}.get(j[3].get("preset", ""), 3))
     rows, t0 = [], time.time()
     with ProcessPoolExecutor(max_workers=jobs) as ex:
-        for r in ex.map(_job, todo):
+        for r in ex.map(run_job, todo):
             rows.append(r)
             print(f"  [{time.time() - t0:6.0f}s] {tag} {names[r['pic']]:<16} {r['label']:<12} QP {r['qp']:>2} "
                   f"{r['bpp']:.4f} bpp  Y {r['psnr_y']:.2f}  YUV {r['psnr_yuv']:.2f}  cpu {r['cpu_s']:.2f}s", flush=True)
