@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import ctypes
-import multiprocessing
-import os
-import signal
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from codeclab.base.errors import UsageError
+from codeclab.base.pool import kill_pool, process_pool
 from codeclab.eval.jobs import Job
 from codeclab.eval.store import ResultStore
 from codeclab.eval.worker import JobResult, describe_error, run_job
 
-__all__ = ["RunSummary", "run_grid", "local_executor", "dask_executor", "open_executor"]
+__all__ = ["RunSummary", "run_grid", "local_executor", "kill_pool", "dask_executor", "open_executor"]
 
 
 @dataclass
@@ -108,82 +103,18 @@ def _progress(total: int, enabled: bool):  # -> tqdm | None
 
 
 # ---- local process pool -------------------------------------------------------------
-_PR_SET_PDEATHSIG = 1
-
-
-def _worker_init(parent: int, group: Any = None) -> None:
-    """Orphan-proof a pool worker: own process group, ignore Ctrl-C, die with the driver."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what Ctrl-C means
-    if group is not None:
-        _join_pool_group(group)
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the driver died before we got here
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
-
-
-def _join_pool_group(group: Any) -> None:
-    """Put every worker of a pool in one process group of its own (the first one leads).
-
-    Terminal signals then reach the driver only, and the pool can be killed as a whole
-    (``kill -- -PGID``; :func:`kill_pool`). Best effort: a worker that cannot join (the
-    group is gone) leads a new one.
-    """
-    with group.get_lock():
-        try:
-            if group.value:
-                os.setpgid(0, group.value)
-                return
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            os.setpgid(0, 0)
-            group.value = os.getpid()
-
-
-def _watch_parent(parent: int) -> None:
-    """Portable fallback for PDEATHSIG: exit as soon as we are re-parented."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(1)
-
-
 def local_executor(jobs: int) -> cf.ProcessPoolExecutor:
-    """A process pool of ``jobs`` workers in their own process group, that ignore SIGINT
-    and exit when the driver dies.
+    """A process pool of ``jobs`` workers (:func:`codeclab.base.pool.process_pool`: spawned,
+    in their own process group, ignoring SIGINT, exiting when the driver dies).
 
-    Workers are started with ``spawn``: a clean interpreter per worker (no inherited
-    threads or locks from the driver, the same conditions as a Dask worker), which is also
-    why codec plugins are named in a config's ``imports`` (each job imports them first)
-    rather than registered in the driver only.
+    Spawned workers are clean interpreters (no inherited threads or locks from the driver,
+    the same conditions as a Dask worker), which is also why codec plugins are named in a
+    config's ``imports`` (each job imports them first) rather than registered in the driver
+    only.
     """
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    ctx = multiprocessing.get_context("spawn")
-    group = ctx.Value("l", 0) if hasattr(os, "setpgid") else None
-    ex = cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), group))
-    ex._codeclab_group = group  # type: ignore[attr-defined]  # read by kill_pool
-    return ex
-
-
-def kill_pool(executor: cf.Executor) -> None:
-    """Stop a local pool now (Ctrl-C): cancel what is queued, kill what is running."""
-    if isinstance(executor, cf.ProcessPoolExecutor):
-        procs = list((getattr(executor, "_processes", None) or {}).values())  # no public API to reach them
-        group = getattr(executor, "_codeclab_group", None)
-        executor.shutdown(wait=False, cancel_futures=True)
-        if group is not None and group.value and group.value != os.getpgrp():
-            with contextlib.suppress(OSError):
-                os.killpg(group.value, signal.SIGKILL)
-        for p in procs:
-            with contextlib.suppress(Exception):
-                p.kill()
-    else:
-        executor.shutdown(wait=False, cancel_futures=True)
+    return process_pool(jobs)
 
 
 # ---- Dask ---------------------------------------------------------------------------
