@@ -23,6 +23,18 @@ def _summary_line(r: Any) -> str:
     return f"{r.output}: {r.codec}, " + ", ".join(parts)
 
 
+def _jobs(args: argparse.Namespace, spec: Any) -> int:
+    """--jobs, default the usable cores; a codec that codes in order gets one (a note if asked for more)."""
+    from codeclab.base.pool import usable_cpus
+
+    if not spec.frame_parallel:
+        if args.jobs is not None and args.jobs > 1 and not args.quiet:
+            print(f"codeclab: note: codec {spec.name} codes frames in order; --jobs {args.jobs} is ignored",
+                  file=sys.stderr)
+        return 1
+    return args.jobs if args.jobs is not None else usable_cpus()
+
+
 def _cmd_transcode(args: argparse.Namespace) -> int:
     from codeclab.codecs.base import get_codec, make_options
     from codeclab.pipeline.transcode import transcode
@@ -31,7 +43,7 @@ def _cmd_transcode(args: argparse.Namespace) -> int:
     options = make_options(spec, codec_values(args))  # usage errors before any file is opened
     r = transcode(args.input, args.output, spec, options, frames=frame_range(args), metrics_path=args.metrics,
                   recon_path=args.recon, progress=progress_on(args), ms_ssim=not args.no_ms_ssim,
-                  **source_kwargs(args))
+                  jobs=_jobs(args, spec), **source_kwargs(args))
     if not args.quiet:
         print(_summary_line(r))
     return 0
@@ -48,6 +60,7 @@ def add_transcode(sub: Any) -> None:
                        "  codeclab transcode clip.mp4 -o out.mp4 --codec x265 --qp 32 --metrics out.csv\n"
                        "  codeclab transcode clip.mp4 -o out.hevc --crf 28 --preset slow --keyint 50\n"
                        "  codeclab transcode clip.mp4 -o out.mkv --to-pix-fmt yuv420p10le --recon rec.y4m\n"
+                       "  codeclab transcode clip.mp4 -o out.hevc --codec hevc --preset fast --jobs 2\n"
                        "  codeclab transcode Seq_1920x1080_50fps_8bit_420.yuv -o a.mp4 --step 8 --frames 4 "
                        "-x params=sao=0",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +72,9 @@ def add_transcode(sub: Any) -> None:
     o.add_argument("--recon", metavar="FILE", help="decoded frames, .y4m/.yuv/.mkv (lossless FFV1)")
     o.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (faster)")
     add_source_options(p)
+    p.add_argument("-j", "--jobs", type=positive, default=None, metavar="N",
+                   help="code N frames at once in worker processes, same bytes as one (codecs whose pictures "
+                   "are independent: hevc; default: the usable cores; other codecs code in order)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_cmd_transcode)
 

@@ -15,6 +15,9 @@ Contract
   measured on what a real decoder returns.
 - Options are a frozen dataclass per codec (``spec.options``); the CLI maps ``--qp``,
   ``--preset``... and ``-x key=value`` onto its fields, with types checked here.
+- ``spec.frame_parallel``: the codec promises that every picture is coded on its own, so
+  ``transcode --jobs N`` may code frames in N worker processes (one encoder each) and
+  still write the bytes one encoder would (``pipeline.frame_parallel``).
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ class CodecSpec:
     stream_codec: str | None = None
     #: extension of the raw elementary stream / own container (".hevc", ".h264", ".clc").
     raw_ext: str = ".bin"
+    #: every picture is independent of the others given the format and options:
+    #: ``encode(frame)`` returns all of that frame's packets, the same bytes whatever the
+    #: encoder coded before, and ``flush()`` returns nothing. Only such codecs are coded by
+    #: several worker processes at once (``transcode --jobs``); the others run in order.
+    frame_parallel: bool = False
 
 
 #: the built-in codecs by "module:attribute", imported when first asked for

@@ -14,16 +14,17 @@ frames inside later calls, so per-frame times are indicative; their sums are exa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeclab.base.errors import CodecError, UsageError
+from codeclab.base.errors import CodecError, FormatError, UsageError
 from codeclab.base.frame import Frame, VideoFormat
 from codeclab.codecs.base import CodecSpec, Packet, get_codec, make_options
 from codeclab.pipeline.io.sources import FrameRange, open_source
@@ -64,7 +65,8 @@ class _Pending:
     decode_s: float = 0.0
 
 
-def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ssim: bool = True) -> Iterator[CodedFrame]:
+def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ssim: bool = True,
+                jobs: int = 1) -> Iterator[CodedFrame]:
     """Encode, decode back and measure every frame, in input order, lazily.
 
     The encoder and decoder are made from the first frame's format; every frame must have
@@ -72,12 +74,19 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
     decoded frames are matched to source frames in order; packets are matched by
     ``Packet.index`` (the source frame's index), else to the oldest frame still waiting.
 
+    ``jobs`` > 1 codes the frames of a ``spec.frame_parallel`` codec in that many worker
+    processes (:mod:`codeclab.pipeline.frame_parallel`; same packets, at most 2 x jobs
+    frames in flight); decoding and measuring stay here, in order. ``encode_s`` is then
+    the wall time of the ``encode(frame)`` call in its worker. Other codecs ignore
+    ``jobs``. Close the iterator when stopping early (``contextlib.closing``): that stops
+    the workers at once.
+
     Raises:
-        CodecError: the decoder returned more or fewer frames than were coded.
+        CodecError: the decoder returned more or fewer frames than were coded; a worker
+            failed.
         FormatError: a frame's format differs from the first one's.
     """
-    enc = dec = None
-    fmt: VideoFormat | None = None
+    dec = None
     waiting: deque[_Pending] = deque()  # coded, not yet decoded; bounded by codec delay
 
     def attach(packets: list[Packet], seconds: float, current: _Pending | None) -> list[Packet]:
@@ -116,27 +125,38 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
             w = waiting.popleft()
             yield _finish(w, d, ms_ssim)
 
-    for frame in frames:
-        if enc is None:
-            fmt = frame.format
-            enc = spec.make_encoder(fmt, options)
-            dec = spec.make_decoder(fmt, options)
-        elif frame.format != fmt:
-            from codeclab.base.errors import FormatError
+    def checked(first_format: Callable[[VideoFormat], None]) -> Iterator[Frame]:
+        """The frames, each of the first one's format; ``first_format(fmt)`` is called once."""
+        fmt: VideoFormat | None = None
+        for frame in frames:
+            if fmt is None:
+                fmt = frame.format
+                first_format(fmt)
+            elif frame.format != fmt:
+                raise FormatError(f"frame {frame.index} is {frame.format}, the stream started as {fmt}")
+            yield frame
 
-            raise FormatError(f"frame {frame.index} is {frame.format}, the stream started as {fmt}")
-        cur = _Pending(frame)
-        waiting.append(cur)
-        t0 = time.perf_counter()
-        packets = enc.encode(frame)
-        attach(packets, time.perf_counter() - t0, cur)
-        yield from decode(packets)
-    if enc is None or dec is None:
+    def make_decoder(fmt: VideoFormat) -> None:
+        nonlocal dec
+        dec = spec.make_decoder(fmt, options)
+
+    events: Iterator[tuple[Frame | None, list[Packet], float]]
+    if jobs > 1 and spec.frame_parallel:
+        from codeclab.pipeline.frame_parallel import encode_in_workers
+
+        events = encode_in_workers(checked(make_decoder), spec, options, jobs)
+    else:
+        events = _encode_in_order(checked, spec, options, make_decoder)
+    with contextlib.closing(events):
+        for frame, packets, seconds in events:
+            cur = None
+            if frame is not None:
+                cur = _Pending(frame)
+                waiting.append(cur)
+            attach(packets, seconds, cur)
+            yield from decode(packets)
+    if dec is None:
         return
-    t0 = time.perf_counter()
-    packets = enc.flush()
-    attach(packets, time.perf_counter() - t0, None)
-    yield from decode(packets)
     t0 = time.perf_counter()
     tail = dec.flush()
     dt = time.perf_counter() - t0
@@ -146,6 +166,30 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
     if waiting:
         raise CodecError(f"codec {spec.name}: {len(waiting)} coded frame(s) never came out of the decoder "
                          f"(first: frame {waiting[0].frame.index})")
+
+
+def _encode_in_order(checked: Callable[[Callable[[VideoFormat], None]], Iterator[Frame]], spec: CodecSpec,
+                     options: Any, make_decoder: Callable[[VideoFormat], None],
+                     ) -> Iterator[tuple[Frame | None, list[Packet], float]]:
+    """One encoder in this process: ``(frame, packets, seconds)`` per ``encode`` call, then
+    ``(None, packets, seconds)`` for ``flush``; packets may belong to earlier frames."""
+    enc = None
+
+    def first(fmt: VideoFormat) -> None:
+        nonlocal enc
+        enc = spec.make_encoder(fmt, options)
+        make_decoder(fmt)
+
+    for frame in checked(first):
+        assert enc is not None
+        t0 = time.perf_counter()
+        packets = enc.encode(frame)
+        yield frame, packets, time.perf_counter() - t0
+    if enc is None:
+        return
+    t0 = time.perf_counter()
+    packets = enc.flush()
+    yield None, packets, time.perf_counter() - t0
 
 
 def _finish(w: _Pending, decoded: Frame, ms_ssim: bool) -> CodedFrame:
@@ -228,7 +272,7 @@ def transcode(src: str | os.PathLike[str], out: str | os.PathLike[str], codec: s
               metrics_path: str | os.PathLike[str] | None = None, recon_path: str | os.PathLike[str] | None = None,
               progress: bool = True, ms_ssim: bool = True, size: tuple[int, int] | None = None,
               fps: Any = None, pix_fmt: str | None = None, to_pix_fmt: str | None = None,
-              matrix: str | None = None) -> TranscodeResult:
+              matrix: str | None = None, jobs: int = 1) -> TranscodeResult:
     """Code ``src`` with ``codec`` into ``out`` and measure every decoded frame.
 
     Args:
@@ -240,6 +284,8 @@ def transcode(src: str | os.PathLike[str], out: str | os.PathLike[str], codec: s
         recon_path: decoded frames as ``.y4m``/``.yuv``/``.mkv`` (FFV1).
         progress: tqdm bar on stderr (shown only when stderr is a terminal).
         size, fps, pix_fmt, to_pix_fmt, matrix: source options (``open_source``).
+        jobs: worker processes for a ``frame_parallel`` codec (``code_frames``; never more
+            than the frames selected); other codecs run in order whatever it says.
 
     Every output is written under a temporary name and renamed when complete: on any
     failure (or Ctrl-C) none of them is left behind.
@@ -247,6 +293,8 @@ def transcode(src: str | os.PathLike[str], out: str | os.PathLike[str], codec: s
     spec = get_codec(codec) if isinstance(codec, str) else codec
     if options is None or isinstance(options, dict):
         options = make_options(spec, options or {})
+    if jobs < 1:
+        raise UsageError(f"jobs must be at least 1, got {jobs}")
     src_p, out_p = Path(src), Path(out)
     metrics_p = Path(metrics_path) if metrics_path is not None else None
     recon_p = Path(recon_path) if recon_path is not None else None
@@ -265,8 +313,11 @@ def transcode(src: str | os.PathLike[str], out: str | os.PathLike[str], codec: s
 
                 recon = open_sink(recon_p, fmt)
             bits = 0
-            with _progress(total, f"{spec.name} {src_p.name}", progress) as bar:
-                for cf in code_frames(source, spec, options, ms_ssim=ms_ssim):
+            if total is not None:
+                jobs = min(jobs, max(total, 1))
+            coded = code_frames(source, spec, options, ms_ssim=ms_ssim, jobs=jobs)
+            with _progress(total, f"{spec.name} {src_p.name}", progress) as bar, contextlib.closing(coded):
+                for cf in coded:
                     last = len(cf.packets) - 1
                     for i, p in enumerate(cf.packets):
                         if spec.stream_codec is None and i == last:

@@ -135,4 +135,5 @@ def _decoder(fmt: VideoFormat, _opts: HevcOptions) -> Any:
 
 #: codec ``hevc`` of the registry
 SPEC = CodecSpec("hevc", "our own HEVC all-intra encoder (RD search, presets fast/medium/slow, pluggable quantizer "
-                 "sq/rdoq), decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc", ".hevc")
+                 "sq/rdoq), decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc", ".hevc",
+                 frame_parallel=True)  # all-intra, every access unit carries its parameter sets
