@@ -15,6 +15,10 @@ Formats: 4:2:0, 8 or 10 bit. HM codes at the source's depth (Main / Main 10 cfg)
 internal depth of 10 bits, as the CTC. Sizes that are not a multiple of the minimum CU are
 padded by the encoder and cropped by a conformance window (``--ConformanceWindowMode=1``).
 
+HM's decoder (:func:`hm_decode`, ``TAppDecoderStatic`` from ``$CODECLAB_HM_DECODER`` or the
+shared tools) is a second decoder, independent of FFmpeg, for the conformance tests of our
+HEVC encoder: its pictures and its checks of decoded picture hash SEIs.
+
 Decoding: by FFmpeg (``hevc`` / ``vvc``), so metrics measure what a real decoder returns.
 ``hm`` streams are HEVC Annex-B and are muxed like x265's; FFmpeg cannot mux VVC here, so
 ``vtm`` packets go into our ``.clc`` container.
@@ -44,7 +48,7 @@ from codeclab.base.frame import Frame, VideoFormat
 from codeclab.base.packet import Packet
 from codeclab.codecs.base import CodecSpec
 
-__all__ = ["HM_SPEC", "VTM_SPEC", "HMOptions", "RefEncoder", "VTMOptions", "find_binary"]
+__all__ = ["HM_SPEC", "VTM_SPEC", "HMDecoded", "HMOptions", "RefEncoder", "VTMOptions", "find_binary", "hm_decode"]
 
 #: the team's shared tools: ``<repository>/../shared/tools``
 TOOLS = Path(__file__).resolve().parents[2].parent / "shared" / "tools"
@@ -94,13 +98,14 @@ class VTMOptions:
 
 @dataclass(frozen=True)
 class _Tool:
-    """Where one reference encoder lives and how it is told the bit depths."""
+    """Where one reference binary lives and how it is told the bit depths."""
 
     codec: str  # registry name, "hm"
     label: str  # "HM 16.20"
     env: str  # environment variable with the binary's path
     default: Path  # binary in the shared tools folder
     internal_depth: int | None  # None: the source's depth
+    kind: str = "encoder"  # or "decoder" (no codec option names it: only the env variable)
 
     def cfg_name(self, depth: int) -> str:
         if self.codec == "hm":
@@ -110,10 +115,12 @@ class _Tool:
 
 _HM = _Tool("hm", "HM 16.20", "CODECLAB_HM", TOOLS / "hm" / "TAppEncoderStatic", None)
 _VTM = _Tool("vtm", "VTM 23.13", "CODECLAB_VTM", TOOLS / "vtm" / "EncoderApp", 10)
+#: HM's decoder: a second decoder, independent of FFmpeg, for the conformance of our streams
+_HM_DECODER = _Tool("hm", "HM 16.20", "CODECLAB_HM_DECODER", TOOLS / "hm" / "TAppDecoderStatic", None, "decoder")
 
 
 def find_binary(tool: _Tool, option: str | None) -> Path:
-    """The encoder binary: the ``binary`` option, else the env variable, else the shared tools.
+    """The binary: the ``binary`` option, else the env variable, else the shared tools.
 
     The first one given is the one used (no silent fallback from a path someone set).
     """
@@ -124,8 +131,8 @@ def find_binary(tool: _Tool, option: str | None) -> Path:
     else:
         path, how = tool.default, "default location"
     if not (path.is_file() and os.access(path, os.X_OK)):
-        raise CodecError(f"{tool.codec}: {tool.label} encoder not found at {path} ({how}); "
-                         f"set -x binary=PATH or {tool.env}=PATH")
+        hint = f"set -x binary=PATH or {tool.env}=PATH" if tool.kind == "encoder" else f"set {tool.env}=PATH"
+        raise CodecError(f"{tool.codec}: {tool.label} {tool.kind} not found at {path} ({how}); {hint}")
     return path.resolve()
 
 
@@ -142,6 +149,23 @@ def _write_yuv(path: Path, planes: tuple[np.ndarray, ...], depth: int) -> None:
     dtype = np.dtype(np.uint8) if depth == 8 else np.dtype("<u2")
     with open(path, "wb") as fh:
         fh.writelines(np.ascontiguousarray(p, dtype).tobytes() for p in planes)
+
+
+def _read_yuv(path: Path, width: int, height: int, depth: int) -> list[tuple[np.ndarray, ...]]:
+    """4:2:0 pictures of a raw file as the reference software writes them (bytes, or
+    little-endian 16-bit); a partial last picture is dropped."""
+    dtype = np.dtype(np.uint8) if depth == 8 else np.dtype("<u2")
+    data = np.fromfile(path, dtype) if path.exists() else np.zeros(0, dtype)
+    shapes = [(height, width), (height // 2, width // 2), (height // 2, width // 2)]
+    sizes = [h * w for h, w in shapes]
+    pics = []
+    for k in range(data.size // sum(sizes)):
+        pos, planes = k * sum(sizes), []
+        for shape, n in zip(shapes, sizes):
+            planes.append(data[pos:pos + n].reshape(shape).astype(np.uint8 if depth == 8 else np.uint16))
+            pos += n
+        pics.append(tuple(planes))
+    return pics
 
 
 def _float(s: str) -> float:
@@ -168,6 +192,49 @@ def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("**")]
     errors = [ln for ln in lines if "error:" in ln.lower()]
     return (errors or lines or ["no output"])[-1]
+
+
+#: HM's check of a decoded picture hash SEI, one per picture: [MD5:<Y>,<Cb>,<Cr>,(OK)] with
+#: the hashes it computed, or ,(***ERROR***)] followed by the received ones
+_HM_MD5 = re.compile(r"\[MD5:([0-9a-f]{32}),([0-9a-f]{32}),([0-9a-f]{32}),\((OK|\*\*\*ERROR\*\*\*)\)\]")
+
+
+@dataclass(frozen=True)
+class HMDecoded:
+    """What HM's decoder made of a stream.
+
+    pictures: output order, cropped by the conformance window, at the asked bit depth;
+    md5: per picture that carries a decoded picture hash SEI, the (Y, Cb, Cr) MD5s HM
+    computed and whether they matched the SEI; returncode and log: HM's own (non-zero on a
+    hash mismatch or a broken stream).
+    """
+
+    pictures: list[tuple[np.ndarray, ...]]
+    md5: list[tuple[str, str, str, bool]]
+    returncode: int
+    log: str
+
+
+def hm_decode(data: bytes, width: int, height: int, bit_depth: int) -> HMDecoded:
+    """Decode an HEVC Annex-B stream (4:2:0, ``width`` x ``height`` after cropping) with HM's
+    decoder, ``TAppDecoderStatic -b s.bin -o rec.yuv -d bit_depth`` in a private temp dir.
+
+    The binary: ``$CODECLAB_HM_DECODER``, else ``../shared/tools/hm/TAppDecoderStatic``
+    (:func:`find_binary`; a missing one is a CodecError naming the path).
+    """
+    binary = find_binary(_HM_DECODER, None)
+    with tempfile.TemporaryDirectory(prefix="codeclab-hm-dec-") as tmp:
+        stream, rec = Path(tmp) / "s.bin", Path(tmp) / "rec.yuv"
+        stream.write_bytes(data)
+        cmd = [str(binary), "-b", str(stream), "-o", str(rec), "-d", str(bit_depth)]
+        try:
+            r = subprocess.run(cmd, check=False, capture_output=True, text=True, errors="replace", cwd=tmp,
+                               timeout=600)
+        except OSError as e:
+            raise CodecError(f"hm: cannot run {binary} ({e.strerror or e})") from None
+        log = r.stdout + "\n" + r.stderr
+        md5 = [(y, cb, cr, ok == "OK") for y, cb, cr, ok in _HM_MD5.findall(log)]
+        return HMDecoded(_read_yuv(rec, width, height, bit_depth), md5, r.returncode, log)
 
 
 class RefEncoder:

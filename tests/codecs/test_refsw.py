@@ -138,3 +138,15 @@ def test_cli_transcode_hm_to_mp4(tmp_path: Path):
     with av.open(str(out)) as c:
         decoded = list(c.decode(video=0))
     assert len(decoded) == 1 and (decoded[0].width, decoded[0].height) == (64, 48)
+
+
+def test_missing_hm_decoder_is_one_line(monkeypatch):
+    """HM's decoder (hm_decode, the conformance tests' second decoder) is found like the encoders."""
+    from codeclab.codecs.refsw import hm_decode
+
+    monkeypatch.setenv("CODECLAB_HM_DECODER", "/nonexistent/TAppDecoderStatic")
+    with pytest.raises(CodecError) as e:
+        hm_decode(b"", 64, 48, 8)
+    msg = str(e.value)
+    assert "\n" not in msg and "HM 16.20 decoder not found at /nonexistent/TAppDecoderStatic" in msg
+    assert "CODECLAB_HM_DECODER=PATH" in msg and "-x binary" not in msg

@@ -9,11 +9,20 @@ With deblocking and SAO on, streams must decode cleanly and still match (our loo
 are the decoder's). These run the SATD decisions (preset fast); the RD search (presets
 medium / slow) with both quantizers runs a slow-marked subset of the same matrix, and
 tests/codecs/hevc/test_rdsearch.py its fast checks.
+
+HM's decoder, a second decoder (``codecs.refsw.hm_decode``; skipped where
+``../shared/tools/hm/TAppDecoderStatic`` is absent), decodes every stream of both slow
+matrices too: its output must be our reconstruction bit for bit, and every other stream
+carries the MD5 SEI (``md5``), which HM must find correct. The slow FFmpeg tests hand
+their streams to the HM tests that follow them (``_CODED``; HM takes well under a
+second for a whole matrix); run alone, an HM test codes its streams itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
@@ -86,18 +95,36 @@ def picture(content: str, bd: int, w: int, h: int, seed: int = 0) -> list[np.nda
     return [luma.astype(dt), np.where(cy % 2 == 0, top, 0).astype(dt), np.where((cx + cy) % 2, top, 0).astype(dt)]
 
 
+def recon_digest(planes, bd: int) -> str:
+    """MD5 of a cropped picture as a decoder writes it to .yuv (bytes, or 16-bit little-endian)."""
+    dt = "<u1" if bd == 8 else "<u2"
+    return hashlib.md5(b"".join(np.ascontiguousarray(p, dt).tobytes() for p in planes)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Coded:
+    """One checked stream, kept for HM's decoder: the access unit and our picture's digest."""
+
+    data: bytes
+    bd: int
+    size: tuple[int, int]
+    recon_md5: str
+    md5_sei: bool
+    label: str
+
+
 def encode_check(bd: int, qp: int, size: tuple[int, int], sdh: bool, ts: bool, content: str, *,
                  deblock: bool = False, sao: bool = False, ctb: int = 5, tu: int = 1,
-                 preset: str = "fast", quant: str = "sq") -> int:
+                 preset: str = "fast", quant: str = "sq", md5: bool = False) -> Coded:
     from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 
     w, h = size
     planes = picture(content, bd, w, h, seed=qp)
-    p = StreamParams(w, h, bd, ctb, tu, qp, Fraction(25), sdh, ts, deblock, sao)
+    p = StreamParams(w, h, bd, ctb, tu, qp, Fraction(25), sdh, ts, deblock, sao, md5)
     pic = PictureEncoder(p, EncoderQuantizer(quant, qp), preset=preset).encode(planes)
     frames, bad = ffmpeg_decode(pic.data)
     label = (f"{bd}-bit qp{qp} {w}x{h} sdh={sdh} ts={ts} {content} deblock={deblock} sao={sao} "
-             f"{preset} {quant}")
+             f"{preset} {quant} md5={md5}")
     assert not bad, f"{label}: FFmpeg logged {bad[:3]}"
     assert len(frames) == 1, label
     for c in range(3):
@@ -106,7 +133,39 @@ def encode_check(bd: int, qp: int, size: tuple[int, int], sdh: bool, ts: bool, c
         if not np.array_equal(got, pic.recon[c]):
             where = np.argwhere(got != pic.recon[c])[0]
             pytest.fail(f"{label}: component {c} differs first at (y, x) = {tuple(where)}")
-    return pic.bits
+    return Coded(pic.data, bd, size, recon_digest(pic.recon, bd), md5, label)
+
+
+def hm_check(coded: list[Coded]) -> None:
+    """HM's decoder on the streams, one run per (bit depth, size): each output picture is our
+    reconstruction, HM reports no error, and every MD5 SEI is found correct."""
+    from codeclab.codecs.refsw import hm_decode
+
+    key = lambda c: (c.bd, c.size)  # noqa: E731
+    for (bd, (w, h)), group in itertools.groupby(sorted(coded, key=key), key=key):
+        group = list(group)
+        out = hm_decode(b"".join(c.data for c in group), w, h, bd)
+        where = f"HM on {len(group)} {bd}-bit {w}x{h} streams (first: {group[0].label})"
+        assert out.returncode == 0 and "ERROR" not in out.log, f"{where}: {out.log[-2000:]}"
+        assert len(out.pictures) == len(group), f"{where}: {len(out.pictures)} pictures"
+        for c, pic in zip(group, out.pictures):
+            assert recon_digest(pic, bd) == c.recon_md5, f"{c.label}: HM's picture is not our reconstruction"
+        assert len(out.md5) == sum(c.md5_sei for c in group), f"{where}: {len(out.md5)} hash checks"
+        assert all(ok for *_, ok in out.md5), f"{where}: HM reports an MD5 mismatch"
+
+
+def need_hm() -> None:
+    from codeclab.base.errors import CodecError
+    from codeclab.codecs.refsw import _HM_DECODER, find_binary
+
+    try:
+        find_binary(_HM_DECODER, None)
+    except CodecError as e:
+        pytest.skip(str(e))
+
+
+#: streams of the slow FFmpeg matrices, by (matrix, bit depth, content), for the HM tests
+_CODED: dict[tuple[str, int, str], list[Coded]] = {}
 
 
 def pairwise(factors: tuple[tuple, ...]) -> list[tuple]:
@@ -166,28 +225,56 @@ def test_registry_codec_round_trip():
     assert enc.flush() == [] and dec.flush() == []
 
 
+def full_matrix(bd: int, content: str) -> list[Coded]:
+    """Every QP x size x sign hiding x transform skip; the MD5 SEI on half of the streams,
+    by the parity of the factors' indices (so on and off with every factor value)."""
+    idx = itertools.product(*(range(len(f)) for f in (QPS, SIZES, BOOLS, BOOLS)))
+    return [encode_check(bd, QPS[q], SIZES[z], BOOLS[d], BOOLS[t], content, md5=(q + z + d + t) % 2 == 0)
+            for q, z, d, t in idx]
+
+
+def rd_matrix(bd: int, content: str) -> list[Coded]:
+    """The RD search on the matrix: every QP x the three small sizes, (sign hiding,
+    transform skip) = (on, off) / (off, on), presets medium/slow and quantizers sq/rdoq
+    taking turns, CTB 32/64 and the filters on every other stream (192 streams in all),
+    MD5 SEI on every other stream."""
+    out = []
+    k = 0
+    for qp, size in itertools.product(QPS, (SIZES[0], SIZES[2], SIZES[3])):
+        sdh, ts = ((True, False), (False, True))[(k // 4) % 2]
+        preset, quant = (("medium", "sq"), ("slow", "rdoq"), ("medium", "rdoq"), ("slow", "sq"))[k % 4]
+        out.append(encode_check(bd, qp, size, sdh, ts, content, preset=preset, quant=quant, ctb=5 + (k % 3 == 0),
+                                deblock=(k // 2) % 2 == 1, sao=(k // 2) % 2 == 1, md5=(k // 8) % 2 == 0))
+        k += 1
+    return out
+
+
+MATRICES = {"full": full_matrix, "rd": rd_matrix}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("bd", BDS)
 @pytest.mark.parametrize("content", CONTENTS)
 def test_ffmpeg_bit_exact_full_matrix(bd, content):
-    for qp, size, sdh, ts in itertools.product(QPS, SIZES, BOOLS, BOOLS):
-        encode_check(bd, qp, size, sdh, ts, content)
+    _CODED[("full", bd, content)] = full_matrix(bd, content)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("bd", BDS)
 @pytest.mark.parametrize("content", CONTENTS)
 def test_ffmpeg_bit_exact_rd_matrix(bd, content):
-    """The RD search on the matrix: every QP x the three small sizes, (sign hiding,
-    transform skip) = (on, off) / (off, on), presets medium/slow and quantizers sq/rdoq
-    taking turns, CTB 32/64 and the filters on every other stream (192 streams in all)."""
-    k = 0
-    for qp, size in itertools.product(QPS, (SIZES[0], SIZES[2], SIZES[3])):
-        sdh, ts = ((True, False), (False, True))[(k // 4) % 2]
-        preset, quant = (("medium", "sq"), ("slow", "rdoq"), ("medium", "rdoq"), ("slow", "sq"))[k % 4]
-        encode_check(bd, qp, size, sdh, ts, content, preset=preset, quant=quant, ctb=5 + (k % 3 == 0),
-                     deblock=(k // 2) % 2 == 1, sao=(k // 2) % 2 == 1)
-        k += 1
+    _CODED[("rd", bd, content)] = rd_matrix(bd, content)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("matrix", sorted(MATRICES))
+@pytest.mark.parametrize("bd", BDS)
+@pytest.mark.parametrize("content", CONTENTS)
+def test_hm_bit_exact_slow_matrices(matrix, bd, content):
+    """HM's decoder on every stream of the slow matrices (coded here when run alone)."""
+    need_hm()
+    coded = _CODED.pop((matrix, bd, content), None)
+    hm_check(coded if coded is not None else MATRICES[matrix](bd, content))
 
 
 def test_region_save_restore_undoes_a_cu():
