@@ -86,6 +86,11 @@ def encode_in_workers(frames: Iterable[Frame], spec: CodecSpec, options: Any, jo
             except (BrokenProcessPool, cf.CancelledError):
                 raise CodecError(f"codec {spec.name}: the worker process coding frame {frame.index} died "
                                  "(killed, or out of memory?)") from None
+            except CodeclabError:
+                raise
+            except Exception as e:  # noqa: BLE001  # not the codec's: the frame or spec did not pickle
+                raise CodecError(f"codec {spec.name}: frame {frame.index} could not be passed to or from a "
+                                 f"worker process: {type(e).__name__}: {' '.join(str(e).split())}") from None
             yield frame, packets, seconds
         ok = True
     except BrokenProcessPool:  # from submit: the pool broke between two results

@@ -208,3 +208,12 @@ def test_jobs_must_be_positive(tmp_path):
     _write_y4m(src, synth_frames("yuv420p", n=1))
     with pytest.raises(UsageError, match="jobs"):
         transcode(src, tmp_path / "o.clc", SPEC, ParOptions(), progress=False, jobs=0)
+
+
+def test_a_codec_that_cannot_be_sent_to_a_worker_is_one_codec_error(make_frames):
+    """A plugin spec built around a lambda does not pickle: a CodecError, not a traceback."""
+    from dataclasses import replace
+
+    spec = replace(SPEC, name="par-lambda", make_encoder=lambda fmt, o: SPEC.make_encoder(fmt, o))
+    with pytest.raises(CodecError, match=r"par-lambda: frame 0 could not be passed to or from a worker process"):
+        list(code_frames(make_frames(n=3), spec, ParOptions(), ms_ssim=False, jobs=2))
