@@ -36,14 +36,14 @@ class OverfitConfig:
 
     @property
     def synth_in(self) -> int:
-        return 4 * self.channels[0] + sum(self.channels[1:])
+        return sum(self.channels)
 
 
 #: decoder profiles by their multiplications per luma pixel (printed by ``codeclab codecs``)
 PROFILES: dict[str, OverfitConfig] = {
-    "low": OverfitConfig(synth_hidden=8, res3x3=1, ctx_hidden=5),
-    "mid": OverfitConfig(synth_hidden=16, res3x3=1, ctx_hidden=10),
-    "high": OverfitConfig(synth_hidden=48, res3x3=2, ctx_hidden=16),
+    "low": OverfitConfig(synth_hidden=6, res3x3=1, ctx_hidden=4),
+    "mid": OverfitConfig(synth_hidden=16, res3x3=1, ctx_hidden=8),
+    "high": OverfitConfig(synth_hidden=40, res3x3=2, ctx_hidden=12),
 }
 
 
@@ -53,13 +53,13 @@ def macs_per_pixel(cfg: OverfitConfig) -> float:
     lat = sum(c / 4 ** g for g, c in enumerate(cfg.channels))
     h = cfg.ctx_hidden
     prob = lat * (N_CTX * h + h * h + 2 * h)
-    # synthesis at half resolution: one position per 4 luma pixels
+    # synthesis at full resolution (3 outputs; the chroma 2x2 means are additions)
     s = cfg.synth_hidden
-    syn = (cfg.synth_in * s + s * 6 + cfg.res3x3 * 6 * 6 * 9) / 4
+    syn = cfg.synth_in * s + s * 3 + cfg.res3x3 * 3 * 3 * 9
     # each x2 step: 8 multiplications per output sample and direction, on every channel
     # that has reached that level (outputs at level l-1 of a step from level l)
     ups = 0.0
-    for lvl in range(cfg.grids - 1, 1, -1):
+    for lvl in range(cfg.grids - 1, 0, -1):
         ch = sum(cfg.channels[lvl:])
         ups += ch * (4 / 4 ** lvl + 8 / 4 ** (lvl - 1)) / 2  # rows pass at (h, 2w), then cols
     return prob + syn + ups
@@ -69,11 +69,11 @@ def param_shapes(cfg: OverfitConfig) -> list[tuple[str, tuple[int, ...], str, st
     """(name, shape, module, kind) of every decoder parameter, in stream order; kind "w" or
     "b" (weights and biases get one quantization step each per module)."""
     s, h = cfg.synth_hidden, cfg.ctx_hidden
-    out = [("up.taps", (cfg.grids - 2, 4), "up", "w"),
+    out = [("up.taps", (cfg.grids - 1, 4), "up", "w"),
            ("syn1.weight", (s, cfg.synth_in, 1, 1), "syn", "w"), ("syn1.bias", (s,), "syn", "b"),
-           ("syn2.weight", (6, s, 1, 1), "syn", "w"), ("syn2.bias", (6,), "syn", "b")]
+           ("syn2.weight", (3, s, 1, 1), "syn", "w"), ("syn2.bias", (3,), "syn", "b")]
     for i in range(cfg.res3x3):
-        out += [(f"res.{i}.weight", (6, 6, 3, 3), "syn", "w"), (f"res.{i}.bias", (6,), "syn", "b")]
+        out += [(f"res.{i}.weight", (3, 3, 3, 3), "syn", "w"), (f"res.{i}.bias", (3,), "syn", "b")]
     out += [("prob.grid_bias", (cfg.grids, 2), "prob", "b"),
             ("prob.l1.weight", (h, N_CTX), "prob", "w"), ("prob.l1.bias", (h,), "prob", "b"),
             ("prob.l2.weight", (h, h), "prob", "w"), ("prob.l2.bias", (h,), "prob", "b"),
@@ -82,8 +82,8 @@ def param_shapes(cfg: OverfitConfig) -> list[tuple[str, tuple[int, ...], str, st
 
 
 def grid_shapes(cfg: OverfitConfig, height: int, width: int) -> list[tuple[int, int]]:
-    """(rows, columns) of each latent grid: grid 0 the picture rounded up to even (it is
-    folded to half resolution), grid l >= 1 ceil(size / 2**l): no padding to a multiple of
+    """(rows, columns) of each latent grid: grid 0 the picture rounded up to even (its 2x2
+    means give the chroma planes), grid l >= 1 ceil(size / 2**l): no padding to a multiple of
     2**grids, whose latents would cost bits for pixels that do not exist."""
     out = [(2 * -(-height // 2), 2 * -(-width // 2))]
     for lvl in range(1, cfg.grids):

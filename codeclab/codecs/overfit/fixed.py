@@ -99,26 +99,22 @@ def upsample2_fx(x: np.ndarray, taps: np.ndarray, e: int) -> np.ndarray:
 
 
 def synthesize_fx(lat: list[np.ndarray], ip: IntParams, cfg: OverfitConfig) -> np.ndarray:
-    """Integer latents (c, h, w) per grid -> (6, ceil(h/2), ceil(w/2)) fixed-point outputs."""
+    """Integer latents (c, h, w) per grid -> (3, H, W) fixed-point outputs at grid 0's size."""
     g = cfg.grids
     u = lat[g - 1].astype(np.int64) << FA
     taps = ip.value("up.taps")
     e_up = ip.exp("up.taps")
-    for lvl in range(g - 2, 0, -1):
+    for lvl in range(g - 2, -1, -1):
         h, w = lat[lvl].shape[-2:]
-        u = np.concatenate([upsample2_fx(u, taps[lvl - 1], e_up)[:, :h, :w], lat[lvl].astype(np.int64) << FA], 0)
-    l0 = lat[0].astype(np.int64) << FA
-    c0, h0, w0 = l0.shape
-    unshuf = l0.reshape(c0, h0 // 2, 2, w0 // 2, 2).transpose(0, 2, 4, 1, 3).reshape(4 * c0, h0 // 2, w0 // 2)
-    x = np.concatenate([unshuf, u], 0)
-    ch, h, w = x.shape
-    a = x.reshape(ch, -1).T
+        u = np.concatenate([lat[lvl].astype(np.int64) << FA, upsample2_fx(u, taps[lvl], e_up)[:, :h, :w]], 0)
+    ch, h, w = u.shape
+    a = u.reshape(ch, -1).T
     s1 = linear_fx(a, ip.value("syn1.weight")[:, :, 0, 0], ip.exp("syn1.weight"), ip.value("syn1.bias"),
                    ip.exp("syn1.bias"))
     s1 = np.maximum(s1, 0)
     y = linear_fx(s1, ip.value("syn2.weight")[:, :, 0, 0], ip.exp("syn2.weight"), ip.value("syn2.bias"),
                   ip.exp("syn2.bias")) + (1 << (FA - 1))
-    y = np.ascontiguousarray(y.T.reshape(6, h, w))
+    y = np.ascontiguousarray(y.T.reshape(3, h, w))
     for i in range(cfg.res3x3):
         r = conv3x3_fx(y, ip.value(f"res.{i}.weight"), ip.exp(f"res.{i}.weight"), ip.value(f"res.{i}.bias"),
                        ip.exp(f"res.{i}.bias"))
@@ -127,14 +123,18 @@ def synthesize_fx(lat: list[np.ndarray], ip: IntParams, cfg: OverfitConfig) -> n
 
 
 def to_samples(y: np.ndarray, bit_depth: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fixed-point outputs -> Y, U, V integer planes of the picture's size and depth."""
+    """Fixed-point outputs -> Y, U, V integer planes of the picture's size and depth (the
+    chroma planes are the 2x2 means of outputs 1 and 2, floored on the fixed-point grid)."""
     top = (1 << bit_depth) - 1
-    v = np.clip((y * top + (1 << (FA - 1))) >> FA, 0, top)
+    _, h, w = y.shape
+    c = y[1:].reshape(2, h // 2, 2, w // 2, 2).sum((2, 4)) >> 2
     dt = np.uint8 if bit_depth == 8 else np.uint16
-    _, h2, w2 = v.shape
-    luma = v[:4].reshape(2, 2, h2, w2).transpose(2, 0, 3, 1).reshape(2 * h2, 2 * w2)
+
+    def samples(t: np.ndarray) -> np.ndarray:
+        return np.clip((t * top + (1 << (FA - 1))) >> FA, 0, top).astype(dt)
+
     ch, cw = (height + 1) // 2, (width + 1) // 2
-    return (luma[:height, :width].astype(dt), v[4, :ch, :cw].astype(dt), v[5, :ch, :cw].astype(dt))
+    return samples(y[0, :height, :width]), samples(c[0, :ch, :cw]), samples(c[1, :ch, :cw])
 
 
 # ---------------------------------------------------------------------------------------

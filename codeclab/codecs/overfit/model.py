@@ -4,13 +4,16 @@ What a picture is coded as (everything per picture, nothing trained on a dataset
 
 - a **latent pyramid**: ``grids`` integer grids, grid ``l`` at 1/2^l of the luma size
   (ceil(size / 2^l); grid 0 rounded up to even), ``channels[l]`` channels each;
-- **upsampling**: the coarse grids are brought to half the luma resolution by a cascade
-  of learned x2 steps (one separable, symmetric 8-tap filter per step, shared by the
-  channels: 4 numbers a step), the full-resolution grid is folded to half resolution
-  (pixel unshuffle, 4 channels per grid channel);
-- **synthesis at half resolution**, so 4:2:0 is coded natively: 1x1 convs (ReLU) to 6
-  outputs per half-resolution position = 4 luma samples + U + V, then ``res3x3`` residual
-  3x3 convs on those 6 channels (the last without ReLU);
+- **upsampling**: the coarse grids are brought to the luma resolution by a cascade of
+  learned x2 steps (one separable, symmetric 8-tap filter per step, shared by the
+  channels: 4 numbers a step);
+- **synthesis at full resolution**: 1x1 convs (ReLU) to 3 outputs per luma position
+  (Y, U, V), then ``res3x3`` residual 3x3 convs on those 3 channels (the last without
+  ReLU); the chroma planes are the 2x2 means of outputs 1 and 2, so 4:2:0 is coded
+  natively. (A synthesis at half resolution, 4 luma phases + U + V per position, is
+  cheaper, but smooth content then needs the full-resolution grid to undo the 2x2
+  structure: on a training picture it cost 1.6x the latent bits at 1.9 dB lower PSNR
+  after 800 iterations.)
 - a **probability model** per latent (Laplace, mean and log-scale) from a tiny MLP over a
   context; see :mod:`.context` for the two context orders (multi-scale progressive, and
   raster auto-regressive for the comparison).
@@ -150,11 +153,11 @@ class OverfitModel(nn.Module):
             torch.manual_seed(seed)
             self.latents = nn.ParameterList(
                 nn.Parameter(0.01 * torch.randn(1, c, *shapes[lvl])) for lvl, c in enumerate(cfg.channels))
-            self.up_taps = nn.Parameter(torch.tensor([BICUBIC_TAPS] * (cfg.grids - 2)))
+            self.up_taps = nn.Parameter(torch.tensor([BICUBIC_TAPS] * (cfg.grids - 1)))
             s = cfg.synth_hidden
             self.syn1 = nn.Conv2d(cfg.synth_in, s, 1)
-            self.syn2 = nn.Conv2d(s, 6, 1)
-            self.res = nn.ModuleList(nn.Conv2d(6, 6, 3, padding=1) for _ in range(cfg.res3x3))
+            self.syn2 = nn.Conv2d(s, 3, 1)
+            self.res = nn.ModuleList(nn.Conv2d(3, 3, 3, padding=1) for _ in range(cfg.res3x3))
             for conv in self.res:  # residual branches start as the identity
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
@@ -162,14 +165,13 @@ class OverfitModel(nn.Module):
 
     # ---------------------------------------------------------------- synthesis -----------
     def synthesize(self, lat: list[torch.Tensor]) -> torch.Tensor:
-        """(1, 6, ceil(h/2), ceil(w/2)): 4 luma phases + U + V in [0, 1] (not clamped)."""
+        """(1, 3, H, W) at grid 0's size: Y and full-resolution U, V in [0, 1] (not clamped)."""
         g = self.cfg.grids
         u = lat[g - 1]
-        for lvl in range(g - 2, 0, -1):
+        for lvl in range(g - 2, -1, -1):  # the step to level lvl uses taps[lvl]
             h, w = lat[lvl].shape[-2:]
-            u = torch.cat([upsample2(u, self.up_taps[lvl - 1])[..., :h, :w], lat[lvl]], 1)
-        x = torch.cat([F.pixel_unshuffle(lat[0], 2), u], 1)
-        y = self.syn2(F.relu(self.syn1(x))) + 0.5
+            u = torch.cat([lat[lvl], upsample2(u, self.up_taps[lvl])[..., :h, :w]], 1)
+        y = self.syn2(F.relu(self.syn1(u))) + 0.5
         for i, conv in enumerate(self.res):
             r = conv(y)
             y = y + (F.relu(r) if i < len(self.res) - 1 else r)
@@ -177,9 +179,9 @@ class OverfitModel(nn.Module):
 
     @staticmethod
     def to_planes(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Half-resolution output -> full-resolution luma and the two chroma planes."""
-        luma = F.pixel_shuffle(y[:, :4], 2)[0, 0]
-        return luma, y[0, 4], y[0, 5]
+        """Synthesis output -> luma and the two chroma planes (2x2 means)."""
+        c = F.avg_pool2d(y[:, 1:], 2)
+        return y[0, 0], c[0, 0], c[0, 1]
 
     # ---------------------------------------------------------------- rate ----------------
     def rate_bits(self, lat: list[torch.Tensor]) -> torch.Tensor:

@@ -34,7 +34,7 @@ from codeclab.codecs.overfit.config import OverfitConfig, grid_shapes, param_sha
 
 __all__ = ["VERSION", "encode_payload", "decode_payload", "param_bytes", "sequential_steps", "peek_size"]
 
-VERSION = 1
+VERSION = 2  # 2: synthesis at full resolution
 _KINDS = tuple((m, k) for m in MODULES for k in ("w", "b"))
 _PMAX = (1 << 15) - 1
 #: Laplace scales of the parameter integers: 2**(k/4), k = 0..63
