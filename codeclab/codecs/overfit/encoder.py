@@ -124,7 +124,7 @@ def _train(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: int, i
     lat_ids = {id(p) for p in model.latents}
     opt = torch.optim.Adam([{"params": [p for p in model.parameters() if id(p) in lat_ids], "scale": latent_lr},
                             {"params": [p for p in model.parameters() if id(p) not in lat_ids], "scale": 1.0}],
-                           lr=lr)
+                           lr=lr, foreach=True)
     gen = gen if gen is not None else torch.Generator(device=tg[0].device).manual_seed(0)
     loss = torch.zeros(())
     for i in range(iters):
