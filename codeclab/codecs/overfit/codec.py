@@ -147,4 +147,5 @@ SPEC = CodecSpec(
     make_decoder=OverfitDecoder,
     stream_codec=None,
     raw_ext=".clc",
+    frame_parallel=True,  # every picture is fitted and coded on its own (seeded, one thread)
 )

@@ -244,19 +244,31 @@ def test_registry_options_and_formats() -> None:
 
 
 def test_transcode_to_clc_and_decode_back(tmp_path: Path) -> None:
+    """Two pictures through the CLI and back; two worker processes (--jobs 2, the codec is
+    frame_parallel) code the payloads of one job (the .clc files differ only in the
+    measured encode times they record)."""
     from codeclab.cli import main
+    from codeclab.pipeline.clc.container import open_clc
     from codeclab.pipeline.io.sinks import open_sink
     from codeclab.pipeline.io.sources import open_source
 
-    f = _picture(64, 48)
     src = tmp_path / "in.y4m"
-    with open_sink(src, f.format) as sink:
-        sink.write(f)
-    out, rec = tmp_path / "o.clc", tmp_path / "rec.y4m"
-    assert main(["transcode", str(src), "-o", str(out), "--codec", "overfit", "--quality", "3", "-x", "preset=fast",
-                 "-x", "iterations=20", "-x", "profile=low", "--metrics", str(tmp_path / "m.csv"), "-q"]) == 0
-    assert main(["decode", str(out), "-o", str(rec), "-q"]) == 0
+    with open_sink(src, _picture(64, 48).format) as sink:
+        for i in range(2):
+            f = _picture(64, 48, seed=i)
+            sink.write(Frame(f.planes, f.format, i, i))
+    outs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"o{jobs}.clc"
+        assert main(["transcode", str(src), "-o", str(out), "--codec", "overfit", "--quality", "3", "-x", "preset=fast",
+                     "-x", "iterations=20", "-x", "profile=low", "--metrics", str(tmp_path / "m.csv"), "-q",
+                     "--jobs", str(jobs)]) == 0
+        with open_clc(out) as r:
+            outs[jobs] = [p.data for p in r]
+    assert len(outs[1]) == 2 and outs[1] == outs[2]
+    rec = tmp_path / "rec.y4m"
+    assert main(["decode", str(tmp_path / "o1.clc"), "-o", str(rec), "-q"]) == 0
     with open_source(rec) as s:
         frames = list(s)
-    assert len(frames) == 1 and frames[0].format.width == 64
+    assert len(frames) == 2 and frames[0].format.width == 64
     assert "psnr_yuv" in (tmp_path / "m.csv").read_text().splitlines()[0]
