@@ -6,9 +6,9 @@ pixel under the probability model:
 
 1. **warm-up**: ``starts`` random initialisations, ``warmup`` iterations each; the best
    continues (the loss landscape of a tiny network has bad basins);
-2. **main phase**: Adam with a cosine learning rate from ``lr``; latents are soft-rounded
-   with a temperature annealed from 0.3 to 0.1, plus uniform noise over a whole
-   quantization bin (the rate of a noisy latent bounds the rate of the rounded one; with
+2. **main phase**: Adam on the latents, SOAP on the networks, cosine learning rate from
+   ``lr``; latents are soft-rounded with a temperature annealed from 0.3 to 0.1, plus
+   uniform noise over a whole quantization bin (the rate of a noisy latent bounds the rate of the rounded one; with
    less noise the model learns to park latents between two integers, where the noisy
    rate is small and the rounded rate is not);
 3. **final phase**: hard rounding with a straight-through gradient at a small learning rate;
@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from pytorch_optimizer import SOAP
 
 from codeclab.codecs.overfit.config import OverfitConfig, param_shapes
 from codeclab.codecs.overfit.fixed import R, IntParams, synthesize_fx, to_samples
@@ -120,11 +121,14 @@ def _psnr(d: float) -> float:
 def _train(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: int, iters: int, lr: float, phase: str,
            tick: Callable[[int, float, float, float], None], *, latent_lr: float = 1.0,
            gen: torch.Generator | None = None) -> float:
-    """``iters`` Adam steps of one phase ("warmup", "main" or "final"); returns the last loss."""
+    """``iters`` steps of one phase ("warmup", "main" or "final"); returns the last loss."""
     lat_ids = {id(p) for p in model.latents}
-    opt = torch.optim.Adam([{"params": [p for p in model.parameters() if id(p) in lat_ids], "scale": latent_lr},
-                            {"params": [p for p in model.parameters() if id(p) not in lat_ids], "scale": 1.0}],
-                           lr=lr, foreach=True)
+    # the latents: Adam at latent_lr x lr; the networks: SOAP (Adam in the eigenbasis of a
+    # Shampoo preconditioner), which on training pictures at 800 iterations gave an 8-39 %
+    # lower RD cost than Adam for the same time per iteration
+    lat_opt = torch.optim.Adam([p for p in model.parameters() if id(p) in lat_ids], lr=lr * latent_lr, foreach=True)
+    net_opt = SOAP([p for p in model.parameters() if id(p) not in lat_ids], lr=lr, weight_decay=0.0,
+                   precondition_frequency=10)
     gen = gen if gen is not None else torch.Generator(device=tg[0].device).manual_seed(0)
     loss = torch.zeros(())
     for i in range(iters):
@@ -136,14 +140,18 @@ def _train(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: int, i
             lr_i = lr * 0.5 * (1 + math.cos(math.pi * frac))
         else:
             lat, lr_i = _latents(model, "soft", t=0.3, gen=gen), lr
-        for g in opt.param_groups:
-            g["lr"] = lr_i * g["scale"]
+        for g in lat_opt.param_groups:
+            g["lr"] = lr_i * latent_lr
+        for g in net_opt.param_groups:
+            g["lr"] = lr_i
         loss, d, r = _loss(model, lat, tg, lam, npix)
-        opt.zero_grad(set_to_none=True)
+        lat_opt.zero_grad(set_to_none=True)
+        net_opt.zero_grad(set_to_none=True)
         # the gradient of the per-pixel loss reaching one latent is ~1e-9, at Adam's epsilon
         # (1e-8), which would then swamp it: optimise the total cost (SSE + lambda * bits)
         (loss * npix).backward()
-        opt.step()
+        lat_opt.step()
+        net_opt.step()
         tick(1, float(loss.detach()), float(d.detach()), float(r.detach()))
     return float(loss.detach())
 
