@@ -34,9 +34,9 @@ from codeclab.codecs.hevc.rdoq import (
     RATE_LAST_Y,
     RATE_SIG,
     rdoq_blocks,
-    scan_tables,
 )
 from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, quant_shift, quantize_sq
+from codeclab.codecs.hevc.scan import scan_tables
 
 __all__ = [
     "QuantBatch",

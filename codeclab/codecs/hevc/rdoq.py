@@ -25,13 +25,11 @@ group (spec ctxInc minus the chroma offset).
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from numba import njit
 
 from codeclab.codecs.hevc.scalar_quant import LEVEL_SCALES, QUANT_SCALES, quant_shift
-from codeclab.codecs.hevc.scan import full_scan, subblock_scan
+from codeclab.codecs.hevc.scan import scan_tables
 
 __all__ = [
     "RATE_CSBF",
@@ -43,7 +41,6 @@ __all__ = [
     "RATE_CBF",
     "RATE_K",
     "err_scale",
-    "scan_tables",
     "rdoq_blocks",
 ]
 
@@ -448,25 +445,6 @@ def _rdoq_batch(coefs, log2n, scans, cg_scans, luma, scan_idx, qbits, qscale, es
         s = scan_idx[b]
         _rdoq_block(coefs[b], log2n, scans[s], cg_scans[s], luma[b], s, qbits[b], qscale[b],
                     escale[b], lam[b], rbs[b], sbh, rd_factor[b], out[b])
-
-
-@lru_cache(maxsize=None)
-def scan_tables(log2n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(3, n*n) raster index per scan position and (3, ncg) raster group index, for scanIdx 0..2."""
-    n = 1 << log2n
-    scans = np.empty((3, n * n), dtype=np.int64)
-    cgs = np.empty((3, max(1, (n * n) >> 4)), dtype=np.int64)
-    for s in range(3):
-        fs = full_scan(log2n, s)
-        scans[s] = fs[:, 1].astype(np.int64) * n + fs[:, 0]
-        if log2n == 2:
-            cgs[s] = 0
-        else:
-            sb = subblock_scan(log2n, s)
-            cgs[s] = sb[:, 1].astype(np.int64) * (n >> 2) + sb[:, 0]
-    scans.setflags(write=False)
-    cgs.setflags(write=False)
-    return scans, cgs
 
 
 def rdoq_blocks(coeffs: np.ndarray, log2_size: int, c_idx: np.ndarray, scan_idx: np.ndarray,

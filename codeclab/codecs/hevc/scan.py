@@ -19,6 +19,7 @@ __all__ = [
     "subblock_scan",
     "coeff_scan_4x4",
     "full_scan",
+    "scan_tables",
     "scan_idx_for",
 ]
 
@@ -73,6 +74,28 @@ def full_scan(log2_size: int, scan_idx: int) -> np.ndarray:
     arr = (sb[:, None, :] * 4 + c4[None, :, :]).reshape(-1, 2).astype(np.int32)
     arr.setflags(write=False)
     return arr
+
+
+@lru_cache(maxsize=None)
+def scan_tables(log2_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scans as raster indices, for kernels that walk a flat (n*n,) block: (3, n*n) raster
+    index (y * n + x) per scan position and (3, ncg) raster index of the 4x4 group per group
+    scan position (yS * n/4 + xS), for scanIdx 0..2; read-only, cached. Position i of a scan
+    is position i % 16 of group i // 16, as in :func:`full_scan`."""
+    n = 1 << log2_size
+    scans = np.empty((3, n * n), dtype=np.int64)
+    cgs = np.empty((3, max(1, (n * n) >> 4)), dtype=np.int64)
+    for s in range(3):
+        fs = full_scan(log2_size, s)
+        scans[s] = fs[:, 1].astype(np.int64) * n + fs[:, 0]
+        if log2_size == 2:
+            cgs[s] = 0
+        else:
+            sb = subblock_scan(log2_size, s)
+            cgs[s] = sb[:, 1].astype(np.int64) * (n >> 2) + sb[:, 0]
+    scans.setflags(write=False)
+    cgs.setflags(write=False)
+    return scans, cgs
 
 
 def scan_idx_for(pred_mode_intra: int, log2_trafo_size: int, c_idx: int,

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from codeclab.base.errors import UsageError
-from codeclab.codecs.hevc.rdoq import scan_tables
+from codeclab.codecs.hevc.scan import scan_tables
 from codeclab.codecs.hevc.scalar_quant import quantize_sq, scaled_coeffs
 
 __all__ = ["N_LOCAL", "N_STATE", "GROUPS", "drop_channels", "block_features", "valid_mask", "active_mask",

@@ -27,7 +27,7 @@ from codeclab.codecs.hevc.nrdoq.features import (
     valid_mask,
 )
 from codeclab.codecs.hevc.quantizer import QuantBatch, sign_hiding_hdq
-from codeclab.codecs.hevc.rdoq import scan_tables
+from codeclab.codecs.hevc.scan import scan_tables
 
 __all__ = ["NRDOQQuantizer", "nrdoq_fcn", "nrdoq_ar", "WEIGHTS_DIR", "default_weights", "load_weights"]
 
