@@ -35,6 +35,7 @@ from codeclab.codecs.hevc.rdoq import (
     RATE_SIG,
     rdoq_blocks,
 )
+from codeclab.codecs.hevc.residual_rules import hide_signs, level_delta
 from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, quant_shift, quantize_sq
 from codeclab.codecs.hevc.scan import scan_tables
 
@@ -110,79 +111,15 @@ class Quantizer(Protocol):
 
 
 @njit(cache=True)
-def _hdq_block(lv, coef, scan, qbits, qscale):  # pragma: no cover - numba
-    """In place on lv (n*n raster signed levels) from coef (raster coefficients)."""
-    nn = lv.shape[0]
-    delta_u = np.empty(nn, dtype=np.int64)
-    for i in range(nn):
-        tmp = np.int64(abs(coef[i])) * qscale
-        delta_u[i] = (tmp - (np.int64(abs(lv[i])) << qbits)) >> (qbits - 8)
-    big = np.iinfo(np.int64).max
-    last_cg = -1
-    for sub in range((nn >> 4) - 1, -1, -1):
-        pos = sub << 4
-        first_nz = 16
-        last_nz = -1
-        for k in range(15, -1, -1):
-            if lv[scan[pos + k]] != 0:
-                last_nz = k
-                break
-        for k in range(16):
-            if lv[scan[pos + k]] != 0:
-                first_nz = k
-                break
-        s = 0
-        for k in range(first_nz, last_nz + 1):
-            s += lv[scan[pos + k]]
-        if last_nz >= 0 and last_cg == -1:
-            last_cg = 1
-        if last_nz - first_nz >= 4:
-            signbit = 0 if lv[scan[pos + first_nz]] > 0 else 1
-            if signbit != (s & 1):
-                min_cost = big
-                min_pos = -1
-                final_change = 0
-                change = 0
-                start = last_nz if last_cg == 1 else 15
-                for k in range(start, -1, -1):
-                    blk = scan[pos + k]
-                    cur = big
-                    if lv[blk] != 0:
-                        if delta_u[blk] > 0:
-                            cur = -delta_u[blk]
-                            change = 1
-                        elif k == first_nz and abs(lv[blk]) == 1:
-                            cur = big
-                        else:
-                            cur = delta_u[blk]
-                            change = -1
-                    elif k < first_nz and (0 if coef[blk] >= 0 else 1) != signbit:
-                        cur = big
-                    else:
-                        cur = -delta_u[blk]
-                        change = 1
-                    if cur < min_cost:
-                        min_cost = cur
-                        final_change = change
-                        min_pos = blk
-                if lv[min_pos] == 32767 or lv[min_pos] == -32768:
-                    final_change = -1
-                if coef[min_pos] >= 0:
-                    lv[min_pos] += final_change
-                else:
-                    lv[min_pos] -= final_change
-        if last_cg == 1:
-            last_cg = 0
-
-
-@njit(cache=True)
 def _hdq_batch(lv, coef, scans, scan_idx, qbits, qscale):  # pragma: no cover - numba
+    """In place on lv (B, n*n) raster signed levels from coef (B, n*n) raster coefficients."""
+    nn = lv.shape[1]
+    delta_u = np.empty(nn, dtype=np.int64)
     for b in range(lv.shape[0]):
-        s = 0
-        for i in range(lv.shape[1]):
-            s += abs(lv[b, i])
-        if s >= 2:  # HM: a TU with a single +-1 is never tested
-            _hdq_block(lv[b], coef[b], scans[scan_idx[b]], qbits[b], qscale[b])
+        for i in range(nn):
+            delta_u[i] = level_delta(np.int64(abs(coef[b, i])) * qscale[b], abs(lv[b, i]), qbits[b])
+        hide_signs(lv[b], coef[b], scans[scan_idx[b]], delta_u, delta_u, delta_u, delta_u,
+                   np.int64(1), False)
 
 
 def sign_hiding_hdq(levels: np.ndarray, coeffs: np.ndarray, log2_size: int,
@@ -190,7 +127,8 @@ def sign_hiding_hdq(levels: np.ndarray, coeffs: np.ndarray, log2_size: int,
     """HM's signBitHidingHDQ on SQ levels (B, n, n): in every 4x4 group whose first and last
     non-zero levels (scan order) are >= 4 apart and whose level-sum parity disagrees with
     the first level's sign, move the level that costs least distortion by +-1 (HM's
-    deltaU rule). Returns a new array; the syntax writer then omits that sign."""
+    deltaU rule; ``residual_rules.hide_signs``, unrated). Returns a new array; the syntax
+    writer then omits that sign."""
     lv = np.array(levels, dtype=np.int32).reshape(levels.shape[0], -1)
     nb = lv.shape[0]
     c = np.ascontiguousarray(coeffs, dtype=np.int32).reshape(nb, -1)

@@ -12,7 +12,11 @@ One block at a time, in HM's order:
    and zeroing the whole group when that is cheaper;
 3. the last-position pass: for each candidate last coefficient (stopping at the first
    level > 1), cost with its last_sig_coeff prefix/suffix rate and the cbf; the best wins;
-4. sign data hiding with HM's rate deltas (the RDOQ variant of ``signBitHidingHDQ``).
+4. sign data hiding with HM's rate deltas (``residual_rules.hide_signs``, rated: the RDOQ
+   variant of ``signBitHidingHDQ``).
+
+The contexts (sigCtx, coded_sub_block_flag, last position) are residual_rules', the ones
+residual.py codes the levels with.
 
 Units are HM's: rates in 1/32768 bit, distortion scaled by ``errScale = 2^15 /
 (2^(2 transformShift) Q^2 2^(2 (bitDepth-8)))`` so that cost = 2^15 (SSE_8bit + lambda bits).
@@ -28,6 +32,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from codeclab.codecs.hevc.residual_rules import (
+    GROUP_IDX,
+    csbf_ctx,
+    hide_signs,
+    last_prefix_ctx,
+    last_suffix_len,
+    level_delta,
+    prev_csbf,
+    sig_ctx,
+)
 from codeclab.codecs.hevc.scalar_quant import LEVEL_SCALES, QUANT_SCALES, quant_shift
 from codeclab.codecs.hevc.scan import scan_tables
 
@@ -56,13 +70,7 @@ RATE_K = 80
 
 _QS = np.array(QUANT_SCALES, dtype=np.int64)
 _IQS = np.array(LEVEL_SCALES, dtype=np.int64)
-# Table 9-50 ctxIdxMap for 4x4 TBs (raster index y*4+x; entry 15 never coded)
-_CTX_IDX_MAP_4X4 = np.array([0, 1, 4, 5, 2, 3, 4, 5, 6, 6, 8, 8, 7, 7, 8, 8], dtype=np.int64)
-# last_sig_coeff prefix value (group index) of a position 0..31
-_GROUP_IDX = np.array([0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7]
-                      + [8] * 8 + [9] * 8, dtype=np.int64)
 _INF = 1.7976931348623157e308
-_MAX_I64 = np.iinfo(np.int64).max
 
 
 def err_scale(qp: int, log2_size: int, bit_depth: int) -> float:
@@ -102,55 +110,10 @@ def _ic_rate(level, one_ctx, abs_ctx, rice, c1_idx, c2_idx, rb):  # pragma: no c
     return rate
 
 
-@njit(cache=True, inline="always")
-def _sig_ctx(pattern, blk, log2n, luma, scan_idx):  # pragma: no cover - numba
-    """sigCtx of 9.3.4.2.5 (chroma without the +27 offset) for raster position blk."""
-    if log2n == 2:
-        return _CTX_IDX_MAP_4X4[blk]
-    y = blk >> log2n
-    x = blk & ((1 << log2n) - 1)
-    if x + y == 0:
-        return 0
-    xp = x & 3
-    yp = y & 3
-    if pattern == 0:
-        s = xp + yp
-        sig = 2 if s == 0 else (1 if s < 3 else 0)
-    elif pattern == 1:
-        sig = 2 if yp == 0 else (1 if yp == 1 else 0)
-    elif pattern == 2:
-        sig = 2 if xp == 0 else (1 if xp == 1 else 0)
-    else:
-        sig = 2
-    if luma:
-        if (x >> 2) + (y >> 2) > 0:
-            sig += 3
-        if log2n == 3:
-            sig += 9 if scan_idx == 0 else 15
-        else:
-            sig += 21
-    else:
-        sig += 9 if log2n == 3 else 12
-    return sig
-
-
-@njit(cache=True, inline="always")
-def _cg_neighbours(cg_sig, cgx, cgy, wg):  # pragma: no cover - numba
-    """(right, below) coded_sub_block_flag of the neighbouring groups (0 outside)."""
-    r = cg_sig[cgy * wg + cgx + 1] if cgx < wg - 1 else 0
-    b = cg_sig[(cgy + 1) * wg + cgx] if cgy < wg - 1 else 0
-    return r, b
-
-
 @njit(cache=True)
 def _last_prefix_bits(rb, off, log2n, luma, out):  # pragma: no cover - numba
     """out[g] = bits of last_sig_coeff_{x,y}_prefix = g (TR, cMax = 2 log2n - 1)."""
-    if luma:
-        ctx_off = 3 * (log2n - 2) + ((log2n - 1) >> 2)
-        shift = (log2n + 1) >> 2
-    else:
-        ctx_off = 0
-        shift = log2n - 2
+    ctx_off, shift = last_prefix_ctx(log2n, luma)
     gmax = 2 * log2n - 1
     acc = 0
     for g in range(gmax + 1):
@@ -199,10 +162,7 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
         uncoded_dist = 0.0
         sig_cost = 0.0
         sig_cost0 = 0.0
-        pattern = 0
-        if ncg > 1:
-            r, b = _cg_neighbours(cg_sig, cgx, cgy, wg)
-            pattern = r + 2 * b
+        pattern = prev_csbf(cg_sig, cgx, cgy, wg)
         for pin in range(15, -1, -1):
             sp = cgp * 16 + pin
             blk = scan[sp]
@@ -220,18 +180,18 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
                 one_ctx = 4 * ctx_set + c1
                 abs_ctx = ctx_set
                 is_last = sp == last_sp
+                sctx = 0 if is_last else sig_ctx(pattern, blk & (n - 1), blk >> log2n, log2n,
+                                                 luma, scan_idx)
                 # xGetCodedLevel
                 best = 0
                 csig = 0.0
                 if not is_last and max_abs < 3:
-                    sctx = _sig_ctx(pattern, blk, log2n, luma, scan_idx)
                     csig = lam * rb[RATE_SIG + sctx, 0]
                     cost = cost_coeff0[sp] + csig
                 else:
                     cost = _INF
                 cur_sig = 0.0
                 if not is_last:
-                    sctx = _sig_ctx(pattern, blk, log2n, luma, scan_idx)
                     cur_sig = lam * rb[RATE_SIG + sctx, 1]
                     sig_delta[blk] = rb[RATE_SIG + sctx, 1] - rb[RATE_SIG + sctx, 0]
                 if max_abs > 0:
@@ -248,7 +208,7 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
                 cost_coeff[sp] = cost
                 cost_sig[sp] = csig
                 level = best
-                delta_u[blk] = (lev_d - (np.int64(level) << qbits)) >> (qbits - 8)
+                delta_u[blk] = level_delta(lev_d, level, qbits)
                 if level > 0:
                     now = _ic_rate(level, one_ctx, abs_ctx, rice, c1_idx, c2_idx, rb)
                     rate_up[blk] = _ic_rate(level + 1, one_ctx, abs_ctx, rice, c1_idx, c2_idx, rb) - now
@@ -289,8 +249,7 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
                     nnz_before0 += 1
         if cg_last >= 0:
             if cgp > 0:
-                r, b = _cg_neighbours(cg_sig, cgx, cgy, wg)
-                cctx = RATE_CSBF + (1 if r + b > 0 else 0)
+                cctx = RATE_CSBF + csbf_ctx(pattern)
                 if cg_sig[cgblk] == 0:
                     base_cost += lam * rb[cctx, 0] - sig_cost
                     cost_cg_sig[cgp] = lam * rb[cctx, 0]
@@ -344,13 +303,9 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
                     px = blk - (py << log2n)
                     if scan_idx == 2:  # vertical scan codes the swapped position
                         px, py = py, px
-                    gx = _GROUP_IDX[px]
-                    gy = _GROUP_IDX[py]
-                    bits = lx[gx] + ly[gy]
-                    if gx > 3:
-                        bits += 32768 * ((gx - 2) >> 1)
-                    if gy > 3:
-                        bits += 32768 * ((gy - 2) >> 1)
+                    gx = GROUP_IDX[px]
+                    gy = GROUP_IDX[py]
+                    bits = lx[gx] + ly[gy] + 32768 * (last_suffix_len(gx) + last_suffix_len(gy))
                     total = base_cost + lam * bits - cost_sig[sp]
                     if total < best_cost:
                         best_last_p1 = sp + 1
@@ -364,78 +319,11 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
                     base_cost -= cost_sig[sp]
             if found:
                 break
-    abs_sum = 0
     for sp in range(best_last_p1):
         blk = scan[sp]
-        abs_sum += lvl[blk]
         out[blk] = -lvl[blk] if coef[blk] < 0 else lvl[blk]
-    if not sbh or abs_sum < 2:
-        return
-    # ===== sign data hiding with rate deltas (HM's RDOQ variant) =====
-    last_cg = -1
-    for sub in range(ncg - 1, -1, -1):
-        pos = sub << 4
-        first_nz = 16
-        last_nz = -1
-        for k in range(15, -1, -1):
-            if out[scan[pos + k]] != 0:
-                last_nz = k
-                break
-        for k in range(16):
-            if out[scan[pos + k]] != 0:
-                first_nz = k
-                break
-        s = 0
-        for k in range(first_nz, last_nz + 1):
-            s += out[scan[pos + k]]
-        if last_nz >= 0 and last_cg == -1:
-            last_cg = 1
-        if last_nz - first_nz >= 4:
-            signbit = 0 if out[scan[pos + first_nz]] > 0 else 1
-            if signbit != (s & 1):
-                min_cost = _MAX_I64
-                min_pos = -1
-                final_change = 0
-                start = last_nz if last_cg == 1 else 15
-                for k in range(start, -1, -1):
-                    blk = scan[pos + k]
-                    q = out[blk]
-                    if q != 0:
-                        aq = abs(q)
-                        cost_up = rd_factor * (-delta_u[blk]) + rate_up[blk]
-                        cost_down = rd_factor * delta_u[blk] + rate_down[blk]
-                        if aq == 1:
-                            cost_down -= sig_delta[blk]
-                        if last_cg == 1 and last_nz == k and aq == 1:
-                            cost_down -= 4 << 15
-                        if cost_up < cost_down:
-                            cur = cost_up
-                            change = 1
-                        else:
-                            change = -1
-                            if k == first_nz and aq == 1:
-                                cur = _MAX_I64
-                            else:
-                                cur = cost_down
-                    else:
-                        cur = (rd_factor * (-abs(delta_u[blk])) + (1 << 15) + rate_up[blk]
-                               + sig_delta[blk])
-                        change = 1
-                        if k < first_nz:
-                            if (0 if coef[blk] >= 0 else 1) != signbit:
-                                cur = _MAX_I64
-                    if cur < min_cost:
-                        min_cost = cur
-                        final_change = change
-                        min_pos = blk
-                if out[min_pos] == 32767 or out[min_pos] == -32768:
-                    final_change = -1
-                if coef[min_pos] >= 0:
-                    out[min_pos] += final_change
-                else:
-                    out[min_pos] -= final_change
-        if last_cg == 1:
-            last_cg = 0
+    if sbh:
+        hide_signs(out, coef, scan, delta_u, rate_up, rate_down, sig_delta, rd_factor, True)
 
 
 @njit(cache=True)

@@ -1,8 +1,10 @@
 """residual_coding (7.3.8.11) with its context selection (9.3.4.2.4-9.3.4.2.7) in numba.
 
 Sign data hiding: the coder omits the sign of the first nonzero level of every sub-block
-whose first and last nonzero levels are more than 3 scan positions apart; the quantizer
-(quantizer.sign_hiding_hdq) must have made the parity of those sub-blocks right.
+whose first and last nonzero levels are more than 3 scan positions apart
+(``residual_rules.hides_sign``); the quantizer (``residual_rules.hide_signs``) must have made
+the parity of those sub-blocks right. The context derivations are residual_rules' too, the
+ones RDOQ prices levels with.
 
 One call codes one TB's levels; the same call estimates its rate when the engine is in
 estimate mode (see :mod:`codeclab.bitstream.cabac`). Levels are int32 (n, n) [y, x].
@@ -14,12 +16,21 @@ import numpy as np
 from numba import njit
 
 from codeclab.bitstream.cabac import encode_bin, encode_bypass, encode_bypass_bits
+from codeclab.codecs.hevc.residual_rules import (
+    GROUP_IDX,
+    MIN_IN_GROUP,
+    csbf_ctx,
+    hides_sign,
+    last_prefix_ctx,
+    last_suffix_len,
+    prev_csbf,
+    sig_ctx,
+)
 from codeclab.codecs.hevc.scan import coeff_scan_4x4, subblock_scan
 from codeclab.codecs.hevc.tables import (
     CTX_CSBF,
     CTX_GT1,
     CTX_GT2,
-    CTX_IDX_MAP,
     CTX_LAST_X,
     CTX_LAST_Y,
     CTX_SIG,
@@ -44,22 +55,14 @@ def _build_scans() -> tuple[np.ndarray, np.ndarray]:
 
 SB_SCAN, C4_SCAN = _build_scans()
 
-# last position -> (prefix) and the first position of each prefix group (9.3.3.? / HM)
-_GROUP_IDX = np.array([0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7,
-                       8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9], dtype=np.int64)
-_MIN_IN_GROUP = np.array([0, 1, 2, 3, 4, 6, 8, 12, 16, 24], dtype=np.int64)
-
 
 @njit(cache=True)
 def _code_last(eng, ctx, buf, base, pos, log2, c_idx):  # pragma: no cover - numba
-    if c_idx == 0:
-        off = 3 * (log2 - 2) + ((log2 - 1) >> 2)
-        shift = (log2 + 1) >> 2
-    else:
-        off = 15
-        shift = log2 - 2
+    off, shift = last_prefix_ctx(log2, c_idx == 0)
+    if c_idx:
+        off += 15  # chroma's contexts follow luma's 15
     cmax = (log2 << 1) - 1
-    prefix = _GROUP_IDX[pos]
+    prefix = GROUP_IDX[pos]
     for i in range(prefix):
         encode_bin(eng, ctx, buf, base + off + (i >> shift), 1)
     if prefix < cmax:
@@ -98,12 +101,10 @@ def code_residual(eng, ctx, buf, coef, log2, c_idx, scan_idx, sign_hiding, ts_al
         cx, cy = ly, lx
     px = _code_last(eng, ctx, buf, CTX_LAST_X, cx, log2, c_idx)
     py = _code_last(eng, ctx, buf, CTX_LAST_Y, cy, log2, c_idx)
-    if px > 3:
-        encode_bypass_bits(eng, buf, cx - _MIN_IN_GROUP[px], (px >> 1) - 1)
-    if py > 3:
-        encode_bypass_bits(eng, buf, cy - _MIN_IN_GROUP[py], (py >> 1) - 1)
+    encode_bypass_bits(eng, buf, cx - MIN_IN_GROUP[px], last_suffix_len(px))
+    encode_bypass_bits(eng, buf, cy - MIN_IN_GROUP[py], last_suffix_len(py))
 
-    csbf = np.zeros((nsb_w + 1, nsb_w + 1), dtype=np.int64)  # [xS, yS], padded
+    csbf = np.zeros(nsb, dtype=np.int64)  # coded_sub_block_flag, raster yS * nsb_w + xS
     absl = np.zeros(16, dtype=np.int64)
     neg = np.zeros(16, dtype=np.int64)
     c1 = 1
@@ -118,54 +119,26 @@ def code_residual(eng, ctx, buf, coef, log2, c_idx, scan_idx, sign_hiding, ts_al
             if v != 0:
                 nz += 1
         infer_dc = 0
+        g = ys * nsb_w + xs
+        prev = prev_csbf(csbf, xs, ys, nsb_w)
         if i < last_sb and i > 0:
             flag = 1 if nz > 0 else 0
-            cctx = csbf[xs + 1, ys] + csbf[xs, ys + 1]
-            if cctx > 1:
-                cctx = 1
-            encode_bin(eng, ctx, buf, CTX_CSBF + cctx + (2 if c_idx else 0), flag)
-            csbf[xs, ys] = flag
+            encode_bin(eng, ctx, buf, CTX_CSBF + csbf_ctx(prev) + (2 if c_idx else 0), flag)
+            csbf[g] = flag
             infer_dc = 1
         else:
-            csbf[xs, ys] = 1
-        if csbf[xs, ys] == 0:
+            csbf[g] = 1
+        if csbf[g] == 0:
             continue
-        prev_csbf = csbf[xs + 1, ys] + 2 * csbf[xs, ys + 1]
         start = last_p - 1 if i == last_sb else 15
         for p in range(start, -1, -1):
             if p == 0 and infer_dc:
                 break  # inferred significant
             xc = xs * 4 + c4_scan[scan_idx, p, 0]
             yc = ys * 4 + c4_scan[scan_idx, p, 1]
-            if log2 == 2:
-                sig_ctx = CTX_IDX_MAP[(yc << 2) + xc]
-            elif xc + yc == 0:
-                sig_ctx = 0
-            else:
-                xp = xc & 3
-                yp = yc & 3
-                if prev_csbf == 0:
-                    sig_ctx = 2 if xp + yp == 0 else (1 if xp + yp < 3 else 0)
-                elif prev_csbf == 1:
-                    sig_ctx = 2 if yp == 0 else (1 if yp == 1 else 0)
-                elif prev_csbf == 2:
-                    sig_ctx = 2 if xp == 0 else (1 if xp == 1 else 0)
-                else:
-                    sig_ctx = 2
-                if c_idx == 0:
-                    if xs + ys > 0:
-                        sig_ctx += 3
-                    if log2 == 3:
-                        sig_ctx += 9 if scan_idx == 0 else 15
-                    else:
-                        sig_ctx += 21
-                else:
-                    if log2 == 3:
-                        sig_ctx += 9
-                    else:
-                        sig_ctx += 12
+            sctx = sig_ctx(prev, xc, yc, log2, c_idx == 0, scan_idx)
             sig = 1 if absl[p] != 0 else 0
-            encode_bin(eng, ctx, buf, CTX_SIG + (sig_ctx if c_idx == 0 else 27 + sig_ctx), sig)
+            encode_bin(eng, ctx, buf, CTX_SIG + (sctx if c_idx == 0 else 27 + sctx), sig)
             if sig:
                 infer_dc = 0
         # levels
@@ -194,7 +167,7 @@ def code_residual(eng, ctx, buf, coef, log2, c_idx, scan_idx, sign_hiding, ts_al
             if last_sig == -1:
                 last_sig = p
             first_sig = p
-        hidden = 1 if (sign_hiding and last_sig - first_sig > 3) else 0
+        hidden = 1 if (sign_hiding and hides_sign(first_sig, last_sig)) else 0
         if last_g1_p != -1:
             encode_bin(eng, ctx, buf, CTX_GT2 + ctx_set + (4 if c_idx else 0),
                        1 if absl[last_g1_p] > 2 else 0)

@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["CTX_SAO_MERGE", "CTX_SAO_TYPE", "CTX_SPLIT_CU", "CTX_TRANSQUANT_BYPASS",
            "CTX_PART_MODE", "CTX_PREV_INTRA", "CTX_CHROMA_MODE", "CTX_SPLIT_TF", "CTX_CBF_LUMA",
            "CTX_CBF_CHROMA", "CTX_TS_FLAG", "CTX_LAST_X", "CTX_LAST_Y", "CTX_CSBF", "CTX_SIG",
-           "CTX_GT1", "CTX_GT2", "CTX_CU_QP_DELTA", "NUM_CTX", "INIT_VALUES_I", "CTX_IDX_MAP"]
+           "CTX_GT1", "CTX_GT2", "CTX_CU_QP_DELTA", "NUM_CTX", "INIT_VALUES_I"]
 
 # (name, initType-0 values) in layout order
 _LAYOUT: list[tuple[str, list[int]]] = [
@@ -70,7 +70,3 @@ NUM_CTX = len(_vals)
 
 INIT_VALUES_I = np.array(_vals, dtype=np.int64)
 INIT_VALUES_I.setflags(write=False)
-
-# 9.3.4.2.5: sigCtx of a 4x4 TB from (yC << 2) + xC
-CTX_IDX_MAP = np.array([0, 1, 4, 5, 2, 3, 4, 5, 6, 6, 8, 8, 7, 7, 8, 8], dtype=np.int64)
-CTX_IDX_MAP.setflags(write=False)
