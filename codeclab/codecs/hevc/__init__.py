@@ -61,8 +61,9 @@ class HevcOptions:
             raise UsageError(f"hevc: ctb {self.ctb} not in 16, 32, 64")
         if self.bit_depth not in (None, 8, 10):
             raise UsageError(f"hevc: bit_depth {self.bit_depth} not 8 or 10 (Main / Main 10)")
-        if not -12 <= self.qp <= 51:
-            raise UsageError(f"hevc: qp {self.qp} outside -12..51")
+        from codeclab.codecs.hevc.scalar_quant import check_qp
+
+        check_qp(self.qp, self.bit_depth)  # None (the source's): StreamParams.check knows it
         if not 0 <= self.max_tu_depth <= 4:
             raise UsageError(f"hevc: max_tu_depth {self.max_tu_depth} outside 0..4")
         if not 0.0 <= self.rounding < 1.0:
@@ -93,8 +94,6 @@ class HevcEncoder:
             raise FormatError(f"hevc: codes 8- or 10-bit video, not {depth}-bit (set bit_depth)")
         if fmt.width % 2 or fmt.height % 2:
             raise FormatError(f"hevc: 4:2:0 size {fmt.width}x{fmt.height} must be even")
-        if not -6 * (depth - 8) <= opts.qp <= 51:
-            raise UsageError(f"hevc: qp {opts.qp} outside {-6 * (depth - 8)}..51 for {depth}-bit")
         self.fmt, self.opts, self.depth = fmt, opts, depth
         params = StreamParams(fmt.width, fmt.height, depth, opts.ctb.bit_length() - 1,
                               opts.max_tu_depth, opts.qp, Fraction(fmt.fps), opts.sign_hiding,

@@ -14,6 +14,7 @@ from fractions import Fraction
 from codeclab.base.errors import FormatError
 from codeclab.bitstream.bitwriter import BitWriter
 from codeclab.bitstream.nal import NAL_IDR_N_LP, NAL_PPS, NAL_SPS, NAL_VPS, nal_unit
+from codeclab.codecs.hevc.scalar_quant import check_qp
 
 __all__ = ["StreamParams", "pick_level", "vps_rbsp", "sps_rbsp", "pps_rbsp",
            "slice_header_bits", "parameter_set_nals"]
@@ -73,8 +74,7 @@ class StreamParams:
             raise FormatError(f"hevc: bit depth {self.bit_depth} not supported (Main / Main 10 only)")
         if self.log2_ctb not in (4, 5, 6):
             raise FormatError(f"hevc: CTB size {1 << self.log2_ctb} not in 16/32/64")
-        if not -6 * (self.bit_depth - 8) <= self.qp <= 51:
-            raise FormatError(f"hevc: qp {self.qp} outside {-6 * (self.bit_depth - 8)}..51")
+        check_qp(self.qp, self.bit_depth)
         if not 0 <= self.max_tu_depth <= self.log2_ctb - 2:
             raise FormatError(f"hevc: max_tu_depth {self.max_tu_depth} outside 0..{self.log2_ctb - 2}")
 

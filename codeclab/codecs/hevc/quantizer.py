@@ -36,7 +36,7 @@ from codeclab.codecs.hevc.rdoq import (
     rdoq_blocks,
 )
 from codeclab.codecs.hevc.residual_rules import hide_signs, level_delta
-from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, quant_shift, quantize_sq
+from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, qp_prime, quant_shift, quantize_sq
 from codeclab.codecs.hevc.scan import scan_tables
 
 __all__ = [
@@ -133,7 +133,7 @@ def sign_hiding_hdq(levels: np.ndarray, coeffs: np.ndarray, log2_size: int,
     nb = lv.shape[0]
     c = np.ascontiguousarray(coeffs, dtype=np.int32).reshape(nb, -1)
     qp = np.broadcast_to(np.asarray(qp, dtype=np.int64), (nb,))
-    qpp = qp + 6 * (bit_depth - 8)
+    qpp = qp_prime(qp, bit_depth)
     qbits = quant_shift(qp, log2_size, bit_depth)  # per block (works on arrays)
     scans, _ = scan_tables(log2_size)
     _hdq_batch(lv, c, scans, np.ascontiguousarray(np.broadcast_to(scan_idx, (nb,)), dtype=np.int64),

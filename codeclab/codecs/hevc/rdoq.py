@@ -42,7 +42,7 @@ from codeclab.codecs.hevc.residual_rules import (
     prev_csbf,
     sig_ctx,
 )
-from codeclab.codecs.hevc.scalar_quant import LEVEL_SCALES, QUANT_SCALES, quant_shift
+from codeclab.codecs.hevc.scalar_quant import LEVEL_SCALES, QUANT_SCALES, qp_prime, quant_shift
 from codeclab.codecs.hevc.scan import scan_tables
 
 __all__ = [
@@ -358,9 +358,7 @@ def rdoq_blocks(coeffs: np.ndarray, log2_size: int, c_idx: np.ndarray, scan_idx:
     lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), (nb,)).copy()
     if np.any(lam < 0):
         raise ValueError("rdoq_blocks: lambda must be >= 0")
-    qpp = qp + 6 * (bit_depth - 8)
-    if np.any(qpp < 0) or np.any(qpp > 51 + 6 * (bit_depth - 8)):
-        raise ValueError(f"rdoq_blocks: qp outside -{6 * (bit_depth - 8)}..51")
+    qpp = qp_prime(qp, bit_depth)
     qbits = quant_shift(qp, log2_size, bit_depth)  # per block (works on arrays)
     qscale = _QS[qpp % 6]
     tshift = 15 - bit_depth - log2_size

@@ -3,6 +3,8 @@
 QP convention used everywhere in this package: ``qp`` is the *signalled* QP (QpY, or QpC
 from :func:`chroma_qp`), range -QpBdOffset..51; the functions add QpBdOffset = 6*(bitDepth-8)
 themselves (the spec's qP = Qp'Y = QpY + QpBdOffsetY). For 8-bit both are the same.
+:func:`check_qp` is the one check of that range (and its one error message), for the
+codec's options and stream parameters and for the kernels' QP arguments alike.
 Flat scaling only (scaling_list_enabled_flag = 0, m = 16), no extended precision
 (coeffMin/Max = -32768/32767, log2TransformRange = 15).
 """
@@ -12,11 +14,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from codeclab.base.errors import UsageError
+
 __all__ = [
     "QUANT_SCALES",
     "LEVEL_SCALES",
     "COEFF_MIN",
     "COEFF_MAX",
+    "check_qp",
+    "qp_prime",
     "quant_shift",
     "quantize_sq",
     "dequantize",
@@ -33,11 +39,23 @@ _LS = np.array(LEVEL_SCALES, dtype=np.int64)
 _QPC_TABLE = (29, 30, 31, 32, 33, 33, 34, 34, 35, 35, 36, 36, 37, 37)
 
 
-def _qp_prime(qp: np.ndarray | int, bit_depth: int) -> np.ndarray:
-    qpp = np.asarray(qp, dtype=np.int64) + 6 * (bit_depth - 8)
-    if np.any(qpp < 0) or np.any(qpp > 51 + 6 * (bit_depth - 8)):
-        raise ValueError(f"qp {qp} outside -{6 * (bit_depth - 8)}..51 for {bit_depth}-bit")
-    return qpp
+def check_qp(qp: int | np.ndarray, bit_depth: int | None) -> None:
+    """Raise UsageError unless every signalled QP in ``qp`` lies in -QpBdOffset..51.
+
+    bit_depth None: the coded depth is not known yet (it will be the source's), so only the
+    range of the deepest depth we code (10-bit: -12..51) can be checked."""
+    lo = -12 if bit_depth is None else -6 * (bit_depth - 8)
+    q = np.asarray(qp)
+    bad = (q < lo) | (q > 51)
+    if np.any(bad):
+        depth = "" if bit_depth is None else f" for {bit_depth}-bit"
+        raise UsageError(f"hevc: qp {q[bad].flat[0]} outside {lo}..51{depth}")
+
+
+def qp_prime(qp: int | np.ndarray, bit_depth: int) -> np.ndarray:
+    """qP = QP + QpBdOffset (int64, same shape) of checked signalled QPs (:func:`check_qp`)."""
+    check_qp(qp, bit_depth)
+    return np.asarray(qp, dtype=np.int64) + 6 * (bit_depth - 8)
 
 
 def quant_shift(qp: int, log2_size: int, bit_depth: int) -> int:
@@ -57,7 +75,7 @@ def scaled_coeffs(coeffs: np.ndarray, qp: int | np.ndarray, log2_size: int,
     ``quantize_sq`` with rounding r returns sign * floor(|scaled| + r) (exactly, up to HM's
     integer offset). What RDOQ and the learned quantizers start from."""
     c = np.asarray(coeffs, dtype=np.int64)
-    qpp = _per_block(_qp_prime(qp, bit_depth), c.ndim)
+    qpp = _per_block(qp_prime(qp, bit_depth), c.ndim)
     qbits = 14 + qpp // 6 + 15 - bit_depth - log2_size
     return c * _QS[qpp % 6] / np.exp2(qbits)
 
@@ -100,15 +118,9 @@ def _prep(a: np.ndarray, qp: int | np.ndarray, bit_depth: int, what: str
     b = a[None] if single else a
     if b.ndim != 3:
         raise ValueError(f"{what}: expected (n, n) or (B, n, n), got {a.shape}")
-    if isinstance(qp, (int, np.integer)):
-        qpp = int(qp) + 6 * (bit_depth - 8)
-        if not 0 <= qpp <= 51 + 6 * (bit_depth - 8):
-            raise ValueError(f"{what}: qp {qp} outside -{6 * (bit_depth - 8)}..51 for {bit_depth}-bit")
-        qarr = np.array([qpp], dtype=np.int64)
-    else:
-        qarr = _qp_prime(qp, bit_depth).reshape(-1)
-        if qarr.shape[0] not in (1, b.shape[0]):
-            raise ValueError(f"{what}: {qarr.shape[0]} QPs for {b.shape[0]} blocks")
+    qarr = qp_prime(qp, bit_depth).reshape(-1)
+    if qarr.shape[0] not in (1, b.shape[0]):
+        raise ValueError(f"{what}: {qarr.shape[0]} QPs for {b.shape[0]} blocks")
     return b, qarr, single
 
 
