@@ -27,7 +27,6 @@ dead-zone quantizer + sign-hiding pass).
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -37,7 +36,7 @@ from codeclab.bitstream.cabac import E_FRAC, FRAC_ONE, CabacWriter, init_context
 from codeclab.bitstream.nal import annexb, nal_unit
 from codeclab.codecs.hevc import loopfilter as lf
 from codeclab.codecs.hevc.intra import chroma_mode_from, predict_all_modes, predict_intra
-from codeclab.codecs.hevc.lambdas import intra_lambda
+from codeclab.codecs.hevc.lambdas import slice_lambdas
 from codeclab.codecs.hevc.params import SLICE_NAL_TYPE, StreamParams, parameter_set_nals, slice_header_bits
 from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
@@ -63,13 +62,7 @@ from codeclab.codecs.hevc.transform import (
     inverse_transform_skip,
 )
 
-__all__ = ["PictureEncoder", "EncodedPicture", "lambda_for"]
-
-
-def lambda_for(qp: int, bit_depth: int) -> float:
-    """HM's intra lambda for SSE in the samples' own bit depth: 0.57 * 2^((QP' - 12) / 3),
-    QP' = QP + 6 (bitDepth - 8) (lambdas.intra_lambda in 8-bit units, times 4^(bitDepth - 8))."""
-    return intra_lambda(qp + 6 * (bit_depth - 8))
+__all__ = ["PictureEncoder", "EncodedPicture"]
 
 
 class EncodedPicture:
@@ -95,8 +88,9 @@ class PictureEncoder:
             quantizer = EncoderQuantizer("sq", params.qp, rounding=1 / 3)
         self.q = quantizer
         self.bd = params.bit_depth
-        self.lam = lambda_for(params.qp, self.bd)
-        self.lam_satd = math.sqrt(self.lam)
+        self.lambdas = slice_lambdas(params.qp, self.bd)
+        self.lam = self.lambdas.rd         # SSE in the samples' bit depth + lam * bits
+        self.lam_satd = self.lambdas.satd
         # SATD of the prediction residual under-counts what a smaller block costs to code
         # (more TBs, last positions, cbfs): 6 x sqrt(lambda) per rough side bit measured
         # -11.6 % BD-rate (PSNR-Y) against 1 x on three 416x240 photographs, QP 22-37

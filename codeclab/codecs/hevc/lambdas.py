@@ -1,4 +1,10 @@
-"""HM's Lagrange multipliers for all-intra coding (TEncSlice::initEncSlice / setUpLambda).
+"""The encoder's one lambda policy: HM's Lagrange multipliers for all-intra coding
+(TEncSlice::initEncSlice / setUpLambda).
+
+:func:`slice_lambdas` is the one entry point: every lambda of an encode (RD decisions, SATD
+decisions, SAO, the quantizers' per-component lambdas, the chroma distortion weight) comes
+from it, derived once from the slice QP. The formula functions after it are its parts,
+public for tools that build a ``QuantBatch`` by hand.
 
 HM (16.x, default build without FULL_NBIT) for an I slice:
 
@@ -16,15 +22,40 @@ weight. Equivalently chroma SSE is multiplied by the weight in luma-lambda units
 
 Intra mode decision by SATD uses sqrt(lambda) (HM's sqrtLambda for the Hadamard cost:
 cost = SATD + sqrt(lambda) * bits).
+
+The encoder measures its own SSE in the samples' bit depth, so its RD lambda is the same
+formula at QP' = QP + 6 (bitDepth - 8), i.e. 4^(bitDepth - 8) times the 8-bit one.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from codeclab.codecs.hevc.scalar_quant import _QPC_TABLE
+from codeclab.codecs.hevc.scalar_quant import chroma_qp
 
-__all__ = ["intra_lambda", "chroma_weight", "chroma_lambda", "sqrt_lambda"]
+__all__ = ["SliceLambdas", "slice_lambdas", "intra_lambda", "chroma_weight", "chroma_lambda",
+           "sqrt_lambda"]
+
+
+@dataclass(frozen=True)
+class SliceLambdas:
+    """The lambdas of one slice, in the units each user needs."""
+
+    rd: float                           # SSE in the samples' bit depth + rd * bits
+    satd: float                         # SATD + satd * bits (rough decisions): sqrt(rd)
+    chroma_weight: float                # chroma SSE is weighted by this in RD costs
+    quant: tuple[float, float, float]   # Y, Cb, Cr: QuantBatch.lam (SSE in 8-bit units)
+
+
+def slice_lambdas(qp: int, bit_depth: int) -> SliceLambdas:
+    """All lambdas of an I slice at slice QP ``qp`` (checked by ``StreamParams.check``) for
+    ``bit_depth``-bit samples. Our streams code no chroma QP offsets (PPS and slice), so the
+    chroma QPs are Table 8-10's of ``qp`` and Cb and Cr share one weight."""
+    lam = intra_lambda(qp)
+    rd = intra_lambda(qp + 6 * (bit_depth - 8))
+    return SliceLambdas(rd=rd, satd=sqrt_lambda(rd), chroma_weight=chroma_weight(qp),
+                        quant=(lam, chroma_lambda(lam, qp), chroma_lambda(lam, qp)))
 
 
 def intra_lambda(qp: float, num_b_frames: int = 0) -> float:
@@ -35,15 +66,9 @@ def intra_lambda(qp: float, num_b_frames: int = 0) -> float:
 
 def _mapped_chroma_qp(qp: int, offset: int, chroma_format_idc: int) -> int:
     """HM's qpc of setUpLambda: getScaledChromaQP(QP + offset), or QP when that is < 0."""
-    qpi = qp + offset
-    if qpi < 0:
+    if qp + offset < 0:
         return qp
-    qpi = min(qpi, 57)
-    if chroma_format_idc != 1:
-        return min(qpi, 51)
-    if qpi < 30:
-        return qpi
-    return _QPC_TABLE[qpi - 30] if qpi <= 43 else qpi - 6
+    return chroma_qp(qp, 1, cb_qp_offset=offset, chroma_format_idc=chroma_format_idc)
 
 
 def chroma_weight(qp: int, offset: int = 0, chroma_format_idc: int = 1) -> float:

@@ -24,6 +24,7 @@ from numba import njit
 
 from codeclab.base.errors import UsageError
 from codeclab.base.registry import Registry
+from codeclab.codecs.hevc.lambdas import slice_lambdas
 from codeclab.codecs.hevc.rdoq import (
     RATE_CBF,
     RATE_CSBF,
@@ -268,7 +269,7 @@ class EncoderQuantizer:
     """A registry quantizer behind the picture encoder's per-call signature (encoder.py:
     ``quantize(coeffs, qp, log2, bit_depth, c_idx, scan_idx, sign_hiding)``), so that
     ``PictureEncoder(params, quantizer=EncoderQuantizer("rdoq", params.qp))`` needs no
-    change in the encoder. Lambdas are HM's (lambdas.py) from the slice QP. Rate state:
+    change in the encoder. Lambdas: ``lambdas.slice_lambdas(qp_slice, ...).quant``. Rate state:
     while the encoder's RD search runs it points ``live_ctx`` at its carried CABAC context
     array, and every call hands the quantizer the *current* states (``extract_rate_state``
     with the cbf context of the block's ``trafo_depth``); otherwise the slice's initial
@@ -276,14 +277,11 @@ class EncoderQuantizer:
     trafoDepth 0. Transform-skip blocks are not told apart (no quantizer here treats them
     differently)."""
 
-    def __init__(self, name: str, qp_slice: int, *, cb_qp_offset: int = 0, cr_qp_offset: int = 0,
-                 ctx_states: np.ndarray | None = None, **options) -> None:
-        from codeclab.codecs.hevc.lambdas import chroma_lambda, intra_lambda
-
+    def __init__(self, name: str, qp_slice: int, *, ctx_states: np.ndarray | None = None,
+                 **options) -> None:
         self.q = get_quantizer(name, **options)
-        lam = intra_lambda(qp_slice)
-        self.lam = (lam, chroma_lambda(lam, qp_slice, cb_qp_offset),
-                    chroma_lambda(lam, qp_slice, cr_qp_offset))
+        # the quantizers' lambdas do not depend on the bit depth (their SSE is in 8-bit units)
+        self.lam = slice_lambdas(qp_slice, 8).quant
         self.state: list[np.ndarray] | None = None
         if self.q.needs_rate_state:
             if ctx_states is None:

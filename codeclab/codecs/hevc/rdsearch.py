@@ -22,7 +22,6 @@ and ``slow`` = this search with fewer / HM's numbers of candidates and checks.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,6 @@ from numba import njit
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, CabacWriter, encode_bin, new_engine
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.intra import chroma_mode_from, predict_all_modes
-from codeclab.codecs.hevc.lambdas import chroma_weight
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.satd import satd_batch
 from codeclab.codecs.hevc.scalar_quant import dequantize
@@ -112,9 +110,9 @@ class RdSearch:
         self.e = enc
         self.pr = preset
         p = enc.p
-        self.lam = enc.lam
-        self.sqrt_lam = math.sqrt(enc.lam)
-        self.wc = chroma_weight(p.qp)
+        self.lam = enc.lambdas.rd
+        self.sqrt_lam = enc.lambdas.satd
+        self.wc = enc.lambdas.chroma_weight
         self.max_tu = p.max_tu_depth
         self.w: CabacWriter | None = None
         self._root: tuple = (None, {})  # _root_costs' coded candidates of the current PB
