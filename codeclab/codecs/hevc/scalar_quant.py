@@ -46,10 +46,9 @@ def check_qp(qp: int | np.ndarray, bit_depth: int | None) -> None:
     range of the deepest depth we code (10-bit: -12..51) can be checked."""
     lo = -12 if bit_depth is None else -6 * (bit_depth - 8)
     q = np.asarray(qp)
-    bad = (q < lo) | (q > 51)
-    if np.any(bad):
+    if q.size and not (lo <= q.min() and q.max() <= 51):  # (min/max: cheap on every call)
         depth = "" if bit_depth is None else f" for {bit_depth}-bit"
-        raise UsageError(f"hevc: qp {q[bad].flat[0]} outside {lo}..51{depth}")
+        raise UsageError(f"hevc: qp {q[(q < lo) | (q > 51)].flat[0]} outside {lo}..51{depth}")
 
 
 def qp_prime(qp: int | np.ndarray, bit_depth: int) -> np.ndarray:
