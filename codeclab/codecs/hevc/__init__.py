@@ -4,7 +4,8 @@ Streams are Main / Main 10, 4:2:0, every picture an IDR with its parameter sets;
 decoder (``FFmpegDecoder``) decodes them bit-exactly to our reconstruction. Kernels live
 in small modules (scan, intra, transform, scalar_quant, rdoq, satd, loopfilter; the
 quantizer interface in quantizer, the neural quantizers in nrdoq/), the syntax in
-tables/params/residual/syntax, the CTU loop in encoder.
+tables/params/residual/syntax (with residual_rules, the context and sign-hiding rules the
+quantizers share), the lambdas in lambdas, the CTU loop in encoder.
 """
 
 from __future__ import annotations
