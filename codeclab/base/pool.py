@@ -111,12 +111,13 @@ def process_pool(jobs: int, *, env: Mapping[str, str] | None = None) -> cf.Proce
 def kill_pool(executor: cf.Executor) -> None:
     """Stop a pool now (Ctrl-C, an error): cancel what is queued, kill what is running.
 
-    The executor's own manager thread reaps the killed workers (no zombies once it has
-    seen them die; the interpreter waits for it at exit).
+    The executor's own manager thread reaps the killed workers; this waits for it (at
+    most 10 s), so no zombies are left and the executor is not collected mid-cleanup.
     """
     if isinstance(executor, cf.ProcessPoolExecutor):
         procs = list((getattr(executor, "_processes", None) or {}).values())  # no public API to reach them
         group = getattr(executor, "_codeclab_group", None)
+        manager = getattr(executor, "_executor_manager_thread", None)  # shutdown() drops it
         executor.shutdown(wait=False, cancel_futures=True)
         if group is not None and group.value and group.value != os.getpgrp():
             with contextlib.suppress(OSError):
@@ -124,6 +125,13 @@ def kill_pool(executor: cf.Executor) -> None:
         for p in procs:
             with contextlib.suppress(Exception):
                 p.kill()
+        # Wait (bounded) for the manager thread to reap the killed workers while the executor
+        # is still referenced here. Dropped earlier, the executor can be garbage-collected
+        # while that thread holds its shutdown lock (terminate_broken), and the collector's
+        # weakref callback then waits on the lock forever: a hang seen in the test suite on
+        # CPython 3.12.1 (later 3.12 releases no longer take the lock in that callback).
+        if manager is not None and manager is not threading.current_thread():
+            manager.join(timeout=10)
     else:
         executor.shutdown(wait=False, cancel_futures=True)
 
