@@ -8,9 +8,9 @@ pixel under the probability model:
    continues (the loss landscape of a tiny network has bad basins);
 2. **main phase**: Adam on the latents, SOAP on the networks, cosine learning rate from
    ``lr``; latents are soft-rounded with a temperature annealed from 0.3 to 0.1, plus
-   uniform noise over a whole quantization bin (the rate of a noisy latent bounds the rate of the rounded one; with
-   less noise the model learns to park latents between two integers, where the noisy
-   rate is small and the rounded rate is not);
+   uniform noise over a whole quantization bin (the rate of a noisy latent bounds the
+   rate of the rounded one; with less noise the model learns to park latents between two
+   integers, where the noisy rate is small and the rounded rate is not);
 3. **final phase**: hard rounding with a straight-through gradient at a small learning rate;
 4. **parameter quantization**: per module (upsampling, synthesis, probability model) one
    power-of-two step for weights and one for biases, chosen by the RD cost including the
