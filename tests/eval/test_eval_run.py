@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from _eval_helpers import REPO, experiment_toml
+from _procs import alive, children
 
 from codeclab.eval.bdrate import bd_psnr, bd_rate_components
 from codeclab.eval.evaluate import report_evaluation, run_evaluation
@@ -109,27 +110,6 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid:
-                out.append(int(d.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the pool workers")
 def test_sigkill_midway_then_resume_gives_same_tables_without_duplicates(tiny, tmp_path):
     slow = tmp_path / "slow.toml"
@@ -152,7 +132,7 @@ def test_sigkill_midway_then_resume_gives_same_tables_without_duplicates(tiny, t
                     break
         assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()}"
         assert 3 <= done < 16
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -160,9 +140,9 @@ def test_sigkill_midway_then_resume_gives_same_tables_without_duplicates(tiny, t
             proc.kill()
     # the pool workers notice the driver's death and exit on their own
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
         time.sleep(0.2)
-    assert workers and not any(_alive(p) for p in workers), "orphaned pool workers survived the driver"
+    assert workers and not any(alive(p) for p in workers), "orphaned pool workers survived the driver"
     with sqlite3.connect(db) as con:
         partial = con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
         assert 3 <= partial < 16
@@ -267,7 +247,7 @@ def test_ctrl_c_stops_quickly_keeps_finished_jobs_and_leaves_no_workers(tiny, tm
                         break
             except sqlite3.OperationalError:
                 continue
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -276,9 +256,9 @@ def test_ctrl_c_stops_quickly_keeps_finished_jobs_and_leaves_no_workers(tiny, tm
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
         time.sleep(0.2)
-    assert workers and not any(_alive(p) for p in workers)
+    assert workers and not any(alive(p) for p in workers)
     with sqlite3.connect(db) as con:
         n = con.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0]
         assert 2 <= n < 16
@@ -297,6 +277,6 @@ def test_local_pool_workers_share_their_own_process_group():
         kill_pool(ex)
     assert len(groups) == 1 and os.getpgrp() not in groups
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.1)
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)

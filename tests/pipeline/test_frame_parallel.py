@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from _parallel_fakecodec import SPEC, ParOptions
+from _procs import alive, children
 from _synth import REPO, synth_frames
 
 from codeclab.base.errors import CodecError
@@ -147,30 +148,6 @@ def test_codec_that_codes_in_order_gets_one_job_and_a_note(tmp_path, capsys):
     assert "codeclab: note: codec x265 codes frames in order; --jobs 2 is ignored" in err
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _workers(pid: int) -> list[int]:
-    """Children of ``pid`` that are pool workers (not multiprocessing's resource tracker)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                cmd = (d / "cmdline").read_bytes()
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid and b"spawn_main" in cmd:
-                out.append(int(d.name))
-    return out
-
-
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the workers")
 def test_ctrl_c_leaves_no_output_and_no_workers(tmp_path):
     src, out, csv = tmp_path / "in.y4m", tmp_path / "o.clc", tmp_path / "m.csv"
     _write_y4m(src, synth_frames("yuv420p", n=40, width=64, height=48))
@@ -184,7 +161,7 @@ def test_ctrl_c_leaves_no_output_and_no_workers(tmp_path):
         workers: list[int] = []
         while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
             time.sleep(0.2)
-            workers = _workers(proc.pid)
+            workers = children(proc.pid, b"spawn_main")  # pool workers, not the resource tracker
         time.sleep(0.5)
         os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -195,9 +172,9 @@ def test_ctrl_c_leaves_no_output_and_no_workers(tmp_path):
     assert proc.returncode == 130, err
     assert err == "codeclab: interrupted\n"
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
         time.sleep(0.1)
-    assert not any(_alive(p) for p in workers)
+    assert not any(alive(p) for p in workers)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.y4m"]
 
 
