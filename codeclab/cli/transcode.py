@@ -74,7 +74,7 @@ def add_transcode(sub: Any) -> None:
     add_source_options(p)
     p.add_argument("-j", "--jobs", type=positive, default=None, metavar="N",
                    help="code N frames at once in worker processes, same bytes as one (codecs whose pictures "
-                   "are independent: hevc; default: the usable cores; other codecs code in order)")
+                   "are independent: hevc, overfit; default: the usable cores; other codecs code in order)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_cmd_transcode)
 

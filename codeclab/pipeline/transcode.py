@@ -15,18 +15,19 @@ frames inside later calls, so per-frame times are indicative; their sums are exa
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codeclab.base.errors import CodecError, FormatError, UsageError
 from codeclab.base.frame import Frame, VideoFormat
-from codeclab.codecs.base import CodecSpec, Packet, get_codec, make_options
+from codeclab.codecs.base import CodecSpec, Decoder, Encoder, Packet, get_codec, make_options
 from codeclab.pipeline.io.sources import FrameRange, open_source
 from codeclab.pipeline.metrics import MetricsLog, frame_metrics
 
@@ -86,7 +87,7 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
             failed.
         FormatError: a frame's format differs from the first one's.
     """
-    dec = None
+    dec: Decoder | None = None
     waiting: deque[_Pending] = deque()  # coded, not yet decoded; bounded by codec delay
 
     def attach(packets: list[Packet], seconds: float, current: _Pending | None) -> list[Packet]:
@@ -125,28 +126,22 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
             w = waiting.popleft()
             yield _finish(w, d, ms_ssim)
 
-    def checked(first_format: Callable[[VideoFormat], None]) -> Iterator[Frame]:
-        """The frames, each of the first one's format; ``first_format(fmt)`` is called once."""
-        fmt: VideoFormat | None = None
-        for frame in frames:
-            if fmt is None:
-                fmt = frame.format
-                first_format(fmt)
-            elif frame.format != fmt:
-                raise FormatError(f"frame {frame.index} is {frame.format}, the stream started as {fmt}")
-            yield frame
-
-    def make_decoder(fmt: VideoFormat) -> None:
-        nonlocal dec
-        dec = spec.make_decoder(fmt, options)
-
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        return
+    fmt = first.format
+    same_format = _same_format(itertools.chain([first], it), fmt)
     events: Iterator[tuple[Frame | None, list[Packet], float]]
     if jobs > 1 and spec.frame_parallel:
         from codeclab.pipeline.frame_parallel import encode_in_workers
 
-        events = encode_in_workers(checked(make_decoder), spec, options, jobs)
+        dec = spec.make_decoder(fmt, options)
+        events = encode_in_workers(same_format, spec, options, jobs)
     else:
-        events = _encode_in_order(checked, spec, options, make_decoder)
+        enc = spec.make_encoder(fmt, options)
+        dec = spec.make_decoder(fmt, options)
+        events = _encode_in_order(same_format, enc)
     with contextlib.closing(events):
         for frame, packets, seconds in events:
             cur = None
@@ -155,8 +150,6 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
                 waiting.append(cur)
             attach(packets, seconds, cur)
             yield from decode(packets)
-    if dec is None:
-        return
     t0 = time.perf_counter()
     tail = dec.flush()
     dt = time.perf_counter() - t0
@@ -168,25 +161,21 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
                          f"(first: frame {waiting[0].frame.index})")
 
 
-def _encode_in_order(checked: Callable[[Callable[[VideoFormat], None]], Iterator[Frame]], spec: CodecSpec,
-                     options: Any, make_decoder: Callable[[VideoFormat], None],
-                     ) -> Iterator[tuple[Frame | None, list[Packet], float]]:
+def _same_format(frames: Iterable[Frame], fmt: VideoFormat) -> Iterator[Frame]:
+    """The frames, each checked to have the stream's format."""
+    for frame in frames:
+        if frame.format != fmt:
+            raise FormatError(f"frame {frame.index} is {frame.format}, the stream started as {fmt}")
+        yield frame
+
+
+def _encode_in_order(frames: Iterable[Frame], enc: Encoder) -> Iterator[tuple[Frame | None, list[Packet], float]]:
     """One encoder in this process: ``(frame, packets, seconds)`` per ``encode`` call, then
     ``(None, packets, seconds)`` for ``flush``; packets may belong to earlier frames."""
-    enc = None
-
-    def first(fmt: VideoFormat) -> None:
-        nonlocal enc
-        enc = spec.make_encoder(fmt, options)
-        make_decoder(fmt)
-
-    for frame in checked(first):
-        assert enc is not None
+    for frame in frames:
         t0 = time.perf_counter()
         packets = enc.encode(frame)
         yield frame, packets, time.perf_counter() - t0
-    if enc is None:
-        return
     t0 = time.perf_counter()
     packets = enc.flush()
     yield None, packets, time.perf_counter() - t0
