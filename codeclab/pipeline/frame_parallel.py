@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import functools
 import itertools
+import pickle
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -76,6 +77,13 @@ def encode_in_workers(frames: Iterable[Frame], spec: CodecSpec, options: Any, jo
     first = next(it, None)
     if first is None:
         return
+    try:  # here, not in the pool's queue feeder thread: CPython 3.12.1 deadlocks on a pickling
+        # error there (the feeder's error handler and the manager thread both take the
+        # executor's shutdown lock), which hung a later garbage collection in the test suite
+        pickle.dumps((spec, options, first))
+    except Exception as e:  # noqa: BLE001  # any pickling failure is the same user error
+        raise CodecError(f"codec {spec.name}: frame {first.index} could not be passed to or from a worker "
+                         f"process: {type(e).__name__}: {' '.join(str(e).split())}") from None
     pool = process_pool(jobs, env=ONE_THREAD_ENV)
     ok = False
     try:
