@@ -1,9 +1,9 @@
 """The decoder in exact integer arithmetic: what every machine computes bit for bit.
 
-Parameters travel as integers ``q`` with one power-of-two step per module and kind
-(``w = q * 2**-e``, :class:`IntParams`). Activations are fixed point with :data:`FA`
-fractional bits in int64; a layer is ``(a @ q_w + bias) >> e_w`` (an arithmetic shift is a
-floor division, exact), ReLU is ``max(0, .)``. Every sum is of integers far below 2**63,
+Parameters travel as integers ``q`` with one step per tensor on a half-octave grid
+(``w = q * m * 2**-e``, ``m`` 1 or 3, :class:`IntParams`). Activations are fixed point
+with :data:`FA` fractional bits in int64; a layer is ``(a @ q_w + bias) >> e_w`` (an
+arithmetic shift is a floor division, exact), ReLU is ``max(0, .)``. Every sum is of integers far below 2**63,
 so the result does not depend on summation order, blocking or threads. The probability
 model's outputs become a mean on the 1/2**FA grid and a log-scale index into a fixed table
 (integer comparisons only), so the entropy coder sees identical numbers on both sides; the
@@ -14,14 +14,14 @@ functions, so the quality it reports is the decoder's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from codeclab.codecs.overfit.config import LOG_SCALE_MAX, LOG_SCALE_MIN, N_CTX, OverfitConfig
 
-__all__ = ["FA", "N_SCALES", "SCALE_TABLE", "MODULES", "IntParams", "prob_fx", "coding_params", "synthesize_fx",
-           "to_samples", "R"]
+__all__ = ["FA", "N_SCALES", "SCALE_TABLE", "IntParams", "step_of", "prob_fx", "coding_params",
+           "synthesize_fx", "to_samples", "R"]
 
 FA = 12  # fractional bits of activations
 R = 255  # latents are clamped to [-R, R]
@@ -31,23 +31,34 @@ _DELTA = round((LOG_SCALE_MAX - LOG_SCALE_MIN) / (N_SCALES - 1) * (1 << FA))
 #: Laplace scale of table index k (6 significant digits, so every platform builds the same table)
 SCALE_TABLE = np.array([float(f"{math.exp((_LMIN + k * _DELTA) / (1 << FA)):.6g}") for k in range(N_SCALES)])
 
-#: modules with one weight step and one bias step each, and the tensors they hold
-MODULES = ("up", "syn", "prob")
+
+def step_of(h: int) -> tuple[int, int]:
+    """Half-octave step code ``h`` -> (multiplier, shift): the step is ``mult * 2**-shift``,
+    2**-(h/2) for even h and 3 * 2**-(h//2 + 2) (0.75 of the next coarser power of two,
+    within 7 % of 2**-(h/2)) for odd h, so the decoder's weights stay integers."""
+    return (3, h // 2 + 2) if h & 1 else (1, h // 2)
 
 
 @dataclass
 class IntParams:
-    """Quantized decoder parameters: integers per tensor, a step exponent per (module, kind)."""
+    """Quantized decoder parameters: integers and a half-octave step code ``h`` per tensor
+    (:func:`step_of`); the decoder computes with ``ints * mult`` at ``shift`` fractional bits."""
 
     ints: dict[str, np.ndarray]
-    exps: dict[tuple[str, str], int]
-    kinds: dict[str, tuple[str, str]] = field(default_factory=dict)
+    exps: dict[str, int]
 
     def value(self, name: str) -> np.ndarray:
-        return self.ints[name]
+        """The tensor's integer weights on the 2**-shift grid (``ints * mult``)."""
+        return self.ints[name] * step_of(self.exps[name])[0]
 
     def exp(self, name: str) -> int:
-        return self.exps[self.kinds[name]]
+        """Fractional bits (the shift) of :meth:`value`."""
+        return step_of(self.exps[name])[1]
+
+    def step(self, name: str) -> float:
+        """The real step of the tensor's integers."""
+        mult, shift = step_of(self.exps[name])
+        return mult * 2.0 ** -shift
 
 
 # ---------------------------------------------------------------------------------------

@@ -161,11 +161,19 @@ class OverfitModel(nn.Module):
     # ---------------------------------------------------------------- synthesis -----------
     def synthesize(self, lat: list[torch.Tensor]) -> torch.Tensor:
         """(1, 3, H, W) at grid 0's size: Y and full-resolution U, V in [0, 1] (not clamped)."""
+        return self.synthesize_from(self.upsampled(lat))
+
+    def upsampled(self, lat: list[torch.Tensor]) -> torch.Tensor:
+        """(1, channels, H, W): every grid brought to grid 0's size (the synthesis input)."""
         g = self.cfg.grids
         u = lat[g - 1]
         for lvl in range(g - 2, -1, -1):  # the step to level lvl uses taps[lvl]
             h, w = lat[lvl].shape[-2:]
             u = torch.cat([lat[lvl], upsample2(u, self.up_taps[lvl])[..., :h, :w]], 1)
+        return u
+
+    def synthesize_from(self, u: torch.Tensor) -> torch.Tensor:
+        """The synthesis of an upsampled stack (:meth:`upsampled`)."""
         ch, h, w = u.shape[1:]
         x = u.reshape(ch, h * w)  # the 1x1 convs as matrix products (channels first): cheaper backward
         hid = F.relu(torch.addmm(self.syn1.bias[:, None], self.syn1.weight[:, :, 0, 0], x))
@@ -184,10 +192,16 @@ class OverfitModel(nn.Module):
     # ---------------------------------------------------------------- rate ----------------
     def rate_bits(self, lat: list[torch.Tensor]) -> torch.Tensor:
         """Total bits of the latents under the probability model (Laplace, unit bins)."""
-        ctx, v, grid = context_tensors(lat, self.cfg.prob_model)
+        return self.rate_from(*context_tensors(lat, self.cfg.prob_model))
+
+    def rate_from(self, ctx: torch.Tensor, v: torch.Tensor, grid: torch.Tensor,
+                  counts: torch.Tensor | None = None) -> torch.Tensor:
+        """Total bits of latents ``v`` given their contexts (:func:`context_tensors`);
+        ``counts``: how many latents each column stands for (deduplicated contexts)."""
         mu, log_b = self.prob(ctx, grid)
         b = torch.exp(log_b.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
-        return laplace_bits(v, mu, b).sum()
+        bits = laplace_bits(v, mu, b)
+        return (bits if counts is None else bits * counts).sum()
 
 
 def laplace_bits(v: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import struct
 import subprocess
@@ -27,10 +28,11 @@ from codeclab.codecs.base import get_codec, make_options
 from codeclab.codecs.overfit.codec import decode_picture
 from codeclab.codecs.overfit.config import PROFILES, OverfitConfig, grid_shapes, param_shapes
 from codeclab.codecs.overfit.context import ar_contexts, parent_context, stage_context
-from codeclab.codecs.overfit.encoder import Preset, _latents, _loss, _train, encode_planes, load_into, quantize_params
-from codeclab.codecs.overfit.fixed import FA, synthesize_fx
+from codeclab.codecs.overfit.encoder import (Preset, _latents, _loss, _RDEval, _train, choose_steps, encode_planes,
+                                             load_into, quantize_params, rdoq_params)
+from codeclab.codecs.overfit.fixed import FA, IntParams, step_of, synthesize_fx
 from codeclab.codecs.overfit.model import OverfitModel, context_tensors, named_decoder_params
-from codeclab.codecs.overfit.payload import decode_payload, sequential_steps
+from codeclab.codecs.overfit.payload import decode_params, decode_payload, param_bytes, sequential_steps, tensor_code
 
 TINY = Preset("tiny", 1, 5, 25, 5)
 SMALL_CFG = OverfitConfig(grids=5, channels=(1, 1, 1, 1, 1), synth_hidden=6, res3x3=1, ctx_hidden=4)
@@ -105,7 +107,7 @@ def test_integer_synthesis_follows_the_float_model() -> None:
             p.copy_(torch.randint(-4, 5, p.shape).float())
         for conv in m.res:
             conv.weight.normal_(0, 0.05)
-    ip = quantize_params(m, {k: 14 for k in [("up", "w"), ("up", "b"), ("syn", "w"), ("syn", "b"),
+    ip = quantize_params(m, {k: 28 for k in [("up", "w"), ("up", "b"), ("syn", "w"), ("syn", "b"),
                                               ("prob", "w"), ("prob", "b")]})
     load_into(m, ip)
     with torch.no_grad():
@@ -124,6 +126,51 @@ def test_round_trip_is_the_encoders_picture(order: str, depth: int, size: tuple[
     assert out.format == f.format
     assert all(np.array_equal(a, b) for a, b in zip(out.planes, res.planes))
     assert res.stats["param_bits"] > 0 and 8 * len(res.data) > res.stats["param_bits"]
+
+
+def test_step_codes_are_half_octaves() -> None:
+    """Even step codes are powers of two, odd ones 3/4 of the next coarser one: integer
+    weights for the decoder, steps strictly decreasing and within 7 % of 2**(-h/2)."""
+    steps = [m * 2.0 ** -s for m, s in map(step_of, range(41))]
+    assert all(a > b for a, b in zip(steps, steps[1:]))
+    assert all(abs(math.log2(s) + h / 2) < 0.09 for h, s in enumerate(steps))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_parameter_section_round_trip(data: st.DataObject) -> None:
+    """Any integers in range (all zero, sparse, huge) and step codes come back exactly, and
+    the encoder's estimate of their bits (what its RD search counts) is the coded size."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    ints, exps = {}, {}
+    for n, shape, *_ in param_shapes(SMALL_CFG):
+        scale = data.draw(st.sampled_from([0.0, 0.3, 3.0, 40.0, 3000.0]))
+        q = np.clip(np.rint(rng.laplace(0.0, scale + 1e-9, shape)), -32767, 32767).astype(np.int64)
+        q[rng.random(shape) < data.draw(st.floats(0.0, 1.0))] = 0
+        ints[n], exps[n] = q, data.draw(st.integers(0, 40))
+    sec = param_bytes(IntParams(ints, exps), SMALL_CFG)
+    back = decode_params(sec, SMALL_CFG)
+    assert back.exps == exps and all(np.array_equal(back.ints[n], q) for n, q in ints.items())
+    est = sum(tensor_code(q)[1] + 8 for q in ints.values())  # + the step code bytes
+    assert abs(8 * len(sec) - est) < 64 + 0.02 * est
+
+
+def test_rdoq_of_the_parameters_lowers_the_rd_cost() -> None:
+    """RDOQ never raises the cost it searches on, and that cost's distortion and latent rate
+    are the float model's at the quantized parameters (the fast evaluator's caching)."""
+    f = _picture(64, 48)
+    tg = [torch.from_numpy(p.astype(np.float32) / 255) for p in f.planes]
+    lam, npix = 1e-3, 64 * 48
+    m = OverfitModel(SMALL_CFG, 48, 64)
+    _train(m, tg, lam, npix, 60, 1e-2, "main", lambda n, loss, d, r: None)
+    ev = _RDEval(m, tg, lam, npix)
+    ip = choose_steps(m, tg, lam, npix, ev)
+    out, _ = rdoq_params(ev, ip)
+    assert ev.cost(out) <= ev.cost(ip)
+    load_into(m, out)
+    with torch.no_grad():
+        _, d, r = _loss(m, _latents(m, "hard"), tg, lam, npix)
+    assert ev.lat_cost(out) == pytest.approx(float(d) * npix / lam + float(r) * npix, rel=1e-4)
 
 
 def _decode_digest(payload: Path, threads: int) -> str:
@@ -155,9 +202,9 @@ def test_parameters_survive_coding_and_damage_is_caught() -> None:
     cfg, ip, lat, w, h, bd = decode_payload(res.data)
     assert (cfg, w, h, bd) == (SMALL_CFG, 64, 48, 8)
     assert set(ip.ints) == {n for n, *_ in param_shapes(cfg)}
-    head = 3 + cfg.grids + 8 + 6 + 8
+    head = 3 + cfg.grids + 8 + 8
     bad = bytearray(res.data)
-    bad[head + 30] ^= 0x40  # inside the parameter integers
+    bad[head + 2 * len(param_shapes(cfg)) + 2] ^= 0x40  # inside the parameter integers
     with pytest.raises(BitstreamError, match="CRC"):
         decode_picture(bytes(bad), f.format)
     with pytest.raises(BitstreamError, match="parameter"):  # behind a valid payload CRC
