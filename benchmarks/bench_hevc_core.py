@@ -116,7 +116,7 @@ def tune() -> None:
         for qp in (22, 27, 32, 37):
             e = PictureEncoder(StreamParams(W, H, 8, 5, 1, qp, Fraction(25), True, False, True, True),
                                preset="fast")
-            e.lam_mode = e.lam_split = k * e.lam_satd
+            e.sp = e.sp._replace(lam_mode=k * e.sp.sqrt_lam, lam_split=k * e.sp.sqrt_lam)
             bits, mse = 0, 0.0
             for pic in pics:
                 out = e.encode(pic)

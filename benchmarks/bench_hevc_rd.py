@@ -16,9 +16,10 @@ takes Dune and the cockatoo frame only. One run measures and prints:
   pictures per QP (BD of the aggregate curve) and also the mean of per-picture BD-rates;
 - encode frames/s (process CPU time, the machine is shared) of every preset x quantizer
   at 416x240 (all pictures, QP 32) and at 1920x1080 (one cockatoo frame scaled up, QP 32,
-  --no-1080p skips it), with the share of encode time spent in the quantizer
-  (``EncoderQuantizer``: rate-state extraction, QuantBatch, the quantizer itself; wall
-  clock inside it over wall clock of the encode).
+  --no-1080p skips it), with the share of encode time spent in a quantizer called back in
+  Python (``EncoderQuantizer``: rate-state extraction, QuantBatch, the quantizer itself;
+  wall clock inside it over wall clock of the encode; "-" for sq and rdoq, which run
+  inside the compiled search).
 
 Every one of our streams is decoded by FFmpeg and checked bit-exact against our
 reconstruction; PSNR is measured on the decoded pictures.
@@ -102,8 +103,10 @@ def encode(codec: str, values: dict, planes: list[np.ndarray]) -> dict:
         r["exact"] = all(np.array_equal(a, b) for a, b in zip(out[0].planes, pk[0].props["recon"]))
         if not r["exact"]:
             raise SystemExit(f"hevc {values}: FFmpeg output differs from our reconstruction")
-        q = enc._pic.q
-        r["quant_s"] = q.seconds
+        from codeclab.codecs.hevc.tb_coding import QUANT_EXTERNAL
+
+        q = enc._pic.q  # time inside a Python quantizer; sq and rdoq run inside the compiled search
+        r["quant_s"] = q.seconds if enc._pic.tp.qkind == QUANT_EXTERNAL else float("nan")
         q.seconds, q.calls = 0.0, 0
     return r
 
@@ -176,7 +179,7 @@ def main() -> None:
         for pr in ("slow", "medium"):
             print(bd_line(f"ours (rdoq, {pr}) vs x265 {xp}", res[f"x265 {xp}"], res[f"hevc {pr} rdoq"]))
 
-    print("\nspeed at QP 32 (frames/s of process CPU time; quantizer share of encode time):")
+    print("\nspeed at QP 32 (frames/s of process CPU time; share of encode time in a Python quantizer, - for the compiled sq / rdoq):")
     k32 = QPS.index(32)
     rows = []
     for preset, quant in configs:

@@ -34,7 +34,7 @@ class HevcOptions:
     sign data hiding; transform_skip: 4x4 transform skip; bit_depth: coded depth 8 or 10
     (None = the source's); rounding: dead-zone offset of the SQ quantizer (HM intra 171/512
     ~ 1/3); quant: quantizer name (quantizer.available_quantizers(): sq, rdoq ...); preset:
-    decision effort (rdsearch.PRESETS): ``fast`` = SATD decisions, no RD search (the
+    decision effort (search.PRESETS): ``fast`` = SATD decisions, no RD search (the
     fastest); ``medium`` (default) = RD search with few candidates; ``slow`` = HM's
     candidate counts, TU split of the two best modes, all chroma modes (docs/hevc.md has
     the speed / BD-rate of each); keep_recon: put our reconstruction (coded depth, planes)
@@ -70,7 +70,7 @@ class HevcOptions:
         if not 0.0 <= self.rounding < 1.0:
             raise UsageError(f"hevc: rounding {self.rounding} outside [0, 1)")
         from codeclab.codecs.hevc.quantizer import available_quantizers
-        from codeclab.codecs.hevc.rdsearch import PRESETS
+        from codeclab.codecs.hevc.search import PRESETS
 
         if self.preset not in PRESETS:
             raise UsageError(f"hevc: unknown preset {self.preset!r} (have {', '.join(PRESETS)})")

@@ -8,7 +8,7 @@ the fast tests run a pairwise covering subset (every pair of factor values at le
 With deblocking and SAO on, streams must decode cleanly and still match (our loop filters
 are the decoder's). These run the SATD decisions (preset fast); the RD search (presets
 medium / slow) with both quantizers runs a slow-marked subset of the same matrix, and
-tests/codecs/hevc/test_rdsearch.py its fast checks.
+tests/codecs/hevc/test_search.py its fast checks.
 
 HM's decoder, a second decoder (``codecs.refsw.hm_decode``; skipped where
 ``../shared/tools/hm/TAppDecoderStatic`` is absent), decodes every stream of both slow
@@ -277,25 +277,6 @@ def test_hm_bit_exact_slow_matrices(matrix, bd, content):
     hm_check(coded if coded is not None else MATRICES[matrix](bd, content))
 
 
-def test_region_save_restore_undoes_a_cu():
-    """An RD search codes a CU, measures and undoes it: after restore_region the encoder
-    state is as before, and coding it again gives the same stream."""
-    w, h = 64, 64
-    planes = picture("noise", 8, w, h, seed=3)
-    p = StreamParams(w, h, 8, 5, 1, 27, Fraction(25), True, False, False, False)
-    ref = PictureEncoder(p).encode(planes)
-    enc = PictureEncoder(p)
-    enc.encode(planes)  # sets up the per-picture state; now redo the first CU by hand
-    snap = enc.save_region(0, 0, 5)
-    state = [a.copy() for a in enc.rec + enc.av]
-    enc._code_cu(0, 0, 3, 2)
-    assert any(not np.array_equal(a, b) for a, b in zip(enc.rec + enc.av, state))
-    enc.restore_region(snap)
-    assert all(np.array_equal(a, b) for a, b in zip(enc.rec + enc.av, state))
-    again = enc.encode(planes)
-    assert again.data == ref.data
-
-
 @pytest.mark.parametrize("name", ["sq", "rdoq"])
 def test_every_registered_quantizer_decodes_bit_exact(name):
     """The quantizer is pluggable: any registry entry behind EncoderQuantizer gives streams
@@ -311,27 +292,3 @@ def test_every_registered_quantizer_decodes_bit_exact(name):
         frames, bad = ffmpeg_decode(pic.data)
         assert not bad and len(frames) == 1
         assert all(np.array_equal(frames[0][c], pic.recon[c]) for c in range(3))
-
-
-def test_estimate_mode_prices_a_picture_like_the_real_coder():
-    """The syntax writers in estimate mode (what an RD search will use) count within 1.5 %
-    of the slice data they really produce."""
-    from codeclab.bitstream.cabac import E_FRAC, FRAC_ONE, CabacWriter
-    from codeclab.codecs.hevc.syntax import write_ctu, write_end_of_slice
-    from codeclab.codecs.hevc.tables import INIT_VALUES_I
-
-    w, h = 200, 120
-    for qp, content in ((22, "noise"), (32, "stripes")):
-        p = StreamParams(w, h, 8, 5, 1, qp, Fraction(25), True, False, False, False)
-        enc = PictureEncoder(p)
-        enc.encode(picture(content, 8, w, h, seed=1))
-        coded = {}
-        for estimate in (False, True):
-            cw = CabacWriter(INIT_VALUES_I, qp, capacity=1 << 20, estimate=estimate)
-            rows, cols = -(-p.coded_height // 32), -(-p.coded_width // 32)
-            for r in range(rows):
-                for c in range(cols):
-                    write_ctu(cw, enc.maps, 32 * c, 32 * r, 1, 5, True, False)
-                    write_end_of_slice(cw, r == rows - 1 and c == cols - 1)
-            coded[estimate] = cw.eng[E_FRAC] / FRAC_ONE if estimate else 8 * len(cw.getvalue())
-        assert abs(coded[True] - coded[False]) / coded[False] < 0.015, coded

@@ -1,0 +1,296 @@
+"""Slice data syntax above the residual level (7.3.8) in numba, read from a PictureState:
+SAO, coding_quadtree, coding_unit with intra mode coding (MPM derivation 8.4.2),
+transform_tree / transform_unit with the 4:2:0 cbf rules, end_of_slice_segment_flag.
+
+The same functions write the slice (engine in write mode) and price a CU for the search
+(engine in estimate mode, :mod:`codeclab.bitstream.cabac`): the syntax order lives only
+here. :func:`write_slice_data` writes a whole picture in one call; residuals are
+:func:`codeclab.codecs.hevc.residual.code_residual`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from codeclab.base.jit import unit
+from codeclab.bitstream.cabac import encode_bin, encode_bypass, encode_bypass_bits, encode_terminate
+from codeclab.codecs.hevc import tables as T
+from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
+
+__all__ = ["mpm_at", "chroma_mode_from", "scan_idx", "write_cu", "write_ctu", "write_slice_data",
+           "cu_chroma_mode"]
+
+_CTX_SPLIT_CU = T.CTX_SPLIT_CU
+_CTX_PART_MODE = T.CTX_PART_MODE
+_CTX_PREV_INTRA = T.CTX_PREV_INTRA
+_CTX_CHROMA_MODE = T.CTX_CHROMA_MODE
+_CTX_SPLIT_TF = T.CTX_SPLIT_TF
+_CTX_CBF_LUMA = T.CTX_CBF_LUMA
+_CTX_CBF_CHROMA = T.CTX_CBF_CHROMA
+_CTX_SAO_MERGE = T.CTX_SAO_MERGE
+_CTX_SAO_TYPE = T.CTX_SAO_TYPE
+
+
+@njit(cache=True)
+def chroma_mode_from(idx, luma_mode):  # pragma: no cover - numba
+    """IntraPredModeC for 4:2:0 (Table 8-2); intra.chroma_mode_from's rule."""
+    if idx == 4:
+        return luma_mode
+    cand = 0 if idx == 0 else (26 if idx == 1 else (10 if idx == 2 else 1))
+    return 34 if cand == luma_mode else cand
+
+
+@njit(cache=True)
+def scan_idx(mode, log2, c):  # pragma: no cover - numba
+    """scanIdx of 7.4.9.11 for an intra TB of 4:2:0 (scan.scan_idx_for's rule)."""
+    if log2 == 2 or (log2 == 3 and c == 0):
+        if 6 <= mode <= 14:
+            return 2
+        if 22 <= mode <= 30:
+            return 1
+    return 0
+
+
+@njit(cache=True)
+def mpm_at(st, x, y, log2_ctb):  # pragma: no cover - numba
+    """candModeList of 8.4.2 for the PB at luma (x, y): left, above (only inside the current
+    CTB row); an unavailable neighbour counts as DC (intra.most_probable_modes' rule)."""
+    a = st.mode[y >> 2, (x - 1) >> 2] if x > 0 else -1
+    b = -1
+    if y > 0 and (y - 1) >= ((y >> log2_ctb) << log2_ctb):
+        b = st.mode[(y - 1) >> 2, x >> 2]
+    if a < 0:
+        a = 1
+    if b < 0:
+        b = 1
+    if a == b:
+        if a < 2:
+            return 0, 1, 26
+        return a, 2 + ((a + 29) % 32), 2 + ((a - 2 + 1) % 32)
+    if a != 0 and b != 0:
+        third = 0
+    elif a != 1 and b != 1:
+        third = 1
+    else:
+        third = 26
+    return a, b, third
+
+
+@njit(cache=True)
+def cu_chroma_mode(st, x, y):  # pragma: no cover - numba
+    """IntraPredModeC of the CU at (x, y) (from its first luma PB)."""
+    return chroma_mode_from(st.cidx[y >> 3, x >> 3], st.mode[y >> 2, x >> 2])
+
+
+@njit(cache=True)
+def _any(a, y0, x0, m):  # pragma: no cover - numba
+    for i in range(y0, y0 + m):
+        for j in range(x0, x0 + m):
+            if a[i, j]:
+                return True
+    return False
+
+
+@unit
+def _residual(eng, ctx, buf, st, c, x, y, log2, mode, sign_hiding, ts_enabled):  # pragma: no cover
+    """residual_coding of the TB of component c at (x, y) (its own coordinates)."""
+    n = 1 << log2
+    code_residual(eng, ctx, buf, np.ascontiguousarray(st.lv[c][y:y + n, x:x + n]), log2, c,
+                  scan_idx(mode, log2, c), sign_hiding, ts_enabled and log2 == 2,
+                  st.ts[c][y >> 2, x >> 2], SB_SCAN, C4_SCAN)
+
+
+@njit(cache=True)
+def _push(stack, top, a, b, c, d, e=0, f=0, g=0, h=0):  # pragma: no cover - numba
+    """Push a node (up to 8 ints) on an explicit depth-first stack; the new top."""
+    stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3] = a, b, c, d
+    if stack.shape[1] > 4:
+        stack[top, 4], stack[top, 5], stack[top, 6], stack[top, 7] = e, f, g, h
+    return top + 1
+
+
+@unit
+def _write_tt(eng, ctx, buf, st, x0, y0, log2_0, max_depth, intra_split, log2_max_tb, sign_hiding,
+              ts_enabled, lmode0, cmode):  # pragma: no cover - numba
+    """transform_tree() of the CU at (x0, y0, 2^log2_0), depth first with an explicit stack
+    (numba cannot cache recursive functions); per node: (x, y, log2, trafoDepth, index among
+    its parent's four children, the parent's cbf_cb and cbf_cr, luma mode)."""
+    stack = np.empty((32, 8), dtype=np.int64)
+    top = _push(stack, 0, x0, y0, log2_0, 0, 0, 0, 0, lmode0)
+    while top > 0:
+        top -= 1
+        x, y, log2, depth, blk4, p_cb, p_cr, lmode = stack[top]
+        split = st.tdepth[y >> 2, x >> 2] > depth
+        if log2 <= log2_max_tb and log2 > 2 and depth < max_depth and not (intra_split and depth == 0):
+            encode_bin(eng, ctx, buf, _CTX_SPLIT_TF + 5 - log2, 1 if split else 0)
+        cb, cr = p_cb, p_cr
+        if log2 > 2:
+            cb = cr = 0
+            u, m = y >> 3, 1 << (log2 - 3)
+            v = x >> 3
+            if depth == 0 or p_cb:
+                cb = 1 if _any(st.cbf[1], u, v, m) else 0
+                encode_bin(eng, ctx, buf, _CTX_CBF_CHROMA + depth, cb)
+            if depth == 0 or p_cr:
+                cr = 1 if _any(st.cbf[2], u, v, m) else 0
+                encode_bin(eng, ctx, buf, _CTX_CBF_CHROMA + depth, cr)
+        if split:
+            h = 1 << (log2 - 1)
+            for k in range(3, -1, -1):  # pushed in reverse: popped in z-order
+                cx = x + (h if k & 1 else 0)
+                cy = y + (h if k & 2 else 0)
+                m = lmode if not intra_split else st.mode[cy >> 2, cx >> 2]
+                top = _push(stack, top, cx, cy, log2 - 1, depth + 1, k, cb, cr, m)
+            continue
+        luma = st.cbf[0][y >> 2, x >> 2] != 0
+        encode_bin(eng, ctx, buf, _CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if luma else 0)
+        if luma:
+            _residual(eng, ctx, buf, st, 0, x, y, log2, lmode, sign_hiding, ts_enabled)
+        if log2 > 2:  # this node's chroma TBs
+            xc, yc, lc = x >> 1, y >> 1, log2 - 1
+        elif blk4 == 3:  # the parent 8x8's 4x4 chroma TBs, after its fourth luma TB
+            xc, yc, lc = (x - 4) >> 1, (y - 4) >> 1, 2
+        else:
+            continue
+        for c in (1, 2):
+            if st.cbf[c][yc >> 2, xc >> 2]:
+                _residual(eng, ctx, buf, st, c, xc, yc, lc, cmode, sign_hiding, ts_enabled)
+
+
+@unit
+def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
+             ts_enabled):  # pragma: no cover - numba
+    """coding_unit() of the intra CU at (x, y, 2^log2) as the state holds it; in estimate
+    mode it prices the CU (the neighbours must hold the state it is coded in)."""
+    nxn = st.nxn[y >> 3, x >> 3] != 0
+    if log2 == 3:
+        encode_bin(eng, ctx, buf, _CTX_PART_MODE, 0 if nxn else 1)
+    half = 1 << (log2 - 1)
+    npu = 4 if nxn else 1
+    flags = np.zeros(4, dtype=np.int64)
+    vals = np.zeros(4, dtype=np.int64)
+    for k in range(npu):
+        px = x + (half if k & 1 else 0)
+        py = y + (half if k & 2 else 0)
+        m = st.mode[py >> 2, px >> 2]
+        c0, c1, c2 = mpm_at(st, px, py, log2_ctb)
+        if m == c0 or m == c1 or m == c2:
+            flags[k] = 1
+            vals[k] = 0 if m == c0 else (1 if m == c1 else 2)
+        else:
+            vals[k] = m - (1 if c0 < m else 0) - (1 if c1 < m else 0) - (1 if c2 < m else 0)
+    for k in range(npu):
+        encode_bin(eng, ctx, buf, _CTX_PREV_INTRA, flags[k])
+    for k in range(npu):
+        v = vals[k]
+        if flags[k]:
+            encode_bypass(eng, buf, 1 if v > 0 else 0)
+            if v > 0:
+                encode_bypass(eng, buf, 1 if v > 1 else 0)
+        else:
+            encode_bypass_bits(eng, buf, v, 5)
+    ci = st.cidx[y >> 3, x >> 3]
+    if ci == 4:
+        encode_bin(eng, ctx, buf, _CTX_CHROMA_MODE, 0)
+    else:
+        encode_bin(eng, ctx, buf, _CTX_CHROMA_MODE, 1)
+        encode_bypass_bits(eng, buf, ci, 2)
+    lmode = st.mode[y >> 2, x >> 2]
+    _write_tt(eng, ctx, buf, st, x, y, log2, max_tu_depth + (1 if nxn else 0), nxn, log2_max_tb,
+              sign_hiding, ts_enabled, lmode, chroma_mode_from(ci, lmode))
+
+
+@unit
+def write_ctu(eng, ctx, buf, st, x0, y0, W, H, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
+              ts_enabled):  # pragma: no cover - numba
+    """coding_quadtree() of the CTU at (x0, y0), depth first with an explicit stack."""
+    stack = np.empty((16, 4), dtype=np.int64)
+    top = _push(stack, 0, x0, y0, log2_ctb, 0)
+    while top > 0:
+        top -= 1
+        x, y, log2, depth = stack[top]
+        if x >= W or y >= H:
+            continue
+        size = 1 << log2
+        if x + size <= W and y + size <= H and log2 > 3:
+            split = st.cdepth[y >> 3, x >> 3] > depth
+            inc = 0
+            if x > 0 and st.cdepth[y >> 3, (x - 1) >> 3] > depth:
+                inc += 1
+            if y > 0 and st.cdepth[(y - 1) >> 3, x >> 3] > depth:
+                inc += 1
+            encode_bin(eng, ctx, buf, _CTX_SPLIT_CU + inc, 1 if split else 0)
+        else:
+            split = log2 > 3
+        if split:
+            h = size >> 1
+            for k in range(3, -1, -1):
+                top = _push(stack, top, x + (h if k & 1 else 0), y + (h if k & 2 else 0), log2 - 1,
+                            depth + 1)
+        else:
+            write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
+                     ts_enabled)
+
+
+@unit
+def _write_sao(eng, ctx, buf, r, q, luma, chroma, bit_depth, typ, offsets, band_position,
+               eo_class, merge_left, merge_up):  # pragma: no cover - numba
+    """sao() of CTB (r, q) (7.3.8.3) from loopfilter.SaoParams' arrays."""
+    if q > 0:
+        ml = merge_left[r, q]
+        encode_bin(eng, ctx, buf, _CTX_SAO_MERGE, 1 if ml else 0)
+        if ml:
+            return
+    if r > 0:
+        mu = merge_up[r, q]
+        encode_bin(eng, ctx, buf, _CTX_SAO_MERGE, 1 if mu else 0)
+        if mu:
+            return
+    cmax = (1 << (min(bit_depth, 10) - 5)) - 1
+    for ci in range(3):
+        if (ci == 0 and not luma) or (ci > 0 and not chroma):
+            continue
+        t = typ[r, q, ci]
+        if ci < 2:  # sao_type_idx_luma / _chroma: TR cMax 2, bin 0 context, bin 1 bypass
+            if t == 0:
+                encode_bin(eng, ctx, buf, _CTX_SAO_TYPE, 0)
+            else:
+                encode_bin(eng, ctx, buf, _CTX_SAO_TYPE, 1)
+                encode_bypass(eng, buf, 0 if t == 1 else 1)
+        if t == 0:
+            continue
+        for k in range(4):  # sao_offset_abs: TR bypass, cMax
+            a = abs(offsets[r, q, ci, k])
+            for _ in range(a):
+                encode_bypass(eng, buf, 1)
+            if a < cmax:
+                encode_bypass(eng, buf, 0)
+        if t == 1:
+            for k in range(4):
+                v = offsets[r, q, ci, k]
+                if v != 0:
+                    encode_bypass(eng, buf, 1 if v < 0 else 0)
+            encode_bypass_bits(eng, buf, band_position[r, q, ci], 5)
+        elif ci < 2:
+            encode_bypass_bits(eng, buf, eo_class[r, q, ci], 2)
+
+
+@njit(cache=True)
+def write_slice_data(eng, ctx, buf, st, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
+                     ts_enabled, bit_depth, sao_luma, sao_chroma, typ, offsets, band_position,
+                     eo_class, merge_left, merge_up):  # pragma: no cover - numba
+    """slice_segment_data() of the whole picture: per CTU its SAO parameters (when either
+    slice flag is on), its coding quadtree and end_of_slice_segment_flag (the last one
+    flushes)."""
+    H, W = st.org[0].shape
+    ctb = 1 << log2_ctb
+    rows, cols = -(-H // ctb), -(-W // ctb)
+    for r in range(rows):
+        for q in range(cols):
+            if sao_luma or sao_chroma:
+                _write_sao(eng, ctx, buf, r, q, sao_luma, sao_chroma, bit_depth, typ, offsets,
+                           band_position, eo_class, merge_left, merge_up)
+            write_ctu(eng, ctx, buf, st, q * ctb, r * ctb, W, H, log2_ctb, max_tu_depth,
+                      log2_max_tb, sign_hiding, ts_enabled)
+            encode_terminate(eng, buf, 1 if (r == rows - 1 and q == cols - 1) else 0)

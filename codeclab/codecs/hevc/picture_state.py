@@ -1,0 +1,140 @@
+"""The encoder's picture state: every decision and sample of one picture as planes.
+
+Both decision strategies (the SATD decisions of preset ``fast`` and the RD search of
+``medium`` / ``slow``, :mod:`codeclab.codecs.hevc.search`) write into one
+:class:`PictureState`, and the slice writer (:mod:`codeclab.codecs.hevc.ctu_syntax`) reads
+the coded syntax back from it. Everything is a numpy plane indexed by position, so
+compiled code can code a region one way, measure it, and undo it by copying the region
+back (:func:`save_region` / :func:`restore_region`), and Python only ever sees whole
+pictures.
+
+Per-position maps: a TB's levels sit at the TB's own position in ``lv`` (luma coordinates
+for Y, chroma coordinates for Cb/Cr); ``cbf`` / ``ts`` have one entry per 4x4 unit of
+their component, set over the whole TB; luma modes and trafoDepth per 4x4 luma unit, the
+CU's depth, part mode and intra_chroma_pred_mode per 8x8 luma unit. The TU tree is
+implied: a node (x, y, log2, depth) is split iff ``tdepth`` at its top-left exceeds
+``depth``; a CU's size is ``log2_ctb - cdepth``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from codeclab.base.jit import unit
+
+__all__ = ["PictureState", "new_picture_state", "save_region", "restore_region",
+           "save_luma", "restore_luma", "save_chroma", "restore_chroma"]
+
+
+class PictureState(NamedTuple):
+    """One picture being coded (all planes at the coded size, multiples of 8)."""
+
+    org: tuple[np.ndarray, np.ndarray, np.ndarray]   # int32 source Y, Cb, Cr
+    rec: tuple[np.ndarray, np.ndarray, np.ndarray]   # int32 reconstruction (before filters)
+    av: tuple[np.ndarray, np.ndarray, np.ndarray]    # bool: reconstructed (intra availability)
+    lv: tuple[np.ndarray, np.ndarray, np.ndarray]    # int32 levels of each TB at its position
+    cbf: tuple[np.ndarray, np.ndarray, np.ndarray]   # uint8 per 4x4 unit: the TB has levels
+    ts: tuple[np.ndarray, np.ndarray, np.ndarray]    # uint8 per 4x4 unit: transform_skip_flag
+    mode: np.ndarray     # int32 (H/4, W/4) IntraPredModeY, -1 = not coded yet
+    tdepth: np.ndarray   # uint8 (H/4, W/4) trafoDepth of the luma TB covering the unit
+    cdepth: np.ndarray   # int32 (H/8, W/8) CU depth (coding quadtree)
+    nxn: np.ndarray      # uint8 (H/8, W/8) part_mode NxN (8x8 CUs only)
+    cidx: np.ndarray     # uint8 (H/8, W/8) intra_chroma_pred_mode (0..4) of the CU
+
+
+def new_picture_state(org: list[np.ndarray]) -> PictureState:
+    """A blank state for the source planes ``org`` (int32, coded size, 4:2:0)."""
+    H, W = org[0].shape
+    sizes = [(H, W), (H // 2, W // 2), (H // 2, W // 2)]
+
+    def three(dtype, div: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(np.zeros((h // div, w // div), dtype=dtype) for h, w in sizes)  # type: ignore[return-value]
+
+    return PictureState(
+        org=tuple(np.ascontiguousarray(o, dtype=np.int32) for o in org),  # type: ignore[arg-type]
+        rec=three(np.int32), av=three(np.bool_), lv=three(np.int32),
+        cbf=three(np.uint8, 4), ts=three(np.uint8, 4),
+        mode=np.full((H // 4, W // 4), -1, dtype=np.int32),
+        tdepth=np.zeros((H // 4, W // 4), dtype=np.uint8),
+        cdepth=np.zeros((H // 8, W // 8), dtype=np.int32),
+        nxn=np.zeros((H // 8, W // 8), dtype=np.uint8),
+        cidx=np.zeros((H // 8, W // 8), dtype=np.uint8))
+
+
+# ------------------------------------------------------------------ snapshots -------------
+# A snapshot is a tuple of copies of the region of each plane; restore copies them back.
+# Luma-only and chroma-only variants serve the mode and TU-tree trials, which touch one.
+
+
+@unit
+def save_luma(st, x, y, n):  # pragma: no cover - numba
+    """Reconstruction, availability, levels, cbf, ts and trafoDepth of the luma square."""
+    u, v, m = y >> 2, x >> 2, max(n >> 2, 1)
+    return (st.rec[0][y:y + n, x:x + n].copy(), st.av[0][y:y + n, x:x + n].copy(),
+            st.lv[0][y:y + n, x:x + n].copy(), st.cbf[0][u:u + m, v:v + m].copy(),
+            st.ts[0][u:u + m, v:v + m].copy(), st.tdepth[u:u + m, v:v + m].copy())
+
+
+@unit
+def restore_luma(st, s, x, y, n):  # pragma: no cover - numba
+    u, v, m = y >> 2, x >> 2, max(n >> 2, 1)
+    st.rec[0][y:y + n, x:x + n] = s[0]
+    st.av[0][y:y + n, x:x + n] = s[1]
+    st.lv[0][y:y + n, x:x + n] = s[2]
+    st.cbf[0][u:u + m, v:v + m] = s[3]
+    st.ts[0][u:u + m, v:v + m] = s[4]
+    st.tdepth[u:u + m, v:v + m] = s[5]
+
+
+@unit
+def save_chroma(st, xc, yc, n):  # pragma: no cover - numba
+    """Cb and Cr of the chroma square (xc, yc, n): samples, availability, levels, flags."""
+    u, v, m = yc >> 2, xc >> 2, max(n >> 2, 1)
+    return (st.rec[1][yc:yc + n, xc:xc + n].copy(), st.rec[2][yc:yc + n, xc:xc + n].copy(),
+            st.av[1][yc:yc + n, xc:xc + n].copy(), st.av[2][yc:yc + n, xc:xc + n].copy(),
+            st.lv[1][yc:yc + n, xc:xc + n].copy(), st.lv[2][yc:yc + n, xc:xc + n].copy(),
+            st.cbf[1][u:u + m, v:v + m].copy(), st.cbf[2][u:u + m, v:v + m].copy(),
+            st.ts[1][u:u + m, v:v + m].copy(), st.ts[2][u:u + m, v:v + m].copy())
+
+
+@unit
+def restore_chroma(st, s, xc, yc, n):  # pragma: no cover - numba
+    u, v, m = yc >> 2, xc >> 2, max(n >> 2, 1)
+    st.rec[1][yc:yc + n, xc:xc + n] = s[0]
+    st.rec[2][yc:yc + n, xc:xc + n] = s[1]
+    st.av[1][yc:yc + n, xc:xc + n] = s[2]
+    st.av[2][yc:yc + n, xc:xc + n] = s[3]
+    st.lv[1][yc:yc + n, xc:xc + n] = s[4]
+    st.lv[2][yc:yc + n, xc:xc + n] = s[5]
+    st.cbf[1][u:u + m, v:v + m] = s[6]
+    st.cbf[2][u:u + m, v:v + m] = s[7]
+    st.ts[1][u:u + m, v:v + m] = s[8]
+    st.ts[2][u:u + m, v:v + m] = s[9]
+
+
+@unit
+def save_region(st, x, y, log2):  # pragma: no cover - numba
+    """Everything coding the CU square (x, y, 2^log2) changes: both luma and chroma parts
+    and the CU maps (modes, depths, part mode, chroma mode)."""
+    n = 1 << log2
+    u8, v8, m8 = y >> 3, x >> 3, n >> 3
+    u4, v4, m4 = y >> 2, x >> 2, n >> 2
+    return (save_luma(st, x, y, n), save_chroma(st, x >> 1, y >> 1, n >> 1),
+            st.mode[u4:u4 + m4, v4:v4 + m4].copy(), st.cdepth[u8:u8 + m8, v8:v8 + m8].copy(),
+            st.nxn[u8:u8 + m8, v8:v8 + m8].copy(), st.cidx[u8:u8 + m8, v8:v8 + m8].copy())
+
+
+@unit
+def restore_region(st, s, x, y, log2):  # pragma: no cover - numba
+    n = 1 << log2
+    u8, v8, m8 = y >> 3, x >> 3, n >> 3
+    u4, v4, m4 = y >> 2, x >> 2, n >> 2
+    restore_luma(st, s[0], x, y, n)
+    restore_chroma(st, s[1], x >> 1, y >> 1, n >> 1)
+    st.mode[u4:u4 + m4, v4:v4 + m4] = s[2]
+    st.cdepth[u8:u8 + m8, v8:v8 + m8] = s[3]
+    st.nxn[u8:u8 + m8, v8:v8 + m8] = s[4]
+    st.cidx[u8:u8 + m8, v8:v8 + m8] = s[5]

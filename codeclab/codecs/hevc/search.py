@@ -1,0 +1,916 @@
+"""The encoder's decisions, compiled: one call searches a whole picture (numba).
+
+Two strategies over one :class:`~codeclab.codecs.hevc.picture_state.PictureState`, both
+coding their TBs with :func:`codeclab.codecs.hevc.tb_coding.code_tb`:
+
+- ``fast`` (no RD search): Hadamard SATD of the prediction residual plus lam_mode * rough
+  mode bits chooses the luma mode among all 35 (predicted from our reconstruction);
+  2Nx2N vs NxN at 8x8, the CU split (64 down to 8) and the TU split compare the parent
+  with its four parts, both predicted from source neighbours, plus lam_split * rough side
+  bits; chroma takes the best SATD of the five intra_chroma_pred_mode candidates.
+- ``medium`` / ``slow`` (HM's TEncCu / TEncSearch, intra part): per PB a rough decision
+  (SATD + sqrt(lambda) * mode bits priced from the current CABAC state) keeps the preset's
+  number of candidates (plus the three MPMs); each is coded for real at the TU root as one
+  batch (SSE + lambda * CABAC-estimated bits); the best get the residual quadtree by RD
+  cost; the chroma mode is chosen by RD cost over its candidates (chroma SSE weighted by
+  HM's 2^((QP - QPc) / 3)); 2Nx2N vs NxN at 8x8 and the CU split compare the whole RD cost
+  of both. All rates come from one estimate-mode CABAC engine whose contexts follow the
+  decisions in coding order (snapshot / restore), priced by the slice writer itself
+  (:func:`codeclab.codecs.hevc.ctu_syntax.write_cu`); the quantizer sees the same live
+  contexts, so RDOQ prices levels with the states the block will be coded with. Every
+  trial is undone with the state's save / restore of a region.
+
+The final bitstream is written afterwards from the state, so a search only chooses: it
+cannot break decodability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, types
+from numba.typed import Dict, List
+
+from codeclab.base.jit import unit
+from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, encode_bin
+from codeclab.codecs.hevc import tables as T
+from codeclab.codecs.hevc.ctu_syntax import _push, chroma_mode_from, mpm_at, scan_idx, write_cu
+from codeclab.codecs.hevc.intra import _predict_all, _predict_one
+from codeclab.codecs.hevc.picture_state import (
+    restore_chroma,
+    restore_luma,
+    restore_region,
+    save_chroma,
+    save_luma,
+    save_region,
+)
+from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
+from codeclab.codecs.hevc.satd import _satd_batch, _satd_tiles
+from codeclab.codecs.hevc.tb_coding import chroma_tree, code_tb, forward, quantize, reconstruct, store_tb
+
+__all__ = ["Preset", "PRESETS", "SearchParams", "search_picture"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How hard the encoder searches.
+
+    rd: RD search (False = the SATD decisions); n_rd: luma candidates given a full RD
+    check per PU size log2 2..6 (HM: 8, 8, 3, 3, 3); mpm: add the three MPMs to them;
+    tu_modes: how many of the best modes (after the TU-root check) get the TU-split check;
+    chroma_all: all five chroma candidates (else DM + the best chroma SATD); early_cu:
+    skip the split check of a CU coded whole without any residual (HM's ECU idea);
+    satd_depth: the CU quadtree is searched only around the SATD decisions' depth (where
+    those keep a CU whole, its four children are tried coded whole, nothing deeper; NxN
+    only where SATD prefers it or the 2Nx2N CU has a luma residual)."""
+
+    name: str
+    rd: bool
+    n_rd: tuple[int, int, int, int, int] = (8, 8, 3, 3, 3)
+    mpm: bool = True
+    tu_modes: int = 1
+    chroma_all: bool = True
+    early_cu: bool = False
+    satd_depth: bool = False
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset("fast", False),
+    "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
+                     early_cu=True, satd_depth=True),
+    "slow": Preset("slow", True, (8, 8, 3, 3, 3), mpm=True, tu_modes=2, chroma_all=True,
+                   early_cu=False),
+}
+
+
+class SearchParams(NamedTuple):
+    """The decisions' side of a picture's parameters (the TB side is tb_coding.TbParams)."""
+
+    log2_ctb: int
+    max_tu_depth: int
+    log2_max_tb: int
+    lam: float          # RD: SSE in the samples' bit depth + lam * bits
+    sqrt_lam: float     # rough RD decisions: SATD + sqrt_lam * bits
+    wc: float           # chroma SSE weight
+    lam_mode: float     # SATD decisions: mode choice
+    lam_split: float    # SATD decisions: partitions
+    rd: bool
+    n_rd: tuple[int, int, int, int, int]
+    mpm: bool
+    tu_modes: int
+    chroma_all: bool
+    early_cu: bool
+    satd_depth: bool
+
+
+_EB = np.asarray(ENTROPY_BITS, dtype=np.int64)
+_CTX_SPLIT_CU = T.CTX_SPLIT_CU
+_CTX_PREV_INTRA = T.CTX_PREV_INTRA
+_CTX_CHROMA_MODE = T.CTX_CHROMA_MODE
+_CTX_SPLIT_TF = T.CTX_SPLIT_TF
+_CTX_CBF_LUMA = T.CTX_CBF_LUMA
+_CTX_CBF_CHROMA = T.CTX_CBF_CHROMA
+
+
+# ------------------------------------------------------------------ small helpers ----------
+
+@njit(cache=True)
+def _snap(eng, ctx):  # pragma: no cover - numba
+    return ctx.copy(), eng.copy()
+
+
+@njit(cache=True)
+def _restore(eng, ctx, s):  # pragma: no cover - numba
+    ctx[:] = s[0]
+    eng[:] = s[1]
+
+
+@njit(cache=True)
+def _flag_bits(ctx, ci, b):  # pragma: no cover - numba
+    return _EB[np.int64(ctx[ci]) ^ b] / FRAC_ONE
+
+
+@njit(cache=True)
+def _encode_flag(eng, ctx, buf, ci, b):  # pragma: no cover - numba
+    """Code one context bin on the carried engine; its bits."""
+    b0 = eng[E_FRAC]
+    encode_bin(eng, ctx, buf, ci, b)
+    return (eng[E_FRAC] - b0) / FRAC_ONE
+
+
+@njit(cache=True)
+def _sse(st, c, x, y, n):  # pragma: no cover - numba
+    o, r = st.org[c], st.rec[c]
+    s = np.int64(0)
+    for i in range(y, y + n):
+        for j in range(x, x + n):
+            d = np.int64(o[i, j] - r[i, j])
+            s += d * d
+    return float(s)
+
+
+@njit(cache=True)
+def _cu_cost_d(st, sp, x, y, log2):  # pragma: no cover - numba
+    n = 1 << log2
+    return _sse(st, 0, x, y, n) + sp.wc * (_sse(st, 1, x >> 1, y >> 1, n >> 1)
+                                           + _sse(st, 2, x >> 1, y >> 1, n >> 1))
+
+
+@njit(cache=True)
+def _set_mode(st, x, y, log2, mode):  # pragma: no cover - numba
+    n4 = 1 << (log2 - 2)
+    st.mode[y >> 2:(y >> 2) + n4, x >> 2:(x >> 2) + n4] = mode
+
+
+@njit(cache=True)
+def _set_cu(a, x, y, log2, v):  # pragma: no cover - numba
+    """Set an 8x8-unit CU map over the CU."""
+    m = 1 << (log2 - 3)
+    a[y >> 3:(y >> 3) + m, x >> 3:(x >> 3) + m] = v
+
+
+@njit(cache=True)
+def _tile(n):  # pragma: no cover - numba
+    return 8 if n % 8 == 0 else 4
+
+
+@unit
+def _predictions(recon, av, x, y, log2, luma, bd):  # pragma: no cover - numba
+    """(35, n, n): every intra mode's prediction of the block, from one reference build."""
+    n = 1 << log2
+    preds = np.empty((35, n, n), dtype=np.int32)
+    _predict_all(recon, av, x, y, n, log2, luma, bd, np.bool_(True), preds)
+    return preds
+
+
+@unit
+def _satd_all(recon, av, org, x, y, log2, luma, bd):  # pragma: no cover - numba
+    """(35,) SATD of every intra mode predicted from ``recon`` against ``org``'s block, and
+    the predictions."""
+    n = 1 << log2
+    preds = _predictions(recon, av, x, y, log2, luma, bd)
+    v = np.empty(35, dtype=np.int64)
+    _satd_batch(preds, org[y:y + n, x:x + n], _tile(n), v)
+    return v, preds
+
+
+@unit
+def _satd_one(recon, av, org, x, y, log2, mode, bd):  # pragma: no cover - numba
+    n = 1 << log2
+    pred = np.empty((n, n), dtype=np.int32)
+    _predict_one(recon, av, x, y, n, log2, mode, np.bool_(True), bd, np.bool_(True), pred)
+    return _satd_tiles(pred, org[y:y + n, x:x + n], _tile(n))
+
+
+@unit
+def _source_mode_satd(st, tp, cache, x, y, log2):  # pragma: no cover - numba
+    """SATD of each of the 35 modes predicting the luma block from *source* neighbours with
+    the availability it has when first asked; a 64x64 block is predicted as its four 32x32
+    TBs are. Cached per picture: a parent's split test computes its children's values."""
+    key = (np.int64(log2) << 40) | (np.int64(y) << 20) | np.int64(x)
+    if key in cache:
+        return cache[key]
+    org, av = st.org[0], st.av[0]
+    if log2 <= 5:
+        v, _ = _satd_all(org, av, org, x, y, log2, np.bool_(True), tp.bit_depth)
+    else:
+        v = np.zeros(35, dtype=np.int64)
+        for k in range(4):
+            qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
+            vk, _ = _satd_all(org, av, org, qx, qy, np.int64(5), np.bool_(True), tp.bit_depth)
+            v += vk
+            av[qy:qy + 32, qx:qx + 32] = True
+        av[y:y + 64, x:x + 64] = False
+    cache[key] = v
+    return v
+
+
+@unit
+def _best_satd(st, tp, cache, x, y, log2):  # pragma: no cover - numba
+    return float(_source_mode_satd(st, tp, cache, x, y, log2).min())
+
+
+@unit
+def _split_wins(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
+    """Parent vs four children, all predicted from source samples (cheap, unbiased between
+    the two); each CU is charged ~4 bits of mode/split side information."""
+    av = st.av[0]
+    s, h = 1 << log2, 1 << (log2 - 1)
+    cost_p = _best_satd(st, tp, cache, x, y, log2) + sp.lam_split * 4
+    cost_c = sp.lam_split * 17
+    if cost_c >= cost_p:
+        return False
+    for k in range(4):
+        cx, cy = x + (h if k & 1 else 0), y + (h if k & 2 else 0)
+        cost_c += _best_satd(st, tp, cache, cx, cy, log2 - 1)
+        av[cy:cy + h, cx:cx + h] = True
+        if cost_c >= cost_p:
+            break
+    av[y:y + s, x:x + s] = False
+    return cost_c < cost_p
+
+
+@unit
+def _nxn_wins(st, tp, sp, cache, x, y):  # pragma: no cover - numba
+    """2Nx2N vs NxN at an 8x8 CU, both predicted from source samples (the same cheap,
+    unbiased comparison as the CU split): NxN pays 3 more mode codes."""
+    av = st.av[0]
+    cost_2n = _best_satd(st, tp, cache, x, y, np.int64(3)) + sp.lam_split * 4
+    cost_nxn = sp.lam_split * 16
+    if cost_nxn >= cost_2n:
+        return False
+    for k in range(4):
+        px, py = x + (4 if k & 1 else 0), y + (4 if k & 2 else 0)
+        cost_nxn += _best_satd(st, tp, cache, px, py, np.int64(2))
+        av[py:py + 4, px:px + 4] = True
+        if cost_nxn >= cost_2n:
+            break
+    av[y:y + 8, x:x + 8] = False
+    return cost_nxn < cost_2n
+
+
+@unit
+def _chroma_mode_satd(st, tp, sp, xc, yc, log2c, luma_mode):  # pragma: no cover - numba
+    """(intra_chroma_pred_mode, IntraPredModeC) with the best SATD of the five (DM first
+    on ties)."""
+    tot = np.zeros(35)
+    for c in (1, 2):
+        v, _ = _satd_all(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth)
+        tot += v
+    best, bi, bm = tot[luma_mode] + sp.lam_mode * 1, 4, luma_mode
+    for idx in range(4):
+        m = chroma_mode_from(idx, luma_mode)
+        cst = tot[m] + sp.lam_mode * 3
+        if cst < best:
+            best, bi, bm = cst, idx, m
+    return bi, bm
+
+
+@njit(cache=True)
+def _has_residual(st, x, y, log2):  # pragma: no cover - numba
+    n = 1 << log2
+    if st.cbf[0][y >> 2:(y + n) >> 2, x >> 2:(x + n) >> 2].any():
+        return True
+    for c in (1, 2):
+        if st.cbf[c][y >> 3:(y + n) >> 3, x >> 3:(x + n) >> 3].any():
+            return True
+    return False
+
+
+# ------------------------------------------------------------------ fast: SATD decisions --
+
+@unit
+def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
+    """SATD + lam_mode * mode bits of the 35 luma modes of a PB, predicted from our
+    reconstruction (64x64: from source, as its four TBs)."""
+    if log2 <= 5:
+        v, _ = _satd_all(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth)
+        cost = v.astype(np.float64)
+    else:
+        cost = _source_mode_satd(st, tp, cache, x, y, log2).astype(np.float64)
+    c0, c1, c2 = mpm_at(st, x, y, sp.log2_ctb)
+    cost += sp.lam_mode * 6.0
+    cost[c0] += sp.lam_mode * (2.0 - 6.0)
+    cost[c1] += sp.lam_mode * (3.0 - 6.0)
+    cost[c2] += sp.lam_mode * (3.0 - 6.0)
+    return cost
+
+
+@unit
+def _tu_split_wins(st, tp, sp, x, y, log2, mode):  # pragma: no cover - numba
+    """Predicting from nearer samples pays when the four quadrants' SATD (source neighbours)
+    beats the whole block's by more than ~12 bits of side information."""
+    org, av = st.org[0], st.av[0]
+    n, h = 1 << log2, 1 << (log2 - 1)
+    whole = _satd_one(org, av, org, x, y, log2, mode, tp.bit_depth)
+    parts = sp.lam_split * 12
+    for k in range(4):
+        cx, cy = x + (h if k & 1 else 0), y + (h if k & 2 else 0)
+        parts += _satd_one(org, av, org, cx, cy, log2 - 1, mode, tp.bit_depth)
+        av[cy:cy + h, cx:cx + h] = True
+    av[y:y + n, x:x + n] = False
+    return parts < whole
+
+
+@unit
+def _fast_luma_tree(st, tp, sp, ctx, x0, y0, log2_0, depth0, mode):  # pragma: no cover - numba
+    """The luma TU tree of a PB, split where the SATD test says so (depth first, explicit
+    stack: numba cannot cache recursive functions)."""
+    stack = np.empty((16, 4), dtype=np.int64)
+    top = _push(stack, 0, x0, y0, log2_0, depth0)
+    while top > 0:
+        top -= 1
+        x, y, log2, depth = stack[top]
+        split = False
+        if log2 > sp.log2_max_tb:
+            split = True
+        elif log2 > 2 and depth < sp.max_tu_depth:
+            split = _tu_split_wins(st, tp, sp, x, y, log2, mode)
+        if split:
+            h = 1 << (log2 - 1)
+            for k in range(3, -1, -1):  # pushed in reverse: popped in z-order
+                top = _push(stack, top, x + (h if k & 1 else 0), y + (h if k & 2 else 0), log2 - 1,
+                            depth + 1)
+        else:
+            code_tb(st, tp, ctx, np.bool_(False), np.int64(0), x, y, log2, np.int64(mode), depth)
+
+@unit
+def _fast_cu(st, tp, sp, ctx, cache, x, y, log2, depth):  # pragma: no cover - numba
+    _set_cu(st.cdepth, x, y, log2, depth)
+    nxn = log2 == 3 and _nxn_wins(st, tp, sp, cache, x, y)
+    _set_cu(st.nxn, x, y, log2, 1 if nxn else 0)
+    if nxn:
+        for k in range(4):
+            px, py = x + (4 if k & 1 else 0), y + (4 if k & 2 else 0)
+            m4 = np.argmin(_mode_costs(st, tp, sp, cache, px, py, np.int64(2)))
+            _set_mode(st, px, py, 2, m4)
+            code_tb(st, tp, ctx, np.bool_(False), np.int64(0), px, py, np.int64(2), np.int64(m4), np.int64(1))
+    else:
+        mode = np.argmin(_mode_costs(st, tp, sp, cache, x, y, log2))
+        _set_mode(st, x, y, log2, mode)
+        _fast_luma_tree(st, tp, sp, ctx, x, y, log2, np.int64(0), np.int64(mode))
+    idx, cmode = _chroma_mode_satd(st, tp, sp, x >> 1, y >> 1, log2 - 1, st.mode[y >> 2, x >> 2])
+    _set_cu(st.cidx, x, y, log2, idx)
+    chroma_tree(st, tp, ctx, np.bool_(False), x, y, log2, np.int64(0), np.int64(cmode))
+
+
+@unit
+def _fast_decide(st, tp, sp, ctx, cache, x0, y0):  # pragma: no cover - numba
+    """The SATD decisions of one CTU (depth first, explicit stack)."""
+    H, W = st.org[0].shape
+    stack = np.empty((16, 4), dtype=np.int64)
+    top = _push(stack, 0, x0, y0, sp.log2_ctb, 0)
+    while top > 0:
+        top -= 1
+        x, y, log2, depth = stack[top]
+        if x >= W or y >= H:
+            continue
+        s = 1 << log2
+        split = x + s > W or y + s > H
+        if not split and log2 > 3:
+            split = _split_wins(st, tp, sp, cache, x, y, log2)
+        if split:
+            h = s >> 1
+            for k in range(3, -1, -1):
+                top = _push(stack, top, x + (h if k & 1 else 0), y + (h if k & 2 else 0), log2 - 1,
+                            depth + 1)
+        else:
+            _fast_cu(st, tp, sp, ctx, cache, x, y, log2, depth)
+
+# ------------------------------------------------------------------ RD search: luma -------
+
+@unit
+def _price_luma(eng, ctx, buf, lv, log2, scans, depth, sign_hiding, ts_allowed):  # pragma: no cover
+    """Bits of cbf_luma + residual of each block (B, n, n) from the same context state."""
+    nb = lv.shape[0]
+    out = np.empty(nb)
+    tmp = ctx.copy()
+    e = eng.copy()
+    ci = _CTX_CBF_LUMA + (1 if depth == 0 else 0)
+    for b in range(nb):
+        tmp[:] = ctx
+        e[E_FRAC] = 0
+        nz = lv[b].any()
+        encode_bin(e, tmp, buf, ci, 1 if nz else 0)
+        if nz:
+            code_residual(e, tmp, buf, lv[b], log2, 0, scans[b], sign_hiding, ts_allowed, 0,
+                          SB_SCAN, C4_SCAN)
+        out[b] = e[E_FRAC] / FRAC_ONE
+    return out
+
+
+@unit
+def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, preds, root_lv, root_rec,
+                root_has):  # pragma: no cover - numba
+    """D + lambda * (cbf + residual bits) of each candidate mode coded as one TB, all from
+    the same neighbours and contexts, as one batch (no state changes). Their levels and
+    reconstructions are kept (root_*) for the leaf that reuses them."""
+    n, bd = 1 << log2, tp.bit_depth
+    k = modes.shape[0]
+    maxv = (1 << bd) - 1
+    org = st.org[0][y:y + n, x:x + n]
+    pr = np.empty((k, n, n), dtype=np.int32)
+    resid = np.empty((k, n, n), dtype=np.int32)
+    scans = np.empty(k, dtype=np.int64)
+    for b in range(k):
+        pr[b] = preds[modes[b]]
+        for i in range(n):
+            for j in range(n):
+                resid[b, i, j] = org[i, j] - pr[b, i, j]
+        scans[b] = scan_idx(modes[b], log2, 0)
+    lv = np.empty((k, n, n), dtype=np.int32)
+    quantize(tp, ctx, np.bool_(True), forward(resid, log2, log2 == 2, bd), tp.qp[0], log2, np.int64(0), scans, depth, lv)
+    r = reconstruct(lv, tp.qp[0], log2, log2 == 2, bd)
+    dist = np.empty(k)
+    keep = not (tp.ts_enabled and log2 == 2)
+    for b in range(k):
+        nz = lv[b].any()
+        d = np.int64(0)
+        for i in range(n):
+            for j in range(n):
+                v = pr[b, i, j]
+                if nz:
+                    v = min(max(v + r[b, i, j], 0), maxv)
+                    pr[b, i, j] = v
+                e = np.int64(org[i, j] - v)
+                d += e * e
+        dist[b] = float(d)
+        if keep:
+            m = modes[b]
+            root_has[m] = True
+            root_lv[m] = lv[b]
+            root_rec[m] = pr[b]
+    bits = _price_luma(eng, ctx, buf, lv, log2, scans, depth, tp.sign_hiding,
+                       tp.ts_enabled and log2 == 2)
+    flag = 0.0
+    if 2 < log2 <= sp.log2_max_tb and depth < sp.max_tu_depth:  # split_transform_flag = 0
+        flag = _flag_bits(ctx, _CTX_SPLIT_TF + 5 - log2, 0)
+    return dist + sp.lam * (bits + flag)
+
+
+@unit
+def _luma_leaf(st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key, root_lv, root_rec,
+               root_has):  # pragma: no cover - numba
+    """Code one luma TB for real (or reuse the TU-root check's coding from the same
+    neighbours), price cbf + residual on the carried contexts; D + lambda * R."""
+    n = 1 << log2
+    if root_key[0] == x and root_key[1] == y and root_key[2] == log2 and root_key[3] == depth \
+            and root_has[mode]:
+        # root_rec holds the reconstruction already: stored with a zero residual
+        nz = root_lv[mode].any()
+        store_tb(st, 0, x, y, log2, root_rec[mode], np.zeros((n, n), dtype=np.int32), root_lv[mode],
+                 nz, False, (1 << tp.bit_depth) - 1)
+        st.tdepth[y >> 2:(y + n) >> 2, x >> 2:(x + n) >> 2] = depth
+    else:
+        nz = code_tb(st, tp, ctx, np.bool_(True), np.int64(0), x, y, log2, np.int64(mode), depth)
+    b0 = eng[E_FRAC]
+    encode_bin(eng, ctx, buf, _CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if nz else 0)
+    if nz:
+        code_residual(eng, ctx, buf, np.ascontiguousarray(st.lv[0][y:y + n, x:x + n]), log2, 0,
+                      scan_idx(mode, log2, 0), tp.sign_hiding, tp.ts_enabled and log2 == 2,
+                      st.ts[0][y >> 2, x >> 2], SB_SCAN, C4_SCAN)
+    bits = (eng[E_FRAC] - b0) / FRAC_ONE
+    return _sse(st, 0, x, y, n) + sp.lam * bits
+
+
+@unit
+def _luma_tree(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key, root_lv,
+               root_rec, root_has):  # pragma: no cover - numba
+    """Code the luma transform tree of one PB with ``mode``, the TU split chosen by RD cost;
+    contexts advanced past it; D + lambda * R of luma.
+
+    Depth first without recursion (numba cannot cache recursive functions): a node that
+    may split is coded as a leaf first (kept as a snapshot), then its four children are
+    entered one by one; a frame per open node holds the running split cost, the leaf's
+    cost and which child is next; a finished child hands its cost to its parent."""
+    frames = np.empty((8, 8), dtype=np.int64)    # x, y, log2, depth, kind (0 forced, 1 trial), child
+    costs = np.empty((8, 2))                      # running sum (split), leaf cost
+    keep_ctx = List()
+    keep_luma = List()
+    top = 0
+    x, y, log2, depth = x0, y0, log2_0, depth0
+    entering = True
+    val = 0.0
+    while True:
+        if entering:
+            h = 1 << (log2 - 1)
+            if log2 > sp.log2_max_tb:  # forced split (64x64 CU), no flag
+                top = _push(frames, top, x, y, log2, depth, 0, 0)
+                costs[top - 1, 0] = 0.0
+                x, y, log2, depth = x, y, log2 - 1, depth + 1
+                continue
+            # NxN only exists at 8x8, so its 4x4 PBs (trafoDepth 1) can never split further
+            if not (log2 > 2 and depth < sp.max_tu_depth):
+                val = _luma_leaf(st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key,
+                                 root_lv, root_rec, root_has)
+                entering = False
+            else:
+                n = 1 << log2
+                ci = _CTX_SPLIT_TF + 5 - log2
+                ctx0 = _snap(eng, ctx)
+                sv = save_luma(st, x, y, n)
+                j_leaf = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _luma_leaf(
+                    st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key, root_lv, root_rec,
+                    root_has)
+                keep_ctx.append(_snap(eng, ctx))
+                keep_luma.append(save_luma(st, x, y, n))
+                _restore(eng, ctx, ctx0)
+                restore_luma(st, sv, x, y, n)
+                top = _push(frames, top, x, y, log2, depth, 1, 0)
+                costs[top - 1, 0] = sp.lam * _encode_flag(eng, ctx, buf, ci, 1)
+                costs[top - 1, 1] = j_leaf
+                x, y, log2, depth = x, y, log2 - 1, depth + 1
+                continue
+        if top == 0:
+            return val
+        f = top - 1
+        px, py, pl, pd, kind, k = frames[f, 0], frames[f, 1], frames[f, 2], frames[f, 3], frames[f, 4], frames[f, 5]
+        costs[f, 0] += val
+        k += 1
+        done = k == 4 or (kind == 1 and costs[f, 0] >= costs[f, 1])
+        if not done:
+            frames[f, 5] = k
+            h = 1 << (pl - 1)
+            x, y, log2, depth = px + (h if k & 1 else 0), py + (h if k & 2 else 0), pl - 1, pd + 1
+            entering = True
+            continue
+        top -= 1
+        if kind == 0:
+            val = costs[f, 0]
+        else:
+            lc = keep_ctx.pop()
+            ll = keep_luma.pop()
+            if costs[f, 0] < costs[f, 1]:
+                val = costs[f, 0]
+            else:
+                _restore(eng, ctx, lc)
+                restore_luma(st, ll, px, py, 1 << pl)
+                val = costs[f, 1]
+
+@unit
+def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no cover - numba
+    """Choose and code the luma mode of one PB (TU tree rooted at trafoDepth ``depth``)."""
+    n = 1 << log2
+    c0, c1, c2 = mpm_at(st, x, y, sp.log2_ctb)
+    f0 = _flag_bits(ctx, _CTX_PREV_INTRA, 0)
+    f1 = _flag_bits(ctx, _CTX_PREV_INTRA, 1)
+    mbits = np.full(35, f0 + 5.0)
+    mbits[c0] = f1 + 1.0
+    mbits[c1] = f1 + 2.0
+    mbits[c2] = f1 + 2.0
+    if log2 <= 5:
+        v, preds = _satd_all(st.rec[0], st.av[0], st.org[0], x, y, log2, True, tp.bit_depth)
+    else:
+        v = _source_mode_satd(st, tp, cache, x, y, log2)
+        preds = np.empty((1, 1, 1), dtype=np.int32)
+    rough = v + sp.sqrt_lam * mbits
+    k = sp.n_rd[log2 - 2]
+    srt = np.argsort(rough, kind="mergesort")
+    order = np.empty(k + 3, dtype=np.int64)
+    no = 0
+    for i in range(min(k, 35)):
+        order[no] = srt[i]
+        no += 1
+    if sp.mpm:
+        for m in (c0, c1, c2):
+            found = False
+            for i in range(no):
+                if order[i] == m:
+                    found = True
+            if not found:
+                order[no] = m
+                no += 1
+    order = order[:no]
+    nr = 1 if log2 > 5 else n
+    root_lv = np.zeros((35, nr, nr), dtype=np.int32)
+    root_rec = np.zeros((35, nr, nr), dtype=np.int32)
+    root_has = np.zeros(35, dtype=np.bool_)
+    root_key = np.array([-1, -1, -1, -1], dtype=np.int64)
+    if no > 1 and log2 <= 5:
+        j = _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, order, preds, root_lv,
+                        root_rec, root_has)
+        root_key[:] = (x, y, log2, depth)
+        for i in range(no):
+            j[i] += sp.lam * mbits[order[i]]
+        ranked = order[np.argsort(j, kind="mergesort")]
+    else:
+        ranked = order
+    if log2 > 5:  # 64x64 CU (four 32x32 TBs): full sequential checks of all
+        nt = no
+    elif 2 < log2 <= sp.log2_max_tb and depth < sp.max_tu_depth:  # TU split possible
+        nt = min(no, max(1, sp.tu_modes))
+    else:
+        nt = 1
+    if nt > 1:
+        ctx0 = _snap(eng, ctx)
+        sv = save_luma(st, x, y, n)
+        best_j = np.inf
+        best_m = -1
+        best_ctx = ctx0
+        best_sv = sv
+        for t in range(nt):
+            m = ranked[t]
+            _set_mode(st, x, y, log2, m)
+            jm = _luma_tree(st, tp, sp, eng, ctx, buf, x, y, log2, depth, m, root_key, root_lv,
+                            root_rec, root_has) + sp.lam * mbits[m]
+            if best_m < 0 or jm < best_j:
+                best_j, best_m = jm, m
+                best_ctx = _snap(eng, ctx)
+                best_sv = save_luma(st, x, y, n)
+            _restore(eng, ctx, ctx0)
+            restore_luma(st, sv, x, y, n)
+        _restore(eng, ctx, best_ctx)
+        restore_luma(st, best_sv, x, y, n)
+        _set_mode(st, x, y, log2, best_m)
+        return best_m
+    m = ranked[0]
+    _set_mode(st, x, y, log2, m)
+    _luma_tree(st, tp, sp, eng, ctx, buf, x, y, log2, depth, m, root_key, root_lv, root_rec, root_has)
+    return m
+
+
+# ------------------------------------------------------------------ RD search: chroma -----
+
+@unit
+def _chroma_batch(st, tp, sp, eng, ctx, buf, x, y, log2, cidx, cmodes):  # pragma: no cover - numba
+    """intra_chroma_pred_mode by RD cost for a CU whose chroma is one TB per component:
+    every candidate's Cb and Cr coded in one batch from the same neighbours, priced by the
+    chroma syntax alone (intra_chroma_pred_mode, cbf_cb / cbf_cr at trafoDepth 0, the two
+    residuals): the rest of the CU is the same for every candidate and touches none of
+    those contexts, so the differences in J are exactly those of write_cu."""
+    bd = tp.bit_depth
+    maxv = (1 << bd) - 1
+    xc, yc, lc = x >> 1, y >> 1, log2 - 1
+    n, k = 1 << lc, cidx.shape[0]
+    pr = np.empty((2 * k, n, n), dtype=np.int32)
+    resid = np.empty((2 * k, n, n), dtype=np.int32)
+    scans = np.empty(2 * k, dtype=np.int64)
+    for c in (1, 2):
+        allp = _predictions(st.rec[c], st.av[c], xc, yc, lc, np.bool_(False), bd)
+        org = st.org[c]
+        for i in range(k):
+            b = (c - 1) * k + i
+            pr[b] = allp[cmodes[i]]
+            scans[b] = scan_idx(cmodes[i], lc, 1)
+            for u in range(n):
+                for v in range(n):
+                    resid[b, u, v] = org[yc + u, xc + v] - pr[b, u, v]
+    lv = np.empty((2 * k, n, n), dtype=np.int32)
+    quantize(tp, ctx, np.bool_(True), forward(resid, lc, False, bd), tp.qp[1], lc, np.int64(1), scans, np.int64(0), lv)
+    r = reconstruct(lv, tp.qp[1], lc, False, bd)
+    nz = np.zeros(2 * k, dtype=np.bool_)
+    sse = np.empty(2 * k)
+    for b in range(2 * k):
+        nz[b] = lv[b].any()
+        org = st.org[1 + b // k]
+        d = np.int64(0)
+        for u in range(n):
+            for v in range(n):
+                s = pr[b, u, v]
+                if nz[b]:
+                    s = min(max(s + r[b, u, v], 0), maxv)
+                e = np.int64(org[yc + u, xc + v] - s)
+                d += e * e
+        sse[b] = float(d)
+    ctx0 = _snap(eng, ctx)
+    best_j = np.inf
+    best = -1
+    for i in range(k):
+        b0 = eng[E_FRAC]
+        encode_bin(eng, ctx, buf, _CTX_CHROMA_MODE, 0 if cidx[i] == 4 else 1)
+        extra = 0.0 if cidx[i] == 4 else 2.0  # two bypass bins
+        encode_bin(eng, ctx, buf, _CTX_CBF_CHROMA, 1 if nz[i] else 0)
+        encode_bin(eng, ctx, buf, _CTX_CBF_CHROMA, 1 if nz[k + i] else 0)
+        for c in (1, 2):
+            b = (c - 1) * k + i
+            if nz[b]:
+                code_residual(eng, ctx, buf, lv[b], lc, c, scans[i], tp.sign_hiding, False, 0,
+                              SB_SCAN, C4_SCAN)
+        j = sp.wc * (sse[i] + sse[k + i]) + sp.lam * ((eng[E_FRAC] - b0) / FRAC_ONE + extra)
+        _restore(eng, ctx, ctx0)
+        if best < 0 or j < best_j:
+            best_j, best = j, i
+    _set_cu(st.cidx, x, y, log2, cidx[best])
+    for c in (1, 2):
+        b = (c - 1) * k + best
+        store_tb(st, c, xc, yc, lc, pr[b], r[b], lv[b], nz[b], False, maxv)
+
+
+@unit
+def _chroma_rd(st, tp, sp, eng, ctx, buf, x, y, log2):  # pragma: no cover - numba
+    """intra_chroma_pred_mode by RD cost (weighted chroma SSE + lambda * the CU's bits),
+    then the chosen chroma TBs are coded."""
+    lm = st.mode[y >> 2, x >> 2]
+    xc, yc, nc = x >> 1, y >> 1, 1 << (log2 - 1)
+    if sp.chroma_all:
+        cidx = np.array([4, 0, 1, 2, 3], dtype=np.int64)
+    else:
+        idx, _ = _chroma_mode_satd(st, tp, sp, xc, yc, log2 - 1, lm)
+        cidx = np.array([4], dtype=np.int64) if idx == 4 else np.array([4, idx], dtype=np.int64)
+    k = cidx.shape[0]
+    cmodes = np.empty(k, dtype=np.int64)
+    for i in range(k):
+        cmodes[i] = chroma_mode_from(cidx[i], lm)
+    root_split = st.tdepth[y >> 2, x >> 2] > 0
+    if (k > 1 and not (root_split and log2 > 3) and tp.qp[1] == tp.qp[2]
+            and not (tp.ts_enabled and log2 == 3)):
+        _chroma_batch(st, tp, sp, eng, ctx, buf, x, y, log2, cidx, cmodes)
+        return
+    best = 0
+    if k > 1:
+        sv = save_chroma(st, xc, yc, nc)
+        ctx0 = _snap(eng, ctx)
+        best_j = np.inf
+        best = -1
+        for i in range(k):
+            _set_cu(st.cidx, x, y, log2, cidx[i])
+            chroma_tree(st, tp, ctx, np.bool_(True), x, y, log2, np.int64(0), cmodes[i])
+            d = sp.wc * (_sse(st, 1, xc, yc, nc) + _sse(st, 2, xc, yc, nc))
+            b0 = eng[E_FRAC]
+            write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
+                     tp.sign_hiding, tp.ts_enabled)
+            j = d + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
+            _restore(eng, ctx, ctx0)
+            restore_chroma(st, sv, xc, yc, nc)
+            if best < 0 or j < best_j:
+                best_j, best = j, i
+    _set_cu(st.cidx, x, y, log2, cidx[best])
+    chroma_tree(st, tp, ctx, np.bool_(True), x, y, log2, np.int64(0), cmodes[best])
+
+
+# ------------------------------------------------------------------ RD search: CUs --------
+
+@unit
+def _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth, nxn):  # pragma: no cover
+    """Code one CU (modes, TU tree, chroma by RD); leaves it in the state and the carried
+    contexts advanced past it; returns D + lambda * R of the whole CU."""
+    _set_cu(st.cdepth, x, y, log2, depth)
+    _set_cu(st.nxn, x, y, log2, 1 if nxn else 0)
+    ctx_start = _snap(eng, ctx)
+    if nxn:
+        for k in range(4):
+            _luma_pu(st, tp, sp, eng, ctx, buf, cache, x + (4 if k & 1 else 0), y + (4 if k & 2 else 0),
+                     np.int64(2), np.int64(1))
+    else:
+        _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, np.int64(0))
+    _chroma_rd(st, tp, sp, eng, ctx, buf, x, y, log2)
+    _restore(eng, ctx, ctx_start)
+    b0 = eng[E_FRAC]
+    write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
+             tp.sign_hiding, tp.ts_enabled)
+    bits = (eng[E_FRAC] - b0) / FRAC_ONE
+    return _cu_cost_d(st, sp, x, y, log2) + sp.lam * bits
+
+
+@unit
+def _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, depth):  # pragma: no cover - numba
+    """2Nx2N against NxN (four 4x4 PUs) by RD cost."""
+    ctx0 = _snap(eng, ctx)
+    reg0 = save_region(st, x, y, 3)
+    nxn_satd = sp.satd_depth and _nxn_wins(st, tp, sp, cache, x, y)  # (uses av: before coding)
+    j2 = _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(3), np.int64(depth), np.bool_(False))
+    luma_none = st.tdepth[y >> 2, x >> 2] > 0 or st.cbf[0][y >> 2, x >> 2] == 0
+    if sp.satd_depth and not nxn_satd and luma_none:
+        return j2
+    keep_ctx = _snap(eng, ctx)
+    keep = save_region(st, x, y, 3)
+    _restore(eng, ctx, ctx0)
+    restore_region(st, reg0, x, y, 3)
+    jn = _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(3), np.int64(depth), np.bool_(True))
+    if jn < j2:
+        return jn
+    _restore(eng, ctx, keep_ctx)
+    restore_region(st, keep, x, y, 3)
+    return j2
+
+
+@unit
+def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numba
+    """Decide and code the CU quadtree of the CTU at (x0, y0); its RD cost J.
+
+    Depth first without recursion (numba cannot cache recursive functions), as
+    :func:`_luma_tree`: a CU that may split is coded whole first (kept as a snapshot), then
+    its four children are entered one by one with the split's running cost; deeper=False
+    codes a node whole (no split check; 8x8: no NxN check)."""
+    H, W = st.org[0].shape
+    frames = np.empty((8, 8), dtype=np.int64)   # x, y, log2, depth, kind, child, children's deeper
+    costs = np.empty((8, 2))                     # running sum (split), whole cost
+    keep_ctx = List()
+    keep_reg = List()
+    top = 0
+    x, y, log2, depth, deeper = x0, y0, sp.log2_ctb, 0, True
+    entering = True
+    val = 0.0
+    while True:
+        if entering:
+            entering = False
+            s = 1 << log2
+            if x >= W or y >= H:
+                val = 0.0
+            elif x + s > W or y + s > H:  # forced split, no flag
+                top = _push(frames, top, x, y, log2, depth, 0, 0, 1)
+                costs[top - 1, 0] = 0.0
+                x, y, log2, depth, deeper = x, y, log2 - 1, depth + 1, True
+                entering = True
+                continue
+            elif log2 == 3:
+                if deeper:
+                    val = _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(depth))
+                else:
+                    val = _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(3), np.int64(depth), np.bool_(False))
+            else:
+                child = 1  # 1: full search below, 0: children coded whole, -1: no split check
+                if sp.satd_depth:
+                    if not deeper:
+                        child = -1
+                    elif not _split_wins(st, tp, sp, cache, x, y, log2):
+                        child = 0
+                inc = 0
+                if x > 0 and st.cdepth[y >> 3, (x - 1) >> 3] > depth:
+                    inc += 1
+                if y > 0 and st.cdepth[(y - 1) >> 3, x >> 3] > depth:
+                    inc += 1
+                ci = _CTX_SPLIT_CU + inc
+                ctx0 = _snap(eng, ctx)
+                reg0 = save_region(st, x, y, log2)
+                j_whole = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _rd_code_cu(
+                    st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(log2), np.int64(depth), np.bool_(False))
+                if child < 0 or (sp.early_cu and not _has_residual(st, x, y, log2)):
+                    val = j_whole
+                else:
+                    keep_ctx.append(_snap(eng, ctx))
+                    keep_reg.append(save_region(st, x, y, log2))
+                    _restore(eng, ctx, ctx0)
+                    restore_region(st, reg0, x, y, log2)
+                    top = _push(frames, top, x, y, log2, depth, 1, 0, 1 if child == 1 else 0)
+                    costs[top - 1, 0] = sp.lam * _encode_flag(eng, ctx, buf, ci, 1)
+                    costs[top - 1, 1] = j_whole
+                    x, y, log2, depth, deeper = x, y, log2 - 1, depth + 1, child == 1
+                    entering = True
+                    continue
+        if top == 0:
+            return val
+        f = top - 1
+        px, py, pl, pd, kind, k = frames[f, 0], frames[f, 1], frames[f, 2], frames[f, 3], frames[f, 4], frames[f, 5]
+        cdeep = frames[f, 6]
+        costs[f, 0] += val
+        k += 1
+        done = k == 4 or (kind == 1 and costs[f, 0] >= costs[f, 1])
+        if not done:
+            frames[f, 5] = k
+            h = 1 << (pl - 1)
+            x, y, log2, depth = px + (h if k & 1 else 0), py + (h if k & 2 else 0), pl - 1, pd + 1
+            deeper = cdeep == 1
+            entering = True
+            continue
+        top -= 1
+        if kind == 0:
+            val = costs[f, 0]
+        else:
+            lc = keep_ctx.pop()
+            lr = keep_reg.pop()
+            if costs[f, 0] < costs[f, 1]:
+                val = costs[f, 0]
+            else:
+                _restore(eng, ctx, lc)
+                restore_region(st, lr, px, py, pl)
+                val = costs[f, 1]
+
+# ------------------------------------------------------------------ picture ---------------
+
+@njit(cache=True)
+def search_picture(st, tp, sp, eng, ctx, buf):  # pragma: no cover - numba
+    """Decide and code every CTU of the picture in z-order into ``st`` (preset ``sp``); the
+    RD search carries (eng, ctx, buf), an estimate-mode engine at the slice's initial
+    contexts."""
+    cache = Dict.empty(key_type=types.int64, value_type=types.int64[:])
+    H, W = st.org[0].shape
+    ctb = 1 << sp.log2_ctb
+    for ry in range(-(-H // ctb)):
+        for rx in range(-(-W // ctb)):
+            if sp.rd:
+                _rd_cu(st, tp, sp, eng, ctx, buf, cache, rx * ctb, ry * ctb)
+            else:
+                _fast_decide(st, tp, sp, ctx, cache, rx * ctb, ry * ctb)

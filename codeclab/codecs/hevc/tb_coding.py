@@ -1,0 +1,391 @@
+"""Coding of one transform block inside the compiled search (numba): prediction, forward
+transform, the quantizer, scaling, inverse transform, reconstruction, and the record of
+the result in the :class:`~codeclab.codecs.hevc.picture_state.PictureState`.
+
+This is the one place a TB is coded; both decision strategies (:mod:`search`) call it.
+
+Quantizers are called through :func:`quantize`, the compiled side of the quantizer
+protocol (docs/quantizers.md): ``sq`` and ``rdoq`` run natively here, with the CABAC
+rates RDOQ prices levels with read from the live contexts of the search (or the slice's
+initial contexts for the SATD decisions); any other quantizer of the registry (the neural
+ones, a recording wrapper) is called back in Python with the same contexts, through
+numba's object mode (:data:`EXTERNAL`), once per batch. Blocks whose coefficients are all
+below half a quantization step are never handed over: no HM-family quantizer codes
+anything there, and a call costs more than a small TB.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, objmode
+
+from codeclab.base.jit import unit
+from codeclab.bitstream.cabac import E_FIRST, E_FRAC, E_MODE, E_RANGE, ENG_SIZE, ENTROPY_BITS, FRAC_ONE
+from codeclab.codecs.hevc.ctu_syntax import scan_idx
+from codeclab.codecs.hevc.intra import _predict_one
+from codeclab.codecs.hevc.quantizer import _hdq_batch, _live_index
+from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block
+from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
+from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, _dequant_kernel, _quant_kernel
+from codeclab.codecs.hevc.scan import scan_tables
+from codeclab.codecs.hevc.transform import DCT_MATRIX_32, DST_MATRIX_4, _forward_kernel, _inverse_kernel
+
+__all__ = ["TbParams", "QUANT_SQ", "QUANT_RDOQ", "QUANT_EXTERNAL", "EXTERNAL", "quantize",
+           "code_tb", "chroma_tree", "forward", "reconstruct"]
+
+QUANT_SQ, QUANT_RDOQ, QUANT_EXTERNAL = 0, 1, 2
+
+#: [the quantizer object behind QUANT_EXTERNAL (an EncoderQuantizer), the exception it
+#: raised]: set by the picture encoder for the duration of one picture (one per process: the
+#: search is single-threaded); an exception cannot cross the compiled units
+#: (:mod:`codeclab.base.jit`), so it is kept here and raised by the encoder after the search
+EXTERNAL: list = [None, None]
+
+
+class TbParams(NamedTuple):
+    """What coding a TB depends on (fixed for a picture)."""
+
+    bit_depth: int
+    qp: tuple[int, int, int]        # Y, Cb, Cr (chroma mapped)
+    sign_hiding: bool
+    ts_enabled: bool
+    lam: float                      # RD lambda (SSE in the samples' bit depth)
+    qkind: int                      # QUANT_SQ / QUANT_RDOQ / QUANT_EXTERNAL
+    sq_add512: int                  # SQ rounding offset in 1/512
+    qlam: tuple[float, float, float]  # the quantizers' lambdas (lambdas.SliceLambdas.quant)
+    ctx0: np.ndarray                # the slice's initial contexts
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    mats = np.zeros((5, 32, 32), dtype=np.int32)  # DCT 4..32, then the 4x4 DST
+    for k in range(4):
+        n = 4 << k
+        mats[k, :n, :n] = DCT_MATRIX_32[:: 32 // n, :n]
+    mats[4, :4, :4] = DST_MATRIX_4
+    scans = np.zeros((4, 3, 1024), dtype=np.int64)
+    cgs = np.zeros((4, 3, 64), dtype=np.int64)
+    for k in range(4):
+        s, c = scan_tables(k + 2)
+        scans[k, :, : s.shape[1]] = s
+        cgs[k, :, : c.shape[1]] = c
+    gather = np.zeros((2, 5, RATE_K), dtype=np.int64)  # [chroma][cbf ctxInc] -> coder index
+    for luma in (0, 1):
+        for inc in range(5):
+            gather[luma, inc] = _live_index(0 if luma else 1, inc)
+    return mats, scans, cgs, gather
+
+
+_MATS, _SCANS, _CGS, _GATHER = _tables()
+_M32 = np.ascontiguousarray(DCT_MATRIX_32)
+_QS = np.array(QUANT_SCALES, dtype=np.int64)
+_EB = np.asarray(ENTROPY_BITS, dtype=np.int64)
+for _t in (_MATS, _SCANS, _CGS, _GATHER, _M32, _QS, _EB):
+    _t.setflags(write=False)
+
+
+def _call_external(coefs: np.ndarray, qp: int, log2: int, bit_depth: int, c: int,
+                   scans: np.ndarray, sign_hiding: bool, depth: int, ctx: np.ndarray, live: bool
+                   ) -> np.ndarray:
+    """QUANT_EXTERNAL: the registry quantizer in Python, with the search's live contexts
+    (``live``) or none (it then uses the slice's initial ones)."""
+    q = EXTERNAL[0]
+    if EXTERNAL[1] is not None:  # an earlier call failed: finish the picture cheaply
+        return np.zeros(coefs.shape, dtype=np.int32)
+    try:
+        if hasattr(q, "live_ctx"):
+            q.live_ctx = ctx if live else None
+            out = q.quantize(coefs, int(qp), int(log2), int(bit_depth), int(c), scans,
+                             bool(sign_hiding), trafo_depth=int(depth))
+        else:
+            out = q.quantize(coefs, int(qp), int(log2), int(bit_depth), int(c), scans, bool(sign_hiding))
+        out = np.ascontiguousarray(out, dtype=np.int32)
+        if out.shape != coefs.shape:
+            raise ValueError(f"quantizer {type(q).__name__} returned levels of shape {out.shape} "
+                             f"for coefficients of shape {coefs.shape}")
+        return out
+    except BaseException as e:  # noqa: BLE001 - cannot cross the compiled units; re-raised by the encoder
+        EXTERNAL[1] = e
+        return np.zeros(coefs.shape, dtype=np.int32)
+
+
+@njit(cache=True)
+def _external(coefs, qp, log2, bit_depth, c, scans, sign_hiding, depth, ctx, live):  # pragma: no cover
+    with objmode(out="int32[:, :, ::1]"):
+        out = _call_external(coefs, qp, log2, bit_depth, c, scans, sign_hiding, depth, ctx, live)
+    return out
+
+
+@unit
+def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no cover - numba
+    """Levels of the blocks coef (B, n, n) of component c at trafoDepth ``depth`` into out.
+
+    live: rates from ``ctx`` (the search's carried contexts, cbf context of ``depth``);
+    otherwise from the slice's initial contexts, cbf context of trafoDepth 0 (luma) / 0."""
+    nb = coef.shape[0]
+    n = 1 << log2
+    nn = n * n
+    bd = tp.bit_depth
+    qpp = qp + 6 * (bd - 8)
+    qbits = 14 + qpp // 6 + 15 - bd - log2
+    qs = _QS[qpp % 6]
+    half = np.int64(1) << (qbits - 1)
+    out[:] = 0
+    alive = np.zeros(nb, dtype=np.bool_)
+    nlive = 0
+    for b in range(nb):
+        m = 0
+        for i in range(n):
+            for j in range(n):
+                v = abs(np.int64(coef[b, i, j]))
+                if v > m:
+                    m = v
+        if m * qs >= half:
+            alive[b] = True
+            nlive += 1
+    if nlive == 0:
+        return
+    k = log2 - 2
+    if tp.qkind == QUANT_SQ:
+        qarr = np.full(1, qpp, dtype=np.int64)
+        qb = np.full(1, qbits, dtype=np.int64)
+        qsa = np.full(1, qs, dtype=np.int64)
+        for b in range(nb):
+            if alive[b]:
+                _quant_kernel(coef[b:b + 1], qarr, log2, bd, tp.sq_add512, out[b:b + 1])
+                if tp.sign_hiding:
+                    _hdq_batch(out[b].reshape(1, nn), coef[b].reshape(1, nn), _SCANS[k, :, :nn],
+                               scans[b:b + 1], qb, qsa)
+        return
+    if tp.qkind == QUANT_RDOQ:
+        luma = c == 0
+        if live:
+            inc = (1 if depth == 0 else 0) if luma else depth
+            states = ctx
+        else:
+            inc = 1 if luma else 0
+            states = tp.ctx0
+        gi = _GATHER[1 if luma else 0, inc]
+        rb = np.empty((RATE_K, 2), dtype=np.int64)
+        for i in range(RATE_K):
+            s = np.int64(states[gi[i]])
+            rb[i, 0] = _EB[s]
+            rb[i, 1] = _EB[s ^ 1]
+        lam = tp.qlam[c]
+        tshift = 15 - bd - log2
+        escale = 2.0 ** (15 - 2 * tshift - 2 * (bd - 8)) / float(qs) ** 2
+        rdf = float(_IQS[qpp % 6]) ** 2 * 4.0 ** (qpp // 6) / lam / 16 / 4.0 ** (bd - 8) + 0.5
+        rd_factor = np.int64(min(rdf, 2.0 ** 36)) if np.isfinite(rdf) else np.int64(2) ** 36
+        flat = np.empty(nn, dtype=np.int32)
+        for b in range(nb):
+            if alive[b]:
+                s = scans[b]
+                _rdoq_block(coef[b].reshape(nn), log2, _SCANS[k, s, :nn], _CGS[k, s, :max(1, nn >> 4)],
+                            luma, s, qbits, qs, escale, lam, rb, tp.sign_hiding, rd_factor, flat)
+                out[b] = flat.reshape(n, n)
+        return
+    # a quantizer of the registry in Python: the live blocks as one batch
+    cl = np.empty((nlive, n, n), dtype=np.int32)
+    sl = np.empty(nlive, dtype=np.int64)
+    j = 0
+    for b in range(nb):
+        if alive[b]:
+            cl[j] = coef[b]
+            sl[j] = scans[b]
+            j += 1
+    lv = _external(cl, qp, log2, bd, c, sl, tp.sign_hiding, depth, ctx, live)
+    j = 0
+    for b in range(nb):
+        if alive[b]:
+            out[b] = lv[j]
+            j += 1
+
+
+@unit
+def forward(resid, log2, dst, bd):  # pragma: no cover - numba
+    """HM's forward transform of (B, n, n) residuals (transform.forward_transform)."""
+    n = 1 << log2
+    out = np.empty(resid.shape, dtype=np.int32)
+    m = np.ascontiguousarray(_MATS[4 if dst else log2 - 2, :n, :n])
+    _forward_kernel(resid, m, _M32, log2 >= 4 and not dst, log2 + bd - 9, log2 + 6, out)
+    return out
+
+
+@unit
+def reconstruct(lv, qp, log2, dst, bd):  # pragma: no cover - numba
+    """Scaling + inverse transform of (B, n, n) levels: the decoder's residual."""
+    n = 1 << log2
+    d = np.empty(lv.shape, dtype=np.int32)
+    _dequant_kernel(lv, np.full(1, qp + 6 * (bd - 8), dtype=np.int64), log2, bd, d)
+    out = np.empty(lv.shape, dtype=np.int32)
+    _inverse_kernel(d, np.ascontiguousarray(_MATS[4 if dst else log2 - 2, :n, :n]), 20 - bd, out)
+    return out
+
+
+@unit
+def _reconstruct_ts(lv, qp, log2, bd):  # pragma: no cover - numba
+    """8.6.4.2 with transform_skip_flag: r = d << (5 + log2 n), then the bdShift rounding."""
+    d = np.empty(lv.shape, dtype=np.int32)
+    _dequant_kernel(lv, np.full(1, qp + 6 * (bd - 8), dtype=np.int64), log2, bd, d)
+    out = np.empty(lv.shape, dtype=np.int32)
+    bd_shift = 20 - bd
+    for i in range(d.size):
+        r = np.int64(d.flat[i]) << (5 + log2)
+        out.flat[i] = (r + (np.int64(1) << (bd_shift - 1))) >> bd_shift
+    return out
+
+
+@unit
+def _forward_ts(resid, log2, bd):  # pragma: no cover - numba
+    """HM's transform skip: resid << (15 - bitDepth - log2 n) (rounded shift if negative)."""
+    out = np.empty(resid.shape, dtype=np.int32)
+    shift = 15 - bd - log2
+    for i in range(resid.size):
+        r = np.int64(resid.flat[i])
+        out.flat[i] = (r << shift) if shift >= 0 else ((r + (np.int64(1) << (-shift - 1))) >> -shift)
+    return out
+
+
+@unit
+def _est_bits(tp, lv, log2, c, scan, ts_flag):  # pragma: no cover - numba
+    """Bits of residual_coding of lv from the slice's initial contexts (the transform-skip
+    choice: both candidates priced from the same state)."""
+    eng = np.zeros(ENG_SIZE, dtype=np.int64)  # cabac.new_engine(1): estimate mode
+    eng[E_RANGE] = 510
+    eng[E_FIRST] = 1
+    eng[E_MODE] = 1
+    code_residual(eng, tp.ctx0.copy(), np.zeros(16, dtype=np.uint8), lv, log2, c, scan,
+                  tp.sign_hiding, True, 1 if ts_flag else 0, SB_SCAN, C4_SCAN)
+    return eng[E_FRAC] / FRAC_ONE
+
+
+@njit(cache=True)
+def _any(a):  # pragma: no cover - numba
+    for v in a.flat:
+        if v != 0:
+            return True
+    return False
+
+
+@unit
+def _ts_cost(tp, org, pred, lv, r, nz, log2, c, scan, ts_flag):  # pragma: no cover - numba
+    maxv = (1 << tp.bit_depth) - 1
+    n = 1 << log2
+    d = 0
+    for i in range(n):
+        for j in range(n):
+            v = pred[i, j]
+            if nz:
+                v = min(max(v + r[i, j], 0), maxv)
+            e = np.int64(org[i, j] - v)
+            d += e * e
+    bits = _est_bits(tp, lv, log2, c, scan, ts_flag) if nz else 1.0
+    return float(d) + tp.lam * bits
+
+
+@unit
+def store_tb(st, c, x, y, log2, pred, r, lv, nz, ts, maxv):  # pragma: no cover - numba
+    """Record a coded TB: reconstruction, availability, levels, cbf and ts flags."""
+    n = 1 << log2
+    rec, av, lvp = st.rec[c], st.av[c], st.lv[c]
+    for i in range(n):
+        for j in range(n):
+            v = pred[i, j]
+            if nz:
+                v = min(max(v + r[i, j], 0), maxv)
+            rec[y + i, x + j] = v
+            av[y + i, x + j] = True
+            lvp[y + i, x + j] = lv[i, j] if nz else 0
+    m = max(n >> 2, 1)
+    u, v0 = y >> 2, x >> 2
+    st.cbf[c][u:u + m, v0:v0 + m] = 1 if nz else 0
+    st.ts[c][u:u + m, v0:v0 + m] = 1 if (ts and nz) else 0
+
+
+@unit
+def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover - numba
+    """Predict, transform, quantize and reconstruct one TB of component c (its own
+    coordinates) at trafoDepth ``depth`` and record it (luma: with its trafoDepth); for
+    4x4 TBs with transform skip enabled, the skip is chosen by SSE + lambda * bits.
+    Returns whether it has levels."""
+    n = 1 << log2
+    bd = tp.bit_depth
+    maxv = (1 << bd) - 1
+    pred = np.empty((n, n), dtype=np.int32)
+    _predict_one(st.rec[c], st.av[c], x, y, n, log2, mode, c == 0, bd, np.bool_(True), pred)
+    resid = np.empty((1, n, n), dtype=np.int32)
+    org = st.org[c][y:y + n, x:x + n]
+    for i in range(n):
+        for j in range(n):
+            resid[0, i, j] = org[i, j] - pred[i, j]
+    scan = scan_idx(mode, log2, c)
+    qp = tp.qp[c]
+    dst = c == 0 and log2 == 2
+    scans = np.full(1, scan, dtype=np.int64)
+    lv = np.empty((1, n, n), dtype=np.int32)
+    quantize(tp, ctx, live, forward(resid, log2, dst, bd), qp, log2, c, scans, depth, lv)
+    nz = _any(lv)
+    r = reconstruct(lv, qp, log2, dst, bd) if nz else lv
+    ts = False
+    if tp.ts_enabled and log2 == 2:
+        lts = np.empty((1, n, n), dtype=np.int32)
+        quantize(tp, ctx, live, _forward_ts(resid, log2, bd), qp, log2, c, scans, depth, lts)
+        if _any(lts):
+            rts = _reconstruct_ts(lts, qp, log2, bd)
+            if (_ts_cost(tp, org, pred, lts[0], rts[0], True, log2, c, scan, True)
+                    < _ts_cost(tp, org, pred, lv[0], r[0], nz, log2, c, scan, False)):
+                lv, r, ts, nz = lts, rts, True, True
+    store_tb(st, c, x, y, log2, pred, r[0], lv[0], nz, ts, maxv)
+    if c == 0:
+        m = n >> 2
+        st.tdepth[y >> 2:(y >> 2) + m, x >> 2:(x >> 2) + m] = depth
+    return nz
+
+
+@unit
+def chroma_tree(st, tp, ctx, live, x0, y0, log2_0, depth0, cmode):  # pragma: no cover - numba
+    """Code the chroma TBs of the luma transform tree rooted at (x0, y0, 2^log2_0) (trafoDepth
+    ``depth0``), with IntraPredModeC ``cmode``: 4:2:0 chroma follows the luma splits down to
+    8x8 luma (4x4 chroma), in z-order (explicit stack: numba cannot cache recursion)."""
+    stack = np.empty((16, 4), dtype=np.int64)
+    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3] = x0, y0, log2_0, depth0
+    top = 1
+    while top > 0:
+        top -= 1
+        x, y, log2, depth = stack[top]
+        if st.tdepth[y >> 2, x >> 2] > depth and log2 > 3:
+            h = 1 << (log2 - 1)
+            for k in range(3, -1, -1):
+                stack[top, 0], stack[top, 1] = x + (h if k & 1 else 0), y + (h if k & 2 else 0)
+                stack[top, 2], stack[top, 3] = log2 - 1, depth + 1
+                top += 1
+            continue
+        _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode)
+
+
+@unit
+def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover - numba
+    """The Cb and Cr TBs of the luma node (x, y, 2^log2)."""
+    xc, yc, lc = x >> 1, y >> 1, log2 - 1
+    if (tp.ts_enabled and lc == 2) or tp.qp[1] != tp.qp[2]:
+        code_tb(st, tp, ctx, live, np.int64(1), xc, yc, lc, cmode, depth)
+        code_tb(st, tp, ctx, live, np.int64(2), xc, yc, lc, cmode, depth)
+        return
+    n, bd = 1 << lc, tp.bit_depth
+    maxv = (1 << bd) - 1
+    pred = np.empty((2, n, n), dtype=np.int32)
+    resid = np.empty((2, n, n), dtype=np.int32)
+    for k in range(2):
+        _predict_one(st.rec[k + 1], st.av[k + 1], xc, yc, n, lc, cmode, np.bool_(False), bd, np.bool_(True), pred[k])
+        org = st.org[k + 1]
+        for i in range(n):
+            for j in range(n):
+                resid[k, i, j] = org[yc + i, xc + j] - pred[k, i, j]
+    scan = scan_idx(cmode, lc, 1)
+    lv = np.empty((2, n, n), dtype=np.int32)
+    quantize(tp, ctx, live, forward(resid, lc, False, bd), tp.qp[1], lc, np.int64(1),
+             np.full(2, scan, dtype=np.int64), depth, lv)
+    r = reconstruct(lv, tp.qp[1], lc, False, bd)
+    for k in range(2):
+        store_tb(st, k + 1, xc, yc, lc, pred[k], r[k], lv[k], _any(lv[k]), False, maxv)
