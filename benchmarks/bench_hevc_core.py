@@ -1,6 +1,6 @@
 """Our HEVC intra encoder (codec ``hevc``) beside x265 all-intra.
 
-    .venv/bin/python benchmarks/bench_hevc_core.py [CLIP] [--frames 10] [--qp 32] [--quant sq]
+    .venv/bin/python benchmarks/bench_hevc_core.py [CLIP] [--frames 10] [--qp 32] [--quant rdoq]
         [--preset medium]
 
 (--preset fast = the SATD decisions these figures were first measured with; the RD search
@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("clip", nargs="?", default=str(DEFAULT))
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--qp", type=int, default=32)
-    ap.add_argument("--quant", default="sq")
+    ap.add_argument("--quant", default="rdoq")
     ap.add_argument("--preset", default="medium", help="hevc preset: fast (SATD decisions), medium, slow")
     ap.add_argument("--tune", action="store_true", help="measure the decision multiplier instead")
     ap.add_argument("--bd", action="store_true", help="BD-rate against x265 over QP 22..37")

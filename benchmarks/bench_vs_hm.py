@@ -1,7 +1,8 @@
 """Our HEVC intra encoder against HM 16.20, compression and CPU time, in one run.
 
     .venv/bin/python benchmarks/bench_vs_hm.py [--presets fast medium slow] [--quants rdoq sq]
-        [--qps 22 27 32 37] [--no-hd] [--hd-presets fast medium] [--jobs 2] [--json out.json]
+        [--qps 22 27 32 37] [--no-hd] [--hd-presets fast medium] [--ours-tools hm|defaults]
+        [--jobs 2] [--json out.json]
 
 Pictures: the 4 validation photographs (``../shared/media/val``, never used for tuning) as
 832x480 centre windows, and with ``--hd`` (default on) the 1920x1080 versions of the same
@@ -9,7 +10,8 @@ photographs in ``../shared/media/hd``; all converted once to 8-bit BT.709 limite
 4:2:0 (``codeclab.base.convert.rgb_to_yuv``).
 
 Both encoders code the same frames, all-intra, with HM's all-intra tools: CTB 64, TU depth
-3, 4x4 transform skip, deblocking and SAO, sign hiding; HM (the registry codec ``hm``,
+2 (HM's QuadtreeTUMaxDepthIntra 3: HM signals it minus one), 4x4 transform skip, deblocking and SAO, sign hiding (``--ours-tools defaults``: ours with
+the codec's default options instead); HM (the registry codec ``hm``,
 ``encoder_intra_main.cfg``) with RDOQ on and off, ours at each preset and quantizer. Every
 stream is decoded by FFmpeg and measured by our metrics. Printed: BD-rate (PSNR-Y and
 PSNR-YUV, PCHIP and cubic; mean of per-picture BD-rates) of each of ours against HM with
@@ -36,18 +38,18 @@ from bench_overfit import ROOT, bd_table, load_picture, run_job  # noqa: E402
 
 HD = ROOT.parent / "shared" / "media" / "hd"
 VAL = ROOT.parent / "shared" / "media" / "val"
-HM_TOOLS = {"ctb": 64, "max_tu_depth": 3, "transform_skip": True}
+HM_TOOLS = {"ctb": 64, "max_tu_depth": 2, "transform_skip": True}  # HM writes QuadtreeTUMaxDepthIntra 3 as max_transform_hierarchy_depth_intra 2
 
 
 def run_set(frames: list[Any], names: list[str], presets: list[str], quants: list[str], qps: list[int],
-            jobs: int, tag: str) -> list[dict[str, Any]]:
+            jobs: int, tag: str, tools: dict[str, Any]) -> list[dict[str, Any]]:
     todo: list[tuple[int, str, str, dict[str, Any], Any]] = []
     for p, f in enumerate(frames):
         for rdoq in (True, False):
             todo += [(p, f"hm-rdoq{'on' if rdoq else 'off'}", "hm", {"qp": qp, "rdoq": rdoq}, f) for qp in qps]
         for preset in presets:
             for q in quants:
-                todo += [(p, f"{preset}-{q}", "hevc", dict(HM_TOOLS, qp=qp, preset=preset, quant=q), f)
+                todo += [(p, f"{preset}-{q}", "hevc", dict(tools, qp=qp, preset=preset, quant=q), f)
                          for qp in qps]
     todo.sort(key=lambda j: {"slow": 0, "medium": 1, "fast": 2}.get(j[3].get("preset", ""), 3))
     rows, t0 = [], time.time()
@@ -91,19 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-hd", action="store_true", help="skip the 1920x1080 pictures")
     ap.add_argument("--hd-presets", nargs="+", default=None, help="presets for 1080p (default: --presets)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--ours-tools", choices=["hm", "defaults"], default="hm",
+                    help="hm: ours with HM's all-intra tools (default); defaults: ours with the codec's "
+                         "own default options (what `--codec hevc` gives without flags)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
+    tools = HM_TOOLS if a.ours_tools == "hm" else {}
     names = sorted(p.name for p in VAL.glob("*.png"))
     results: dict[str, Any] = {}
     frames = [load_picture(VAL / n, 832, 480) for n in names]
     print(f"832x480 centre windows of {', '.join(names)}")
-    rows = run_set(frames, names, a.presets, a.quants, a.qps, a.jobs, "832x480")
+    rows = run_set(frames, names, a.presets, a.quants, a.qps, a.jobs, "832x480", tools)
     results["832x480"] = {"rows": rows, "bd": report(rows, len(frames), a.presets, a.quants, "832x480")}
     if not a.no_hd:
         hd_names = sorted(p.name for p in HD.glob("*.png"))
         hd = [load_picture(HD / n, 1920, 1080) for n in hd_names]
         presets = a.hd_presets or a.presets
-        rows = run_set(hd, hd_names, presets, a.quants, a.qps, a.jobs, "1920x1080")
+        rows = run_set(hd, hd_names, presets, a.quants, a.qps, a.jobs, "1920x1080", tools)
         results["1920x1080"] = {"rows": rows, "bd": report(rows, len(hd), presets, a.quants, "1920x1080")}
         print(f"peak memory of a worker after the 1080p encodes: {max(r['maxrss_mb'] for r in rows):.0f} MB")
     if a.json:

@@ -35,7 +35,7 @@ CODEC_FLAGS: list[CodecFlag] = [
     CodecFlag("--bit-depth", "bit_depth", "internal bit depth of the codec (default: the source's)", {"metavar": "B"}),
     CodecFlag("--quality", "quality", "rate point of the learned codec (lic)", {"metavar": "Q"}),
     # our HEVC encoder (codec hevc)
-    CodecFlag("--ctb", "ctb", "CTB size 16, 32 or 64 (hevc, default 32)", {"metavar": "N"}),
+    CodecFlag("--ctb", "ctb", "CTB size 16, 32 or 64 (hevc, default 64)", {"metavar": "N"}),
     CodecFlag("--no-deblock", "deblock", "switch the deblocking filter off (hevc)",
               {"action": "store_const", "const": False}),
     CodecFlag("--no-sao", "sao", "switch SAO off (hevc)", {"action": "store_const", "const": False}),
@@ -43,11 +43,13 @@ CODEC_FLAGS: list[CodecFlag] = [
               {"action": "store_const", "const": True}),
     CodecFlag("--no-sign-hiding", "sign_hiding", "sign data hiding off (hevc)",
               {"action": "store_const", "const": False}),
-    CodecFlag("--transform-skip", "transform_skip", "allow 4x4 transform skip (hevc)",
+    CodecFlag("--transform-skip", "transform_skip", "allow 4x4 transform skip (hevc default)",
               {"action": "store_const", "const": True}),
+    CodecFlag("--no-transform-skip", "transform_skip", "no 4x4 transform skip (hevc)",
+              {"action": "store_const", "const": False}),
     CodecFlag("--md5", "md5", "decoded picture hash SEI (MD5) in every access unit: HM's decoder checks it (hevc)",
               {"action": "store_const", "const": True}),
-    CodecFlag("--quant", "quant", "quantizer of our HEVC encoder: sq (default), rdoq ...", {"metavar": "NAME"}),
+    CodecFlag("--quant", "quant", "quantizer of our HEVC encoder: rdoq (default), sq, nrdoq-fcn ...", {"metavar": "NAME"}),
 ]
 
 

@@ -177,7 +177,7 @@ def codec(clip: vs.VideoNode, name: str, *, ms_ssim: bool = False, **options: An
     return vs.core.std.ModifyFrame(clip, clip, _get)
 
 
-def hevc(clip: vs.VideoNode, qp: int = 32, quant: str = "sq", preset: str | None = None, **options: Any) -> vs.VideoNode:
+def hevc(clip: vs.VideoNode, qp: int = 32, quant: str = "rdoq", preset: str | None = None, **options: Any) -> vs.VideoNode:
     """codeclab's own HEVC encoder, decoded by FFmpeg (what a player shows)."""
     return codec(clip, "hevc", qp=qp, quant=quant, preset=preset, **options)
 

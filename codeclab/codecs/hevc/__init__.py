@@ -29,6 +29,11 @@ __all__ = ["SPEC", "HevcOptions", "HevcEncoder"]
 class HevcOptions:
     """Options of codec ``hevc``.
 
+    The defaults are HM's all-intra configuration (CTB 64, TU depth 2 - HM's
+    QuadtreeTUMaxDepthIntra 3, which it signals minus one -, 4x4 transform skip,
+    RDOQ, deblocking, SAO, sign hiding) at preset ``medium``: about +3 % bits against HM
+    16.20 for the same PSNR at about HM's speed (docs/hevc.md, "Defaults").
+
     qp: slice QP (-6*(bit_depth-8) .. 51); ctb: CTB size 16/32/64; max_tu_depth:
     max_transform_hierarchy_depth_intra; deblock / sao: in-loop filters; sign_hiding:
     sign data hiding; transform_skip: 4x4 transform skip; bit_depth: coded depth 8 or 10
@@ -44,15 +49,15 @@ class HevcOptions:
     """
 
     qp: int = 32
-    ctb: int = 32
-    max_tu_depth: int = 1
+    ctb: int = 64
+    max_tu_depth: int = 2
     deblock: bool = True
     sao: bool = True
     sign_hiding: bool = True
-    transform_skip: bool = False
+    transform_skip: bool = True
     bit_depth: int | None = None
     rounding: float = 1 / 3
-    quant: str = "sq"
+    quant: str = "rdoq"
     preset: str = "medium"
     keep_recon: bool = False
     md5: bool = False
