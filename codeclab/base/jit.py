@@ -27,7 +27,8 @@ import functools
 import hashlib
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import llvmlite.binding as ll
 from llvmlite import ir
@@ -36,7 +37,7 @@ from numba.core import cgutils
 from numba.core.typing import signature
 from numba.extending import intrinsic
 
-__all__ = ["unit", "StaleCacheError"]
+__all__ = ["StaleCacheError", "unit"]
 
 _DISPATCHERS: dict[tuple[str, str], Any] = {}
 _BOUND: dict[tuple[str, str, tuple], tuple[str, Any]] = {}
