@@ -97,7 +97,7 @@ class PictureEncoder:
             bit_depth=self.bd, qp=(params.qp, qpc[0], qpc[1]), sign_hiding=bool(params.sign_hiding),
             ts_enabled=bool(params.transform_skip), lam=float(self.lambdas.rd), qkind=kind,
             sq_add512=add512, qlam=tuple(float(v) for v in slice_lambdas(params.qp, 8).quant),
-            ctx0=init_contexts(INIT_VALUES_I, params.qp))
+            ctx0=init_contexts(INIT_VALUES_I, params.qp), ts_fast=pr.ts_fast)
         # SATD decisions: SATD of the prediction residual under-counts what a smaller block
         # costs to code (more TBs, last positions, cbfs): 6 x sqrt(lambda) per rough side
         # bit measured -11.6 % BD-rate (PSNR-Y) against 1 x on three 416x240 photographs,

@@ -64,7 +64,9 @@ class Preset:
     skip the split check of a CU coded whole without any residual (HM's ECU idea);
     satd_depth: the CU quadtree is searched only around the SATD decisions' depth (where
     those keep a CU whole, its four children are tried coded whole, nothing deeper; NxN
-    only where SATD prefers it or the 2Nx2N CU has a luma residual)."""
+    only where SATD prefers it or the 2Nx2N CU has a luma residual); ts_fast: HM's
+    TransformSkipFast (4x4 transform skip tried only in NxN CUs, chroma only where its luma
+    chose it)."""
 
     name: str
     rd: bool
@@ -74,6 +76,7 @@ class Preset:
     chroma_all: bool = True
     early_cu: bool = False
     satd_depth: bool = False
+    ts_fast: bool = True
 
 
 PRESETS: dict[str, Preset] = {

@@ -56,6 +56,7 @@ class TbParams(NamedTuple):
     sq_add512: int                  # SQ rounding offset in 1/512
     qlam: tuple[float, float, float]  # the quantizers' lambdas (lambdas.SliceLambdas.quant)
     ctx0: np.ndarray                # the slice's initial contexts
+    ts_fast: bool                   # HM's TransformSkipFast: see _ts_candidate
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -284,6 +285,18 @@ def _ts_cost(tp, org, pred, lv, r, nz, log2, c, scan, ts_flag):  # pragma: no co
     return float(d) + tp.lam * bits
 
 
+@njit(cache=True)
+def _ts_candidate(st, c, x, y):  # pragma: no cover - numba
+    """HM's TransformSkipFast (on in its all-intra configuration): a 4x4 luma TB tries
+    transform skip only in an NxN CU, a 4x4 chroma TB only where a co-located 4x4 luma TB
+    chose it (luma is coded first)."""
+    if c == 0:
+        return st.nxn[y >> 3, x >> 3] != 0
+    u, v = y >> 1, x >> 1  # the co-located luma 8x8 in 4x4 units
+    return st.ts[0][u, v] != 0 or st.ts[0][u, v + 1] != 0 or st.ts[0][u + 1, v] != 0 \
+        or st.ts[0][u + 1, v + 1] != 0
+
+
 @unit
 def store_tb(st, c, x, y, log2, pred, r, lv, nz, ts, maxv):  # pragma: no cover - numba
     """Record a coded TB: reconstruction, availability, levels, cbf and ts flags."""
@@ -328,7 +341,7 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     nz = _any(lv)
     r = reconstruct(lv, qp, log2, dst, bd) if nz else lv
     ts = False
-    if tp.ts_enabled and log2 == 2:
+    if tp.ts_enabled and log2 == 2 and (not tp.ts_fast or _ts_candidate(st, c, x, y)):
         lts = np.empty((1, n, n), dtype=np.int32)
         quantize(tp, ctx, live, _forward_ts(resid, log2, bd), qp, log2, c, scans, depth, lts)
         if _any(lts):

@@ -244,3 +244,28 @@ def test_preset_option_through_the_codec_registry():
         assert all(np.array_equal(a, b) for a, b in zip(out.planes, pk.props["recon"]))
     with pytest.raises(UsageError):
         make_options(spec, {"preset": "veryslow"})
+
+
+@pytest.mark.parametrize("preset", ["medium", "slow"])
+def test_transform_skip_fast_as_hm(preset):
+    """HM's TransformSkipFast (Preset.ts_fast, on in every preset): luma transform skip only
+    in NxN CUs, chroma only where a co-located luma TB chose it. Screen-like content (random
+    binary pixels) makes the search choose transform skip elsewhere when the rule is off."""
+    rng = np.random.default_rng(3)
+    y = (rng.random((64, 96)) < 0.5).astype(np.int32) * 200 + 20
+    planes = [y, y[::2, ::2], y[1::2, 1::2]]
+    outside = {}
+    for fast in (True, False):
+        enc = PictureEncoder(_params(96, 64, 8, 22, ts=True), EncoderQuantizer("rdoq", 22), preset=preset)
+        assert enc.tp.ts_fast
+        enc.tp = enc.tp._replace(ts_fast=fast)
+        st, _ = enc.search(planes)
+        ts0 = np.asarray(st.ts[0]).astype(bool)
+        nxn_units = np.repeat(np.repeat(np.asarray(st.nxn), 2, axis=0), 2, axis=1) != 0
+        outside[fast] = int((ts0 & ~nxn_units).sum())
+        if fast:
+            assert ts0.any()
+            luma_any = ts0.reshape(ts0.shape[0] // 2, 2, ts0.shape[1] // 2, 2).any(axis=(1, 3))
+            for c in (1, 2):
+                assert not (np.asarray(st.ts[c]).astype(bool) & ~luma_any).any()
+    assert outside[True] == 0 and outside[False] > 0
