@@ -16,9 +16,11 @@ from numba import njit
 from codeclab.base.jit import unit
 from codeclab.bitstream.cabac import encode_bin, encode_bypass, encode_bypass_bits, encode_terminate
 from codeclab.codecs.hevc import tables as T
+from codeclab.codecs.hevc.intra import chroma_mode_from, most_probable_modes
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
+from codeclab.codecs.hevc.scan import scan_idx_for
 
-__all__ = ["mpm_at", "chroma_mode_from", "scan_idx", "write_cu", "write_ctu", "write_slice_data",
+__all__ = ["mpm_at", "write_cu", "write_ctu", "write_slice_data",
            "cu_chroma_mode"]
 
 _CTX_SPLIT_CU = T.CTX_SPLIT_CU
@@ -33,48 +35,14 @@ _CTX_SAO_TYPE = T.CTX_SAO_TYPE
 
 
 @njit(cache=True)
-def chroma_mode_from(idx, luma_mode):  # pragma: no cover - numba
-    """IntraPredModeC for 4:2:0 (Table 8-2); intra.chroma_mode_from's rule."""
-    if idx == 4:
-        return luma_mode
-    cand = 0 if idx == 0 else (26 if idx == 1 else (10 if idx == 2 else 1))
-    return 34 if cand == luma_mode else cand
-
-
-@njit(cache=True)
-def scan_idx(mode, log2, c):  # pragma: no cover - numba
-    """scanIdx of 7.4.9.11 for an intra TB of 4:2:0 (scan.scan_idx_for's rule)."""
-    if log2 == 2 or (log2 == 3 and c == 0):
-        if 6 <= mode <= 14:
-            return 2
-        if 22 <= mode <= 30:
-            return 1
-    return 0
-
-
-@njit(cache=True)
 def mpm_at(st, x, y, log2_ctb):  # pragma: no cover - numba
     """candModeList of 8.4.2 for the PB at luma (x, y): left, above (only inside the current
-    CTB row); an unavailable neighbour counts as DC (intra.most_probable_modes' rule)."""
+    CTB row); an unavailable neighbour counts as DC."""
     a = st.mode[y >> 2, (x - 1) >> 2] if x > 0 else -1
     b = -1
     if y > 0 and (y - 1) >= ((y >> log2_ctb) << log2_ctb):
         b = st.mode[(y - 1) >> 2, x >> 2]
-    if a < 0:
-        a = 1
-    if b < 0:
-        b = 1
-    if a == b:
-        if a < 2:
-            return 0, 1, 26
-        return a, 2 + ((a + 29) % 32), 2 + ((a - 2 + 1) % 32)
-    if a != 0 and b != 0:
-        third = 0
-    elif a != 1 and b != 1:
-        third = 1
-    else:
-        third = 26
-    return a, b, third
+    return most_probable_modes(np.int64(1) if a < 0 else np.int64(a), np.int64(1) if b < 0 else np.int64(b))
 
 
 @njit(cache=True)
@@ -97,7 +65,7 @@ def _residual(eng, ctx, buf, st, c, x, y, log2, mode, sign_hiding, ts_enabled): 
     """residual_coding of the TB of component c at (x, y) (its own coordinates)."""
     n = 1 << log2
     code_residual(eng, ctx, buf, np.ascontiguousarray(st.lv[c][y:y + n, x:x + n]), log2, c,
-                  scan_idx(mode, log2, c), sign_hiding, ts_enabled and log2 == 2,
+                  scan_idx_for(mode, log2, c), sign_hiding, ts_enabled and log2 == 2,
                   st.ts[c][y >> 2, x >> 2], SB_SCAN, C4_SCAN)
 
 

@@ -258,25 +258,32 @@ def reference_line(recon: np.ndarray, avail: np.ndarray, x0: int, y0: int, log2_
     return line
 
 
+@njit(cache=True)
 def chroma_mode_from(intra_chroma_pred_mode: int, luma_mode: int) -> int:
     """IntraPredModeC for 4:2:0 (Table 8-2): 0 -> planar, 1 -> 26, 2 -> 10, 3 -> DC, 4 -> the
-    luma mode; a candidate equal to the luma mode is replaced by 34."""
+    luma mode; a candidate equal to the luma mode is replaced by 34. (numba: the search and
+    the slice writer use this one rule too.)"""
     if intra_chroma_pred_mode == 4:
         return luma_mode
     cand = (0, 26, 10, 1)[intra_chroma_pred_mode]
     return 34 if cand == luma_mode else cand
 
 
+@njit(cache=True)
 def most_probable_modes(cand_a: int, cand_b: int) -> tuple[int, int, int]:
     """candModeList of 8.4.2 from the left (A) and above (B) candidates. The caller passes
     INTRA_DC (1) for a neighbour that is unavailable, not intra, PCM, or (for B) in the CTB
-    row above - the spec's substitutions."""
+    row above - the spec's substitutions. (numba: the search and the slice writer use this
+    one rule too.)"""
     if cand_a == cand_b:
         if cand_a < 2:
             return (0, 1, 26)
         return (cand_a, 2 + ((cand_a + 29) % 32), 2 + ((cand_a - 2 + 1) % 32))
-    third = 0 if 0 not in (cand_a, cand_b) else (1 if 1 not in (cand_a, cand_b) else 26)
-    return (cand_a, cand_b, third)
+    if cand_a != 0 and cand_b != 0:
+        return (cand_a, cand_b, 0)
+    if cand_a != 1 and cand_b != 1:
+        return (cand_a, cand_b, 1)
+    return (cand_a, cand_b, 26)
 
 
 def mode_syntax(mode: int, mpm: tuple[int, int, int]) -> tuple[bool, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 __all__ = [
     "SCAN_DIAG",
@@ -98,9 +99,10 @@ def scan_tables(log2_size: int) -> tuple[np.ndarray, np.ndarray]:
     return scans, cgs
 
 
+@njit(cache=True)
 def scan_idx_for(pred_mode_intra: int, log2_trafo_size: int, c_idx: int,
                  chroma_format_idc: int = 1) -> int:
-    """scanIdx of 7.4.9.11 for an intra TB.
+    """scanIdx of 7.4.9.11 for an intra TB (numba: the search and the slice writer use it).
 
     ``log2_trafo_size`` is the size of the TB being coded (for 4:2:0 chroma: the chroma
     TB's own size, as residual_coding receives it); ``pred_mode_intra`` is IntraPredModeY

@@ -36,8 +36,8 @@ from numba.typed import Dict, List
 from codeclab.base.jit import unit
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, encode_bin
 from codeclab.codecs.hevc import tables as T
-from codeclab.codecs.hevc.ctu_syntax import _push, chroma_mode_from, mpm_at, scan_idx, write_cu
-from codeclab.codecs.hevc.intra import _predict_all, _predict_one
+from codeclab.codecs.hevc.ctu_syntax import _push, mpm_at, write_cu
+from codeclab.codecs.hevc.intra import _predict_all, _predict_one, chroma_mode_from
 from codeclab.codecs.hevc.picture_state import (
     restore_chroma,
     restore_luma,
@@ -48,6 +48,7 @@ from codeclab.codecs.hevc.picture_state import (
 )
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.satd import _satd_batch, _satd_tiles
+from codeclab.codecs.hevc.scan import scan_idx_for
 from codeclab.codecs.hevc.tb_coding import chroma_tree, code_tb, forward, quantize, reconstruct, store_tb
 
 __all__ = ["Preset", "PRESETS", "SearchParams", "search_picture"]
@@ -442,7 +443,7 @@ def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, preds, root
         for i in range(n):
             for j in range(n):
                 resid[b, i, j] = org[i, j] - pr[b, i, j]
-        scans[b] = scan_idx(modes[b], log2, 0)
+        scans[b] = scan_idx_for(modes[b], log2, 0)
     lv = np.empty((k, n, n), dtype=np.int32)
     quantize(tp, ctx, np.bool_(True), forward(resid, log2, log2 == 2, bd), tp.qp[0], log2, np.int64(0), scans, depth, lv)
     r = reconstruct(lv, tp.qp[0], log2, log2 == 2, bd)
@@ -492,7 +493,7 @@ def _luma_leaf(st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key, roo
     encode_bin(eng, ctx, buf, _CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if nz else 0)
     if nz:
         code_residual(eng, ctx, buf, np.ascontiguousarray(st.lv[0][y:y + n, x:x + n]), log2, 0,
-                      scan_idx(mode, log2, 0), tp.sign_hiding, tp.ts_enabled and log2 == 2,
+                      scan_idx_for(mode, log2, 0), tp.sign_hiding, tp.ts_enabled and log2 == 2,
                       st.ts[0][y >> 2, x >> 2], SB_SCAN, C4_SCAN)
     bits = (eng[E_FRAC] - b0) / FRAC_ONE
     return _sse(st, 0, x, y, n) + sp.lam * bits
@@ -676,7 +677,7 @@ def _chroma_batch(st, tp, sp, eng, ctx, buf, x, y, log2, cidx, cmodes):  # pragm
         for i in range(k):
             b = (c - 1) * k + i
             pr[b] = allp[cmodes[i]]
-            scans[b] = scan_idx(cmodes[i], lc, 1)
+            scans[b] = scan_idx_for(cmodes[i], lc, 1)
             for u in range(n):
                 for v in range(n):
                     resid[b, u, v] = org[yc + u, xc + v] - pr[b, u, v]

@@ -23,13 +23,12 @@ from numba import njit, objmode
 
 from codeclab.base.jit import unit
 from codeclab.bitstream.cabac import E_FIRST, E_FRAC, E_MODE, E_RANGE, ENG_SIZE, ENTROPY_BITS, FRAC_ONE
-from codeclab.codecs.hevc.ctu_syntax import scan_idx
 from codeclab.codecs.hevc.intra import _predict_one
 from codeclab.codecs.hevc.quantizer import _hdq_batch, _live_index
 from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, _dequant_kernel, _quant_kernel
-from codeclab.codecs.hevc.scan import scan_tables
+from codeclab.codecs.hevc.scan import scan_idx_for, scan_tables
 from codeclab.codecs.hevc.transform import DCT_MATRIX_32, DST_MATRIX_4, _forward_kernel, _inverse_kernel
 
 __all__ = ["TbParams", "QUANT_SQ", "QUANT_RDOQ", "QUANT_EXTERNAL", "EXTERNAL", "quantize",
@@ -332,7 +331,7 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     for i in range(n):
         for j in range(n):
             resid[0, i, j] = org[i, j] - pred[i, j]
-    scan = scan_idx(mode, log2, c)
+    scan = scan_idx_for(mode, log2, c)
     qp = tp.qp[c]
     dst = c == 0 and log2 == 2
     scans = np.full(1, scan, dtype=np.int64)
@@ -395,7 +394,7 @@ def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover
         for i in range(n):
             for j in range(n):
                 resid[k, i, j] = org[yc + i, xc + j] - pred[k, i, j]
-    scan = scan_idx(cmode, lc, 1)
+    scan = scan_idx_for(cmode, lc, 1)
     lv = np.empty((2, n, n), dtype=np.int32)
     quantize(tp, ctx, live, forward(resid, lc, False, bd), tp.qp[1], lc, np.int64(1),
              np.full(2, scan, dtype=np.int64), depth, lv)
