@@ -82,8 +82,10 @@ def init_contexts(init_values: np.ndarray, slice_qp: int) -> np.ndarray:
     return ((state << 1) | mps).astype(np.uint8)
 
 
+@njit(cache=True)
 def new_engine(mode: int = 0) -> np.ndarray:
-    """9.3.2.5 initialisation: ivLow = 0, ivRange = 510, firstBitFlag = 1."""
+    """9.3.2.5 initialisation: ivLow = 0, ivRange = 510, firstBitFlag = 1 (numba: compiled
+    code makes its engines with it too)."""
     eng = np.zeros(ENG_SIZE, dtype=np.int64)
     eng[E_RANGE] = 510
     eng[E_FIRST] = 1

@@ -23,15 +23,6 @@ from codeclab.codecs.hevc.scan import scan_idx_for
 __all__ = ["mpm_at", "write_cu", "write_ctu", "write_slice_data",
            "cu_chroma_mode"]
 
-_CTX_SPLIT_CU = T.CTX_SPLIT_CU
-_CTX_PART_MODE = T.CTX_PART_MODE
-_CTX_PREV_INTRA = T.CTX_PREV_INTRA
-_CTX_CHROMA_MODE = T.CTX_CHROMA_MODE
-_CTX_SPLIT_TF = T.CTX_SPLIT_TF
-_CTX_CBF_LUMA = T.CTX_CBF_LUMA
-_CTX_CBF_CHROMA = T.CTX_CBF_CHROMA
-_CTX_SAO_MERGE = T.CTX_SAO_MERGE
-_CTX_SAO_TYPE = T.CTX_SAO_TYPE
 
 
 @njit(cache=True)
@@ -91,7 +82,7 @@ def _write_tt(eng, ctx, buf, st, x0, y0, log2_0, max_depth, intra_split, log2_ma
         x, y, log2, depth, blk4, p_cb, p_cr, lmode = stack[top]
         split = st.tdepth[y >> 2, x >> 2] > depth
         if log2 <= log2_max_tb and log2 > 2 and depth < max_depth and not (intra_split and depth == 0):
-            encode_bin(eng, ctx, buf, _CTX_SPLIT_TF + 5 - log2, 1 if split else 0)
+            encode_bin(eng, ctx, buf, T.CTX_SPLIT_TF + 5 - log2, 1 if split else 0)
         cb, cr = p_cb, p_cr
         if log2 > 2:
             cb = cr = 0
@@ -99,10 +90,10 @@ def _write_tt(eng, ctx, buf, st, x0, y0, log2_0, max_depth, intra_split, log2_ma
             v = x >> 3
             if depth == 0 or p_cb:
                 cb = 1 if _any(st.cbf[1], u, v, m) else 0
-                encode_bin(eng, ctx, buf, _CTX_CBF_CHROMA + depth, cb)
+                encode_bin(eng, ctx, buf, T.CTX_CBF_CHROMA + depth, cb)
             if depth == 0 or p_cr:
                 cr = 1 if _any(st.cbf[2], u, v, m) else 0
-                encode_bin(eng, ctx, buf, _CTX_CBF_CHROMA + depth, cr)
+                encode_bin(eng, ctx, buf, T.CTX_CBF_CHROMA + depth, cr)
         if split:
             h = 1 << (log2 - 1)
             for k in range(3, -1, -1):  # pushed in reverse: popped in z-order
@@ -112,7 +103,7 @@ def _write_tt(eng, ctx, buf, st, x0, y0, log2_0, max_depth, intra_split, log2_ma
                 top = _push(stack, top, cx, cy, log2 - 1, depth + 1, k, cb, cr, m)
             continue
         luma = st.cbf[0][y >> 2, x >> 2] != 0
-        encode_bin(eng, ctx, buf, _CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if luma else 0)
+        encode_bin(eng, ctx, buf, T.CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if luma else 0)
         if luma:
             _residual(eng, ctx, buf, st, 0, x, y, log2, lmode, sign_hiding, ts_enabled)
         if log2 > 2:  # this node's chroma TBs
@@ -133,7 +124,7 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
     mode it prices the CU (the neighbours must hold the state it is coded in)."""
     nxn = st.nxn[y >> 3, x >> 3] != 0
     if log2 == 3:
-        encode_bin(eng, ctx, buf, _CTX_PART_MODE, 0 if nxn else 1)
+        encode_bin(eng, ctx, buf, T.CTX_PART_MODE, 0 if nxn else 1)
     half = 1 << (log2 - 1)
     npu = 4 if nxn else 1
     flags = np.zeros(4, dtype=np.int64)
@@ -149,7 +140,7 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
         else:
             vals[k] = m - (1 if c0 < m else 0) - (1 if c1 < m else 0) - (1 if c2 < m else 0)
     for k in range(npu):
-        encode_bin(eng, ctx, buf, _CTX_PREV_INTRA, flags[k])
+        encode_bin(eng, ctx, buf, T.CTX_PREV_INTRA, flags[k])
     for k in range(npu):
         v = vals[k]
         if flags[k]:
@@ -160,9 +151,9 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
             encode_bypass_bits(eng, buf, v, 5)
     ci = st.cidx[y >> 3, x >> 3]
     if ci == 4:
-        encode_bin(eng, ctx, buf, _CTX_CHROMA_MODE, 0)
+        encode_bin(eng, ctx, buf, T.CTX_CHROMA_MODE, 0)
     else:
-        encode_bin(eng, ctx, buf, _CTX_CHROMA_MODE, 1)
+        encode_bin(eng, ctx, buf, T.CTX_CHROMA_MODE, 1)
         encode_bypass_bits(eng, buf, ci, 2)
     lmode = st.mode[y >> 2, x >> 2]
     _write_tt(eng, ctx, buf, st, x, y, log2, max_tu_depth + (1 if nxn else 0), nxn, log2_max_tb,
@@ -188,7 +179,7 @@ def write_ctu(eng, ctx, buf, st, x0, y0, W, H, log2_ctb, max_tu_depth, log2_max_
                 inc += 1
             if y > 0 and st.cdepth[(y - 1) >> 3, x >> 3] > depth:
                 inc += 1
-            encode_bin(eng, ctx, buf, _CTX_SPLIT_CU + inc, 1 if split else 0)
+            encode_bin(eng, ctx, buf, T.CTX_SPLIT_CU + inc, 1 if split else 0)
         else:
             split = log2 > 3
         if split:
@@ -207,12 +198,12 @@ def _write_sao(eng, ctx, buf, r, q, luma, chroma, bit_depth, typ, offsets, band_
     """sao() of CTB (r, q) (7.3.8.3) from loopfilter.SaoParams' arrays."""
     if q > 0:
         ml = merge_left[r, q]
-        encode_bin(eng, ctx, buf, _CTX_SAO_MERGE, 1 if ml else 0)
+        encode_bin(eng, ctx, buf, T.CTX_SAO_MERGE, 1 if ml else 0)
         if ml:
             return
     if r > 0:
         mu = merge_up[r, q]
-        encode_bin(eng, ctx, buf, _CTX_SAO_MERGE, 1 if mu else 0)
+        encode_bin(eng, ctx, buf, T.CTX_SAO_MERGE, 1 if mu else 0)
         if mu:
             return
     cmax = (1 << (min(bit_depth, 10) - 5)) - 1
@@ -222,9 +213,9 @@ def _write_sao(eng, ctx, buf, r, q, luma, chroma, bit_depth, typ, offsets, band_
         t = typ[r, q, ci]
         if ci < 2:  # sao_type_idx_luma / _chroma: TR cMax 2, bin 0 context, bin 1 bypass
             if t == 0:
-                encode_bin(eng, ctx, buf, _CTX_SAO_TYPE, 0)
+                encode_bin(eng, ctx, buf, T.CTX_SAO_TYPE, 0)
             else:
-                encode_bin(eng, ctx, buf, _CTX_SAO_TYPE, 1)
+                encode_bin(eng, ctx, buf, T.CTX_SAO_TYPE, 1)
                 encode_bypass(eng, buf, 0 if t == 1 else 1)
         if t == 0:
             continue

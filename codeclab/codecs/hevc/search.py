@@ -109,14 +109,6 @@ class SearchParams(NamedTuple):
     satd_depth: bool
 
 
-_EB = np.asarray(ENTROPY_BITS, dtype=np.int64)
-_CTX_SPLIT_CU = T.CTX_SPLIT_CU
-_CTX_PREV_INTRA = T.CTX_PREV_INTRA
-_CTX_CHROMA_MODE = T.CTX_CHROMA_MODE
-_CTX_SPLIT_TF = T.CTX_SPLIT_TF
-_CTX_CBF_LUMA = T.CTX_CBF_LUMA
-_CTX_CBF_CHROMA = T.CTX_CBF_CHROMA
-
 
 # ------------------------------------------------------------------ small helpers ----------
 
@@ -133,7 +125,7 @@ def _restore(eng, ctx, s):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _flag_bits(ctx, ci, b):  # pragma: no cover - numba
-    return _EB[np.int64(ctx[ci]) ^ b] / FRAC_ONE
+    return ENTROPY_BITS[np.int64(ctx[ci]) ^ b] / FRAC_ONE
 
 
 @njit(cache=True)
@@ -412,7 +404,7 @@ def _price_luma(eng, ctx, buf, lv, log2, scans, depth, sign_hiding, ts_allowed):
     out = np.empty(nb)
     tmp = ctx.copy()
     e = eng.copy()
-    ci = _CTX_CBF_LUMA + (1 if depth == 0 else 0)
+    ci = T.CTX_CBF_LUMA + (1 if depth == 0 else 0)
     for b in range(nb):
         tmp[:] = ctx
         e[E_FRAC] = 0
@@ -470,7 +462,7 @@ def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, preds, root
                        tp.ts_enabled and log2 == 2)
     flag = 0.0
     if 2 < log2 <= sp.log2_max_tb and depth < sp.max_tu_depth:  # split_transform_flag = 0
-        flag = _flag_bits(ctx, _CTX_SPLIT_TF + 5 - log2, 0)
+        flag = _flag_bits(ctx, T.CTX_SPLIT_TF + 5 - log2, 0)
     return dist + sp.lam * (bits + flag)
 
 
@@ -490,7 +482,7 @@ def _luma_leaf(st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key, roo
     else:
         nz = code_tb(st, tp, ctx, np.bool_(True), np.int64(0), x, y, log2, np.int64(mode), depth)
     b0 = eng[E_FRAC]
-    encode_bin(eng, ctx, buf, _CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if nz else 0)
+    encode_bin(eng, ctx, buf, T.CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if nz else 0)
     if nz:
         code_residual(eng, ctx, buf, np.ascontiguousarray(st.lv[0][y:y + n, x:x + n]), log2, 0,
                       scan_idx_for(mode, log2, 0), tp.sign_hiding, tp.ts_enabled and log2 == 2,
@@ -532,7 +524,7 @@ def _luma_tree(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key
                 entering = False
             else:
                 n = 1 << log2
-                ci = _CTX_SPLIT_TF + 5 - log2
+                ci = T.CTX_SPLIT_TF + 5 - log2
                 ctx0 = _snap(eng, ctx)
                 sv = save_luma(st, x, y, n)
                 j_leaf = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _luma_leaf(
@@ -578,8 +570,8 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
     """Choose and code the luma mode of one PB (TU tree rooted at trafoDepth ``depth``)."""
     n = 1 << log2
     c0, c1, c2 = mpm_at(st, x, y, sp.log2_ctb)
-    f0 = _flag_bits(ctx, _CTX_PREV_INTRA, 0)
-    f1 = _flag_bits(ctx, _CTX_PREV_INTRA, 1)
+    f0 = _flag_bits(ctx, T.CTX_PREV_INTRA, 0)
+    f1 = _flag_bits(ctx, T.CTX_PREV_INTRA, 1)
     mbits = np.full(35, f0 + 5.0)
     mbits[c0] = f1 + 1.0
     mbits[c1] = f1 + 2.0
@@ -703,10 +695,10 @@ def _chroma_batch(st, tp, sp, eng, ctx, buf, x, y, log2, cidx, cmodes):  # pragm
     best = -1
     for i in range(k):
         b0 = eng[E_FRAC]
-        encode_bin(eng, ctx, buf, _CTX_CHROMA_MODE, 0 if cidx[i] == 4 else 1)
+        encode_bin(eng, ctx, buf, T.CTX_CHROMA_MODE, 0 if cidx[i] == 4 else 1)
         extra = 0.0 if cidx[i] == 4 else 2.0  # two bypass bins
-        encode_bin(eng, ctx, buf, _CTX_CBF_CHROMA, 1 if nz[i] else 0)
-        encode_bin(eng, ctx, buf, _CTX_CBF_CHROMA, 1 if nz[k + i] else 0)
+        encode_bin(eng, ctx, buf, T.CTX_CBF_CHROMA, 1 if nz[i] else 0)
+        encode_bin(eng, ctx, buf, T.CTX_CBF_CHROMA, 1 if nz[k + i] else 0)
         for c in (1, 2):
             b = (c - 1) * k + i
             if nz[b]:
@@ -856,7 +848,7 @@ def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numb
                     inc += 1
                 if y > 0 and st.cdepth[(y - 1) >> 3, x >> 3] > depth:
                     inc += 1
-                ci = _CTX_SPLIT_CU + inc
+                ci = T.CTX_SPLIT_CU + inc
                 ctx0 = _snap(eng, ctx)
                 reg0 = save_region(st, x, y, log2)
                 j_whole = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _rd_code_cu(

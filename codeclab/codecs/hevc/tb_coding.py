@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, objmode
 
 from codeclab.base.jit import unit
-from codeclab.bitstream.cabac import E_FIRST, E_FRAC, E_MODE, E_RANGE, ENG_SIZE, ENTROPY_BITS, FRAC_ONE
+from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, new_engine
 from codeclab.codecs.hevc.intra import _predict_one
 from codeclab.codecs.hevc.quantizer import _hdq_batch, _live_index
 from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block
@@ -80,8 +80,7 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 _MATS, _SCANS, _CGS, _GATHER = _tables()
 _M32 = np.ascontiguousarray(DCT_MATRIX_32)
 _QS = np.array(QUANT_SCALES, dtype=np.int64)
-_EB = np.asarray(ENTROPY_BITS, dtype=np.int64)
-for _t in (_MATS, _SCANS, _CGS, _GATHER, _M32, _QS, _EB):
+for _t in (_MATS, _SCANS, _CGS, _GATHER, _M32, _QS):
     _t.setflags(write=False)
 
 
@@ -170,8 +169,8 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no
         rb = np.empty((RATE_K, 2), dtype=np.int64)
         for i in range(RATE_K):
             s = np.int64(states[gi[i]])
-            rb[i, 0] = _EB[s]
-            rb[i, 1] = _EB[s ^ 1]
+            rb[i, 0] = ENTROPY_BITS[s]
+            rb[i, 1] = ENTROPY_BITS[s ^ 1]
         lam = tp.qlam[c]
         tshift = 15 - bd - log2
         escale = 2.0 ** (15 - 2 * tshift - 2 * (bd - 8)) / float(qs) ** 2
@@ -251,10 +250,7 @@ def _forward_ts(resid, log2, bd):  # pragma: no cover - numba
 def _est_bits(tp, lv, log2, c, scan, ts_flag):  # pragma: no cover - numba
     """Bits of residual_coding of lv from the slice's initial contexts (the transform-skip
     choice: both candidates priced from the same state)."""
-    eng = np.zeros(ENG_SIZE, dtype=np.int64)  # cabac.new_engine(1): estimate mode
-    eng[E_RANGE] = 510
-    eng[E_FIRST] = 1
-    eng[E_MODE] = 1
+    eng = new_engine(1)  # estimate mode
     code_residual(eng, tp.ctx0.copy(), np.zeros(16, dtype=np.uint8), lv, log2, c, scan,
                   tp.sign_hiding, True, 1 if ts_flag else 0, SB_SCAN, C4_SCAN)
     return eng[E_FRAC] / FRAC_ONE
