@@ -122,43 +122,60 @@ def _predict(line, n, log2n, mode, edge_filters, bit_depth, ref, out):  # pragma
             for y in range(1, n):
                 out[y, 0] = (line[c - 1 - y] + 3 * dc + 2) >> 2
         return
+    _angular_rows(line, n, mode, edge_filters, bit_depth, ref, out)
+    if mode < 18:  # horizontal modes were built transposed
+        _transpose_inplace(out, n)
+
+
+@njit(cache=True)
+def _transpose_inplace(a, n):  # pragma: no cover - numba
+    for i in range(n):
+        for j in range(i + 1, n):
+            t = a[i, j]
+            a[i, j] = a[j, i]
+            a[j, i] = t
+
+
+@njit(cache=True)
+def _angular_rows(line, n, mode, edge_filters, bit_depth, ref, out):  # pragma: no cover - numba
+    """Angular prediction (8.4.4.2.6) of mode 2..34 into out[0:n, 0:n], row by row along the
+    main reference: vertical modes (18..34) as they are, horizontal modes (2..17) transposed
+    (out[x, y] = predSamples at row y, column x). Building both along rows keeps the inner
+    loop contiguous and branch-free; a SATD is the same for a block and its transpose, so
+    the mode decision compares horizontal modes with the transposed source block and never
+    transposes back."""
+    c = 2 * n
+    maxv = (1 << bit_depth) - 1
     angle = INTRA_ANGLE[mode]
     inv = INTRA_INV_ANGLE[mode]
-    vertical = mode >= 18
+    sgn = 1 if mode >= 18 else -1  # the main reference runs up the top row / down the left column
     # ref[k] stored at ref[k + n] so that k = -n..2n fits
     for k in range(n + 1):  # ref[x] = p[-1+x][-1] (vertical) / p[-1][-1+x] (horizontal)
-        ref[k + n] = line[c + k] if vertical else line[c - k]
+        ref[k + n] = line[c + sgn * k]
     if angle < 0:
         last = (n * angle) >> 5
         if last < -1:
             for k in range(last, 0):
                 j = -1 + ((k * inv + 128) >> 8)  # p[-1][j] (vertical) / p[j][-1] (horizontal)
-                ref[k + n] = line[c - 1 - j] if vertical else line[c + 1 + j]
+                ref[k + n] = line[c - sgn * (1 + j)]
     else:
         for k in range(n + 1, 2 * n + 1):
-            ref[k + n] = line[c + k] if vertical else line[c - k]
-    for j in range(n):  # j = y for vertical modes, x for horizontal ones
+            ref[k + n] = line[c + sgn * k]
+    for j in range(n):
         pos = (j + 1) * angle
-        idx = pos >> 5
+        base = (pos >> 5) + 1 + n
         fact = pos & 31
-        for i in range(n):
-            b = i + idx + 1 + n
-            if fact != 0:
-                v = ((32 - fact) * ref[b] + fact * ref[b + 1] + 16) >> 5
-            else:
-                v = ref[b]
-            if vertical:
-                out[j, i] = v
-            else:
-                out[i, j] = v
-    if edge_filters and mode == 26:
+        if fact != 0:
+            f0 = 32 - fact
+            for i in range(n):
+                out[j, i] = (f0 * ref[base + i] + fact * ref[base + i + 1] + 16) >> 5
+        else:
+            for i in range(n):
+                out[j, i] = ref[base + i]
+    if edge_filters and (mode == 26 or mode == 10):  # 26: left column; 10: top row (transposed)
         for y in range(n):
-            v = line[c + 1] + ((line[c - 1 - y] - line[c]) >> 1)
+            v = line[c + sgn] + ((line[c - sgn * (1 + y)] - line[c]) >> 1)
             out[y, 0] = min(max(v, 0), maxv)
-    elif edge_filters and mode == 10:
-        for x in range(n):
-            v = line[c - 1] + ((line[c + 1 + x] - line[c]) >> 1)
-            out[0, x] = min(max(v, 0), maxv)
 
 
 @njit(cache=True)

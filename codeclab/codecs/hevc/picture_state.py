@@ -23,8 +23,6 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from codeclab.base.jit import unit
-
 __all__ = ["PictureState", "new_picture_state", "save_region", "restore_region",
            "save_luma", "restore_luma", "save_chroma", "restore_chroma"]
 
@@ -69,7 +67,7 @@ def new_picture_state(org: list[np.ndarray]) -> PictureState:
 # Luma-only and chroma-only variants serve the mode and TU-tree trials, which touch one.
 
 
-@unit
+@njit(cache=True)
 def save_luma(st, x, y, n):  # pragma: no cover - numba
     """Reconstruction, availability, levels, cbf, ts and trafoDepth of the luma square."""
     u, v, m = y >> 2, x >> 2, max(n >> 2, 1)
@@ -78,7 +76,7 @@ def save_luma(st, x, y, n):  # pragma: no cover - numba
             st.ts[0][u:u + m, v:v + m].copy(), st.tdepth[u:u + m, v:v + m].copy())
 
 
-@unit
+@njit(cache=True)
 def restore_luma(st, s, x, y, n):  # pragma: no cover - numba
     u, v, m = y >> 2, x >> 2, max(n >> 2, 1)
     st.rec[0][y:y + n, x:x + n] = s[0]
@@ -89,7 +87,7 @@ def restore_luma(st, s, x, y, n):  # pragma: no cover - numba
     st.tdepth[u:u + m, v:v + m] = s[5]
 
 
-@unit
+@njit(cache=True)
 def save_chroma(st, xc, yc, n):  # pragma: no cover - numba
     """Cb and Cr of the chroma square (xc, yc, n): samples, availability, levels, flags."""
     u, v, m = yc >> 2, xc >> 2, max(n >> 2, 1)
@@ -100,7 +98,7 @@ def save_chroma(st, xc, yc, n):  # pragma: no cover - numba
             st.ts[1][u:u + m, v:v + m].copy(), st.ts[2][u:u + m, v:v + m].copy())
 
 
-@unit
+@njit(cache=True)
 def restore_chroma(st, s, xc, yc, n):  # pragma: no cover - numba
     u, v, m = yc >> 2, xc >> 2, max(n >> 2, 1)
     st.rec[1][yc:yc + n, xc:xc + n] = s[0]
@@ -115,7 +113,7 @@ def restore_chroma(st, s, xc, yc, n):  # pragma: no cover - numba
     st.ts[2][u:u + m, v:v + m] = s[9]
 
 
-@unit
+@njit(cache=True)
 def save_region(st, x, y, log2):  # pragma: no cover - numba
     """Everything coding the CU square (x, y, 2^log2) changes: both luma and chroma parts
     and the CU maps (modes, depths, part mode, chroma mode)."""
@@ -127,7 +125,7 @@ def save_region(st, x, y, log2):  # pragma: no cover - numba
             st.nxn[u8:u8 + m8, v8:v8 + m8].copy(), st.cidx[u8:u8 + m8, v8:v8 + m8].copy())
 
 
-@unit
+@njit(cache=True)
 def restore_region(st, s, x, y, log2):  # pragma: no cover - numba
     n = 1 << log2
     u8, v8, m8 = y >> 3, x >> 3, n >> 3

@@ -14,58 +14,62 @@ __all__ = ["satd", "satd_batch"]
 
 
 @njit(cache=True)
-def _had8(a, o, stride_in, k):  # pragma: no cover - numba
-    """8-point Hadamard butterflies on a[k*stride_in + i], i = 0..7 -> o[k*8 + i]."""
-    i = k * stride_in
-    s0 = a[i] + a[i + 4]; s1 = a[i + 1] + a[i + 5]; s2 = a[i + 2] + a[i + 6]; s3 = a[i + 3] + a[i + 7]  # noqa: E702
-    d0 = a[i] - a[i + 4]; d1 = a[i + 1] - a[i + 5]; d2 = a[i + 2] - a[i + 6]; d3 = a[i + 3] - a[i + 7]  # noqa: E702
-    t0 = s0 + s2; t1 = s1 + s3; t2 = s0 - s2; t3 = s1 - s3  # noqa: E702
-    u0 = d0 + d2; u1 = d1 + d3; u2 = d0 - d2; u3 = d1 - d3  # noqa: E702
-    j = k * 8
-    o[j] = t0 + t1; o[j + 1] = t0 - t1; o[j + 2] = t2 + t3; o[j + 3] = t2 - t3  # noqa: E702
-    o[j + 4] = u0 + u1; o[j + 5] = u0 - u1; o[j + 6] = u2 + u3; o[j + 7] = u2 - u3  # noqa: E702
+def _satd8_strip(a, b, y0, d):  # pragma: no cover - numba
+    """Sum of the 8x8 tile costs of rows y0..y0+7: the column butterflies run over the whole
+    strip at once (contiguous, vectorised), then the row butterflies per tile in registers."""
+    w = a.shape[1]
+    for y in range(8):
+        for x in range(w):
+            d[y, x] = np.int32(a[y0 + y, x]) - np.int32(b[y0 + y, x])
+    for x in range(w):
+        s0 = d[0, x] + d[4, x]; s1 = d[1, x] + d[5, x]; s2 = d[2, x] + d[6, x]; s3 = d[3, x] + d[7, x]  # noqa: E702
+        d0 = d[0, x] - d[4, x]; d1 = d[1, x] - d[5, x]; d2 = d[2, x] - d[6, x]; d3 = d[3, x] - d[7, x]  # noqa: E702
+        t0 = s0 + s2; t1 = s1 + s3; t2 = s0 - s2; t3 = s1 - s3  # noqa: E702
+        u0 = d0 + d2; u1 = d1 + d3; u2 = d0 - d2; u3 = d1 - d3  # noqa: E702
+        d[0, x] = t0 + t1; d[1, x] = t0 - t1; d[2, x] = t2 + t3; d[3, x] = t2 - t3  # noqa: E702
+        d[4, x] = u0 + u1; d[5, x] = u0 - u1; d[6, x] = u2 + u3; d[7, x] = u2 - u3  # noqa: E702
+    total = 0
+    for x0 in range(0, w, 8):
+        s = 0
+        for y in range(8):
+            a0 = d[y, x0]; a1 = d[y, x0 + 1]; a2 = d[y, x0 + 2]; a3 = d[y, x0 + 3]  # noqa: E702
+            a4 = d[y, x0 + 4]; a5 = d[y, x0 + 5]; a6 = d[y, x0 + 6]; a7 = d[y, x0 + 7]  # noqa: E702
+            s0 = a0 + a4; s1 = a1 + a5; s2 = a2 + a6; s3 = a3 + a7  # noqa: E702
+            d0 = a0 - a4; d1 = a1 - a5; d2 = a2 - a6; d3 = a3 - a7  # noqa: E702
+            t0 = s0 + s2; t1 = s1 + s3; t2 = s0 - s2; t3 = s1 - s3  # noqa: E702
+            u0 = d0 + d2; u1 = d1 + d3; u2 = d0 - d2; u3 = d1 - d3  # noqa: E702
+            s += (abs(t0 + t1) + abs(t0 - t1) + abs(t2 + t3) + abs(t2 - t3)
+                  + abs(u0 + u1) + abs(u0 - u1) + abs(u2 + u3) + abs(u2 - u3))
+        total += (s + 2) >> 2
+    return total
 
 
 @njit(cache=True)
 def _satd_tiles(a, b, size):  # pragma: no cover - numba
     h, w = a.shape
-    d = np.empty(64, dtype=np.int32)
-    t = np.empty(64, dtype=np.int32)
-    tt = np.empty(64, dtype=np.int32)
-    u = np.empty(64, dtype=np.int32)
     total = 0
-    for y0 in range(0, h, size):
-        for x0 in range(0, w, size):
-            if size == 8:
-                for y in range(8):
-                    for x in range(8):
-                        d[y * 8 + x] = np.int32(a[y0 + y, x0 + x]) - np.int32(b[y0 + y, x0 + x])
-                for k in range(8):  # rows
-                    _had8(d, t, 8, k)
-                for y in range(8):  # transpose
-                    for x in range(8):
-                        tt[x * 8 + y] = t[y * 8 + x]
-                for k in range(8):  # columns
-                    _had8(tt, u, 8, k)
-                s = 0
-                for i in range(64):
-                    s += abs(u[i])
-                total += (s + 2) >> 2
-            else:
-                for y in range(4):
-                    r0 = np.int32(a[y0 + y, x0]) - np.int32(b[y0 + y, x0])
-                    r1 = np.int32(a[y0 + y, x0 + 1]) - np.int32(b[y0 + y, x0 + 1])
-                    r2 = np.int32(a[y0 + y, x0 + 2]) - np.int32(b[y0 + y, x0 + 2])
-                    r3 = np.int32(a[y0 + y, x0 + 3]) - np.int32(b[y0 + y, x0 + 3])
-                    e0 = r0 + r2; e1 = r1 + r3; f0 = r0 - r2; f1 = r1 - r3  # noqa: E702
-                    t[y * 4] = e0 + e1; t[y * 4 + 1] = e0 - e1  # noqa: E702
-                    t[y * 4 + 2] = f0 + f1; t[y * 4 + 3] = f0 - f1  # noqa: E702
-                s = 0
-                for x in range(4):
-                    e0 = t[x] + t[8 + x]; e1 = t[4 + x] + t[12 + x]  # noqa: E702
-                    f0 = t[x] - t[8 + x]; f1 = t[4 + x] - t[12 + x]  # noqa: E702
-                    s += abs(e0 + e1) + abs(e0 - e1) + abs(f0 + f1) + abs(f0 - f1)
-                total += (s + 1) >> 1
+    if size == 8:
+        d = np.empty((8, w), dtype=np.int32)
+        for y0 in range(0, h, 8):
+            total += _satd8_strip(a, b, y0, d)
+        return total
+    t = np.empty(16, dtype=np.int32)
+    for y0 in range(0, h, 4):
+        for x0 in range(0, w, 4):
+            for y in range(4):
+                r0 = np.int32(a[y0 + y, x0]) - np.int32(b[y0 + y, x0])
+                r1 = np.int32(a[y0 + y, x0 + 1]) - np.int32(b[y0 + y, x0 + 1])
+                r2 = np.int32(a[y0 + y, x0 + 2]) - np.int32(b[y0 + y, x0 + 2])
+                r3 = np.int32(a[y0 + y, x0 + 3]) - np.int32(b[y0 + y, x0 + 3])
+                e0 = r0 + r2; e1 = r1 + r3; f0 = r0 - r2; f1 = r1 - r3  # noqa: E702
+                t[y * 4] = e0 + e1; t[y * 4 + 1] = e0 - e1  # noqa: E702
+                t[y * 4 + 2] = f0 + f1; t[y * 4 + 3] = f0 - f1  # noqa: E702
+            s = 0
+            for x in range(4):
+                e0 = t[x] + t[8 + x]; e1 = t[4 + x] + t[12 + x]  # noqa: E702
+                f0 = t[x] - t[8 + x]; f1 = t[4 + x] - t[12 + x]  # noqa: E702
+                s += abs(e0 + e1) + abs(e0 - e1) + abs(f0 + f1) + abs(f0 - f1)
+            total += (s + 1) >> 1
     return total
 
 

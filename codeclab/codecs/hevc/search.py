@@ -37,7 +37,15 @@ from codeclab.base.jit import unit
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, encode_bin
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.ctu_syntax import _push, mpm_at, write_cu
-from codeclab.codecs.hevc.intra import _predict_all, _predict_one, chroma_mode_from
+from codeclab.codecs.hevc.intra import (
+    _angular_rows,
+    _filter,
+    _filter_flag,
+    _gather,
+    _predict,
+    _predict_one,
+    chroma_mode_from,
+)
 from codeclab.codecs.hevc.picture_state import (
     restore_chroma,
     restore_luma,
@@ -47,11 +55,14 @@ from codeclab.codecs.hevc.picture_state import (
     save_region,
 )
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
-from codeclab.codecs.hevc.satd import _satd_batch, _satd_tiles
+from codeclab.codecs.hevc.satd import _satd_tiles
 from codeclab.codecs.hevc.scan import scan_idx_for
 from codeclab.codecs.hevc.tb_coding import chroma_tree, code_tb, forward, quantize, reconstruct, store_tb
 
 __all__ = ["Preset", "PRESETS", "SearchParams", "search_picture"]
+
+ALL_MODES = np.arange(35, dtype=np.int64)
+ALL_MODES.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -173,23 +184,63 @@ def _tile(n):  # pragma: no cover - numba
 
 
 @unit
-def _predictions(recon, av, x, y, log2, luma, bd):  # pragma: no cover - numba
-    """(35, n, n): every intra mode's prediction of the block, from one reference build."""
+def _predictions(recon, av, x, y, log2, luma, bd, modes):  # pragma: no cover - numba
+    """(k, n, n): the predictions of the block in the given modes, from one reference build."""
     n = 1 << log2
-    preds = np.empty((35, n, n), dtype=np.int32)
-    _predict_all(recon, av, x, y, n, log2, luma, bd, np.bool_(True), preds)
+    m = 4 * n + 1
+    line = np.empty(m, dtype=np.int32)
+    _gather(recon, av, x, y, n, bd, line)
+    fline = np.empty(m, dtype=np.int32)
+    if luma:
+        _filter(line, n, np.bool_(True), bd, fline)
+    ref = np.empty(3 * n + 1, dtype=np.int32)
+    preds = np.empty((modes.shape[0], n, n), dtype=np.int32)
+    for k in range(modes.shape[0]):
+        mode = modes[k]
+        _predict(fline if luma and _filter_flag(mode, n) else line, n, log2, mode, luma and n < 32, bd,
+                 ref, preds[k])
     return preds
 
 
 @unit
-def _satd_all(recon, av, org, x, y, log2, luma, bd):  # pragma: no cover - numba
-    """(35,) SATD of every intra mode predicted from ``recon`` against ``org``'s block, and
-    the predictions."""
+def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cover - numba
+    """(k,) SATD against ``org``'s block of the block predicted from ``recon`` in each of
+    ``modes``, from one reference build. Horizontal modes are predicted transposed and
+    compared with the transposed source (intra._angular_rows): the same SATD."""
     n = 1 << log2
-    preds = _predictions(recon, av, x, y, log2, luma, bd)
-    v = np.empty(35, dtype=np.int64)
-    _satd_batch(preds, org[y:y + n, x:x + n], _tile(n), v)
-    return v, preds
+    m = 4 * n + 1
+    line = np.empty(m, dtype=np.int32)
+    _gather(recon, av, x, y, n, bd, line)
+    fline = np.empty(m, dtype=np.int32)
+    if luma:
+        _filter(line, n, np.bool_(True), bd, fline)
+    ob = np.empty((n, n), dtype=np.int32)
+    obt = np.empty((n, n), dtype=np.int32)
+    for i in range(n):
+        for j in range(n):
+            ob[i, j] = org[y + i, x + j]
+            obt[j, i] = org[y + i, x + j]
+    ref = np.empty(3 * n + 1, dtype=np.int32)
+    pred = np.empty((n, n), dtype=np.int32)
+    tile = _tile(n)
+    edge = luma and n < 32
+    v = np.empty(modes.shape[0], dtype=np.int64)
+    for k in range(modes.shape[0]):
+        mode = modes[k]
+        ln = fline if luma and _filter_flag(mode, n) else line
+        if mode < 2:
+            _predict(ln, n, log2, mode, edge, bd, ref, pred)
+            v[k] = _satd_tiles(pred, ob, tile)
+        else:
+            _angular_rows(ln, n, mode, edge, bd, ref, pred)
+            v[k] = _satd_tiles(pred, ob if mode >= 18 else obt, tile)
+    return v
+
+
+@unit
+def _satd_all(recon, av, org, x, y, log2, luma, bd):  # pragma: no cover - numba
+    """(35,) SATD of every intra mode predicted from ``recon`` against ``org``'s block."""
+    return _satd_modes(recon, av, org, x, y, log2, luma, bd, ALL_MODES)
 
 
 @unit
@@ -210,12 +261,12 @@ def _source_mode_satd(st, tp, cache, x, y, log2):  # pragma: no cover - numba
         return cache[key]
     org, av = st.org[0], st.av[0]
     if log2 <= 5:
-        v, _ = _satd_all(org, av, org, x, y, log2, np.bool_(True), tp.bit_depth)
+        v = _satd_all(org, av, org, x, y, log2, np.bool_(True), tp.bit_depth)
     else:
         v = np.zeros(35, dtype=np.int64)
         for k in range(4):
             qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
-            vk, _ = _satd_all(org, av, org, qx, qy, np.int64(5), np.bool_(True), tp.bit_depth)
+            vk = _satd_all(org, av, org, qx, qy, np.int64(5), np.bool_(True), tp.bit_depth)
             v += vk
             av[qy:qy + 32, qx:qx + 32] = True
         av[y:y + 64, x:x + 64] = False
@@ -271,16 +322,18 @@ def _nxn_wins(st, tp, sp, cache, x, y):  # pragma: no cover - numba
 def _chroma_mode_satd(st, tp, sp, xc, yc, log2c, luma_mode):  # pragma: no cover - numba
     """(intra_chroma_pred_mode, IntraPredModeC) with the best SATD of the five (DM first
     on ties)."""
-    tot = np.zeros(35)
-    for c in (1, 2):
-        v, _ = _satd_all(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth)
-        tot += v
-    best, bi, bm = tot[luma_mode] + sp.lam_mode * 1, 4, luma_mode
+    modes = np.empty(5, dtype=np.int64)  # intra_chroma_pred_mode 0..3, then 4 (DM)
     for idx in range(4):
-        m = chroma_mode_from(idx, luma_mode)
-        cst = tot[m] + sp.lam_mode * 3
+        modes[idx] = chroma_mode_from(idx, luma_mode)
+    modes[4] = luma_mode
+    tot = np.zeros(5)
+    for c in (1, 2):
+        tot += _satd_modes(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth, modes)
+    best, bi, bm = tot[4] + sp.lam_mode * 1, 4, luma_mode
+    for idx in range(4):
+        cst = tot[idx] + sp.lam_mode * 3
         if cst < best:
-            best, bi, bm = cst, idx, m
+            best, bi, bm = cst, idx, modes[idx]
     return bi, bm
 
 
@@ -302,7 +355,7 @@ def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     """SATD + lam_mode * mode bits of the 35 luma modes of a PB, predicted from our
     reconstruction (64x64: from source, as its four TBs)."""
     if log2 <= 5:
-        v, _ = _satd_all(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth)
+        v = _satd_all(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth)
         cost = v.astype(np.float64)
     else:
         cost = _source_mode_satd(st, tp, cache, x, y, log2).astype(np.float64)
@@ -418,20 +471,19 @@ def _price_luma(eng, ctx, buf, lv, log2, scans, depth, sign_hiding, ts_allowed):
 
 
 @unit
-def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, preds, root_lv, root_rec,
+def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, pr, root_lv, root_rec,
                 root_has):  # pragma: no cover - numba
     """D + lambda * (cbf + residual bits) of each candidate mode coded as one TB, all from
-    the same neighbours and contexts, as one batch (no state changes). Their levels and
+    the same neighbours and contexts, as one batch (no state changes), from their
+    predictions ``pr`` (overwritten by the reconstructions). Their levels and
     reconstructions are kept (root_*) for the leaf that reuses them."""
     n, bd = 1 << log2, tp.bit_depth
     k = modes.shape[0]
     maxv = (1 << bd) - 1
     org = st.org[0][y:y + n, x:x + n]
-    pr = np.empty((k, n, n), dtype=np.int32)
     resid = np.empty((k, n, n), dtype=np.int32)
     scans = np.empty(k, dtype=np.int64)
     for b in range(k):
-        pr[b] = preds[modes[b]]
         for i in range(n):
             for j in range(n):
                 resid[b, i, j] = org[i, j] - pr[b, i, j]
@@ -577,10 +629,9 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
     mbits[c1] = f1 + 2.0
     mbits[c2] = f1 + 2.0
     if log2 <= 5:
-        v, preds = _satd_all(st.rec[0], st.av[0], st.org[0], x, y, log2, True, tp.bit_depth)
+        v = _satd_all(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth)
     else:
         v = _source_mode_satd(st, tp, cache, x, y, log2)
-        preds = np.empty((1, 1, 1), dtype=np.int32)
     rough = v + sp.sqrt_lam * mbits
     k = sp.n_rd[log2 - 2]
     srt = np.argsort(rough, kind="mergesort")
@@ -605,7 +656,8 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
     root_has = np.zeros(35, dtype=np.bool_)
     root_key = np.array([-1, -1, -1, -1], dtype=np.int64)
     if no > 1 and log2 <= 5:
-        j = _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, order, preds, root_lv,
+        pr = _predictions(st.rec[0], st.av[0], x, y, log2, np.bool_(True), tp.bit_depth, order)
+        j = _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, order, pr, root_lv,
                         root_rec, root_has)
         root_key[:] = (x, y, log2, depth)
         for i in range(no):
@@ -664,11 +716,11 @@ def _chroma_batch(st, tp, sp, eng, ctx, buf, x, y, log2, cidx, cmodes):  # pragm
     resid = np.empty((2 * k, n, n), dtype=np.int32)
     scans = np.empty(2 * k, dtype=np.int64)
     for c in (1, 2):
-        allp = _predictions(st.rec[c], st.av[c], xc, yc, lc, np.bool_(False), bd)
+        allp = _predictions(st.rec[c], st.av[c], xc, yc, lc, np.bool_(False), bd, cmodes)
         org = st.org[c]
         for i in range(k):
             b = (c - 1) * k + i
-            pr[b] = allp[cmodes[i]]
+            pr[b] = allp[i]
             scans[b] = scan_idx_for(cmodes[i], lc, 1)
             for u in range(n):
                 for v in range(n):

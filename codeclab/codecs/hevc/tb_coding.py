@@ -292,7 +292,7 @@ def _ts_candidate(st, c, x, y):  # pragma: no cover - numba
         or st.ts[0][u + 1, v + 1] != 0
 
 
-@unit
+@njit(cache=True)
 def store_tb(st, c, x, y, log2, pred, r, lv, nz, ts, maxv):  # pragma: no cover - numba
     """Record a coded TB: reconstruction, availability, levels, cbf and ts flags."""
     n = 1 << log2

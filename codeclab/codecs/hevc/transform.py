@@ -98,67 +98,78 @@ def _inverse_kernel(d, m, bd_shift, out):  # pragma: no cover - numba
                 out[b, y, x] = (acc + rnd) >> bd_shift
 
 
-@njit(cache=True, inline="always")
-def _dct_1d(x, n, m32, y, e, o):  # pragma: no cover - numba
-    """y = M_n x for the DCT by even/odd (partial butterfly) decomposition: odd basis rows
-    from the antisymmetric half, even rows = the n/2-point DCT of the symmetric half.
-    Exact integer algebra, identical to the matrix product with 1/3 of the multiplies.
-    x is overwritten (it holds the running even part)."""
+@njit(cache=True)
+def _dct_cols(x, n, m32, y, e, o):  # pragma: no cover - numba
+    """y[k, :] = sum_i M_n[k, i] * x[i, :]: the n-point DCT of every column of x (n, w) at
+    once, by even/odd (partial butterfly) decomposition: odd basis rows from the
+    antisymmetric half, even rows = the n/2-point DCT of the symmetric half. Exact integer
+    algebra, identical to the matrix product with 1/3 of the multiplies; every operation
+    runs along a contiguous row of w columns (vectorised). x is overwritten (it holds the
+    running even part); e, o: scratch (n/2, w)."""
+    w = x.shape[1]
     s = n
     while s > 1:
         h = s >> 1
         step = 32 // s  # row k of M_s is row k * step of M_32
         for i in range(h):
-            e[i] = x[i] + x[s - 1 - i]
-            o[i] = x[i] - x[s - 1 - i]
+            for c in range(w):
+                e[i, c] = x[i, c] + x[s - 1 - i, c]
+                o[i, c] = x[i, c] - x[s - 1 - i, c]
         for k in range(1, s, 2):
-            acc = np.int64(0)
+            yk = k * (n // s)
+            for c in range(w):
+                y[yk, c] = 0
             for i in range(h):
-                acc += m32[k * step, i] * o[i]
-            y[k * (n // s)] = acc
+                mk = m32[k * step, i]
+                for c in range(w):
+                    y[yk, c] += mk * o[i, c]
         for i in range(h):
-            x[i] = e[i]
+            for c in range(w):
+                x[i, c] = e[i, c]
         s = h
-    y[0] = 64 * x[0]
+    for c in range(w):
+        y[0, c] = 64 * x[0, c]
 
 
 @njit(cache=True)
 def _forward_kernel(r, m, m32, use_dct, s1, s2, out):  # pragma: no cover - numba
+    """HM's forward transform of each block of r (B, n, n) into out: rows first (T = X M^T,
+    rounded by s1), then columns (C = M T, rounded by s2); int32 is exact here (residuals
+    of at most 10 bits give sums below 2^27). use_dct: the DCT by column butterflies over
+    whole blocks (pays from 16x16); otherwise the matrix product (the 4x4 DST, small DCTs)."""
     b_count, n, _ = r.shape
-    t = np.empty((n, n), dtype=np.int64)
-    x = np.empty(n, dtype=np.int64)
-    y = np.empty(n, dtype=np.int64)
-    e = np.empty(n, dtype=np.int64)
-    o = np.empty(n, dtype=np.int64)
-    r1 = np.int64(1) << (s1 - 1) if s1 > 0 else np.int64(0)
-    r2 = np.int64(1) << (s2 - 1)
+    x = np.empty((n, n), dtype=np.int32)
+    y = np.empty((n, n), dtype=np.int32)
+    e = np.empty((max(n >> 1, 1), n), dtype=np.int32)
+    o = np.empty((max(n >> 1, 1), n), dtype=np.int32)
+    r1 = np.int32(1 << (s1 - 1)) if s1 > 0 else np.int32(0)
+    r2 = np.int32(1 << (s2 - 1))
     for b in range(b_count):
-        for row in range(n):  # T = X M^T (rows first, as HM)
-            if use_dct:
-                for i in range(n):
-                    x[i] = r[b, row, i]
-                _dct_1d(x, n, m32, y, e, o)
-            else:
+        if use_dct:
+            for i in range(n):  # rows first: the DCT of the columns of X^T
+                for j in range(n):
+                    x[j, i] = r[b, i, j]
+            _dct_cols(x, n, m32, y, e, o)  # y = (X M^T)^T
+            for i in range(n):  # T = y^T, rounded
+                for j in range(n):
+                    x[j, i] = (y[i, j] + r1) >> s1
+            _dct_cols(x, n, m32, y, e, o)  # C = M T
+            for i in range(n):
+                for j in range(n):
+                    out[b, i, j] = (y[i, j] + r2) >> s2
+        else:
+            for i in range(n):  # T = X M^T, kept transposed (x[k, i] = T[i, k])
                 for k in range(n):
-                    acc = np.int64(0)
+                    acc = np.int32(0)
+                    for j in range(n):
+                        acc += np.int32(r[b, i, j]) * m[k, j]
+                    x[k, i] = (acc + r1) >> s1
+            for k in range(n):  # C = M T: dot products of contiguous rows
+                for j in range(n):
+                    acc = np.int32(0)
                     for i in range(n):
-                        acc += np.int64(r[b, row, i]) * m[k, i]
-                    y[k] = acc
-            for k in range(n):
-                t[row, k] = (y[k] + r1) >> s1
-        for col in range(n):  # C = M T
-            if use_dct:
-                for i in range(n):
-                    x[i] = t[i, col]
-                _dct_1d(x, n, m32, y, e, o)
-            else:
-                for k in range(n):
-                    acc = np.int64(0)
-                    for i in range(n):
-                        acc += m[k, i] * t[i, col]
-                    y[k] = acc
-            for k in range(n):
-                out[b, k, col] = (y[k] + r2) >> s2
+                        acc += m[k, i] * x[j, i]
+                    out[b, k, j] = (acc + r2) >> s2
 
 
 def _as_batch(a: np.ndarray, log2_size: int, what: str) -> tuple[np.ndarray, bool]:
@@ -183,7 +194,6 @@ def forward_transform(resid: np.ndarray, log2_size: int, dst: bool, bit_depth: i
     """HM forward transform: residual -> coefficients (int32) on the scale quantize_sq expects."""
     r, single = _as_batch(resid, log2_size, "forward_transform")
     out = np.empty(r.shape, dtype=np.int32)
-    # butterflies pay off from 16x16; small blocks vectorise better as a matrix product
     _forward_kernel(r, transform_matrix(log2_size, dst), DCT_MATRIX_32, log2_size >= 4 and not dst,
                     log2_size + bit_depth - 9, log2_size + 6, out)
     return out[0] if single else out

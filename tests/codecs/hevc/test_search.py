@@ -114,14 +114,14 @@ def test_region_save_restore_undoes_a_tb():
     planes = picture("noise", 8, 64, 64, seed=3)
     enc = PictureEncoder(_params(64, 64, 8, 27, ts=True), EncoderQuantizer("sq", 27), preset="medium")
     st, _ = enc.search(planes)
-    snap = save_region.dispatcher(st, 16, 16, 4)
+    snap = save_region(st, 16, 16, 4)
     before = [np.array(a) for a in st.rec + st.av + st.lv + st.cbf + st.ts + (st.mode, st.tdepth)]
     ctx = init_contexts(T.INIT_VALUES_I, 27)
     for c, x, y in ((0, 16, 16), (1, 8, 8), (2, 12, 12)):  # a luma TB and two chroma TBs in it
         code_tb.dispatcher(st, enc.tp, ctx, True, c, x, y, 2, 26 if c else 10, 1)
     after = [np.array(a) for a in st.rec + st.av + st.lv + st.cbf + st.ts + (st.mode, st.tdepth)]
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
-    restore_region.dispatcher(st, snap, 16, 16, 4)
+    restore_region(st, snap, 16, 16, 4)
     assert all(np.array_equal(a, b) for a, b in
                zip(before, st.rec + st.av + st.lv + st.cbf + st.ts + (st.mode, st.tdepth)))
 
