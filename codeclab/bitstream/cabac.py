@@ -136,36 +136,57 @@ def _renorm(eng, buf):  # pragma: no cover - numba
         eng[E_LOW] <<= 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def encode_bin(eng, ctx, buf, ci, b):  # pragma: no cover - numba
-    """EncodeDecision (9.3.4.3.2 / Figure 9-7) of bin b with context ctx[ci]."""
+    """EncodeDecision (9.3.4.3.2 / Figure 9-7) of bin b with context ctx[ci].
+
+    Inlined where it is called: an estimate (the RD search prices millions of bins) then
+    costs no call, and numba's reference counting of the three arrays a call passes
+    (atomic increments) disappears with the call; writing calls _encode_bin_arith."""
     s = np.int64(ctx[ci])
-    state = s >> 1
-    mps = s & 1
     if eng[E_MODE]:
         eng[E_FRAC] += ENTROPY_BITS[s ^ b]
     else:
-        lps = RANGE_LPS[state, (eng[E_RANGE] >> 6) & 3]
-        eng[E_RANGE] -= lps
-        if b != mps:
-            eng[E_LOW] += eng[E_RANGE]
-            eng[E_RANGE] = lps
-        _renorm(eng, buf)
+        _encode_bin_arith(eng, buf, s, b)
+    ctx[ci] = _next_state(s, b)
+
+
+@njit(cache=True, inline="always")
+def _next_state(s, b):  # pragma: no cover - numba
+    """pStateIdx / valMps after coding bin b in context state s = (pStateIdx << 1) | valMps."""
+    state = s >> 1
+    mps = s & 1
     if b != mps:
         if state == 0:
             mps = 1 - mps
         state = TRANS_LPS[state]
     else:
         state = TRANS_MPS[state]
-    ctx[ci] = (state << 1) | mps
+    return (state << 1) | mps
 
 
 @njit(cache=True)
+def _encode_bin_arith(eng, buf, s, b):  # pragma: no cover - numba
+    """The arithmetic coding of a bin in context state s (ivLow / ivRange, renormalisation)."""
+    lps = RANGE_LPS[s >> 1, (eng[E_RANGE] >> 6) & 3]
+    eng[E_RANGE] -= lps
+    if b != (s & 1):
+        eng[E_LOW] += eng[E_RANGE]
+        eng[E_RANGE] = lps
+    _renorm(eng, buf)
+
+
+@njit(cache=True, inline="always")
 def encode_bypass(eng, buf, b):  # pragma: no cover - numba
-    """EncodeBypass (Figure 9-10)."""
+    """EncodeBypass (Figure 9-10); inlined as encode_bin is."""
     if eng[E_MODE]:
         eng[E_FRAC] += FRAC_ONE
-        return
+    else:
+        _encode_bypass_arith(eng, buf, b)
+
+
+@njit(cache=True)
+def _encode_bypass_arith(eng, buf, b):  # pragma: no cover - numba
     eng[E_LOW] <<= 1
     if b:
         eng[E_LOW] += eng[E_RANGE]
@@ -179,7 +200,7 @@ def encode_bypass(eng, buf, b):  # pragma: no cover - numba
         eng[E_OUT] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def encode_bypass_bits(eng, buf, value, n):  # pragma: no cover - numba
     """n bypass bins of value, most significant first (FL binarisation)."""
     for k in range(n - 1, -1, -1):

@@ -107,7 +107,7 @@ class PictureEncoder:
             lam=float(self.lambdas.rd), sqrt_lam=float(lam_satd), wc=float(self.lambdas.chroma_weight),
             lam_mode=6.0 * lam_satd, lam_split=6.0 * lam_satd, rd=pr.rd, n_rd=tuple(pr.n_rd),
             mpm=pr.mpm, tu_modes=pr.tu_modes, chroma_all=pr.chroma_all, early_cu=pr.early_cu,
-            satd_depth=pr.satd_depth)
+            coarse=pr.coarse)
         self.param_nals = parameter_set_nals(params)
 
     # ----------------------------------------------------------------- picture -----------

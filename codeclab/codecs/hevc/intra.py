@@ -136,7 +136,7 @@ def _transpose_inplace(a, n):  # pragma: no cover - numba
             a[j, i] = t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _angular_rows(line, n, mode, edge_filters, bit_depth, ref, out):  # pragma: no cover - numba
     """Angular prediction (8.4.4.2.6) of mode 2..34 into out[0:n, 0:n], row by row along the
     main reference: vertical modes (18..34) as they are, horizontal modes (2..17) transposed

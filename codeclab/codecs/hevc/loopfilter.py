@@ -308,30 +308,41 @@ def sao_apply(planes: list[np.ndarray], params: SaoParams, log2_ctb: int, bit_de
 
 @njit(cache=True)
 def _sao_stats_plane(org, rec, ctb, bit_depth, dx, dy, eo_map, eo_cnt, eo_sum, bo_cnt, bo_sum):  # pragma: no cover
-    """Per CTB: counts and sums of (org - rec) per edge category (4 classes x 5) and band."""
+    """Per CTB: counts and sums of (org - rec) per edge category (4 classes x 5) and band.
+    A sample whose edge neighbours leave the picture has no category: each class runs over
+    the rows and columns where both exist, without a test per sample."""
     h, w = rec.shape
     shift = bit_depth - 5
     rows, cols = bo_cnt.shape[0], bo_cnt.shape[1]
+    kc = np.zeros(5, dtype=np.int64)
+    ks = np.zeros(5, dtype=np.int64)
     for r in range(rows):
         for q in range(cols):
-            y_end = min((r + 1) * ctb, h)
-            x_end = min((q + 1) * ctb, w)
-            for y in range(r * ctb, y_end):
-                for x in range(q * ctb, x_end):
-                    s = rec[y, x]
-                    d = np.int64(org[y, x]) - s
-                    b = s >> shift
+            y0, y1 = r * ctb, min((r + 1) * ctb, h)
+            x0, x1 = q * ctb, min((q + 1) * ctb, w)
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    v = rec[y, x]
+                    b = v >> shift
                     bo_cnt[r, q, b] += 1
-                    bo_sum[r, q, b] += d
-                    for c in range(4):
-                        ax, ay, bx, by = x + dx[c, 0], y + dy[c, 0], x + dx[c, 1], y + dy[c, 1]
-                        if ax < 0 or ax >= w or bx < 0 or bx >= w or ay < 0 or ay >= h or by < 0 or by >= h:
-                            continue
-                        na = rec[ay, ax]
-                        nb = rec[by, bx]
-                        cat = eo_map[2 + (s > na) - (s < na) + (s > nb) - (s < nb)]
-                        eo_cnt[r, q, c, cat] += 1
-                        eo_sum[r, q, c, cat] += d
+                    bo_sum[r, q, b] += np.int64(org[y, x]) - v
+            for c in range(4):
+                ax, ay, bx, by = dx[c, 0], dy[c, 0], dx[c, 1], dy[c, 1]
+                ys, ye = max(y0, -ay, -by), min(y1, h - ay, h - by)
+                xs, xe = max(x0, -ax, -bx), min(x1, w - ax, w - bx)
+                kc[:] = 0
+                ks[:] = 0
+                for y in range(ys, ye):
+                    for x in range(xs, xe):
+                        v = rec[y, x]
+                        na = rec[y + ay, x + ax]
+                        nb = rec[y + by, x + bx]
+                        k = 2 + (v > na) - (v < na) + (v > nb) - (v < nb)
+                        kc[k] += 1
+                        ks[k] += np.int64(org[y, x]) - v
+                for k in range(5):
+                    eo_cnt[r, q, c, eo_map[k]] += kc[k]
+                    eo_sum[r, q, c, eo_map[k]] += ks[k]
 
 
 @njit(cache=True, inline="always")

@@ -13,7 +13,7 @@ from numba import njit
 __all__ = ["satd", "satd_batch"]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _satd8_strip(a, b, y0, d):  # pragma: no cover - numba
     """Sum of the 8x8 tile costs of rows y0..y0+7: the column butterflies run over the whole
     strip at once (contiguous, vectorised), then the row butterflies per tile in registers."""
@@ -44,7 +44,7 @@ def _satd8_strip(a, b, y0, d):  # pragma: no cover - numba
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _satd_tiles(a, b, size):  # pragma: no cover - numba
     h, w = a.shape
     total = 0

@@ -62,7 +62,9 @@ from codeclab.codecs.hevc.tb_coding import chroma_tree, code_tb, forward, quanti
 __all__ = ["Preset", "PRESETS", "SearchParams", "search_picture"]
 
 ALL_MODES = np.arange(35, dtype=np.int64)
-ALL_MODES.setflags(write=False)
+NO_MPM = np.full(3, -1, dtype=np.int64)
+for _a in (ALL_MODES, NO_MPM):
+    _a.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,11 @@ class Preset:
     tu_modes: how many of the best modes (after the TU-root check) get the TU-split check;
     chroma_all: all five chroma candidates (else DM + the best chroma SATD); early_cu:
     skip the split check of a CU coded whole without any residual (HM's ECU idea);
-    satd_depth: the CU quadtree is searched only around the SATD decisions' depth (where
-    those keep a CU whole, its four children are tried coded whole, nothing deeper; NxN
-    only where SATD prefers it or the 2Nx2N CU has a luma residual); ts_fast: HM's
-    TransformSkipFast (4x4 transform skip tried only in NxN CUs, chroma only where its luma
-    chose it)."""
+    ts_fast: HM's TransformSkipFast (4x4 transform skip tried only in NxN CUs, chroma only
+    where its luma chose it); coarse: the SATD luma mode decisions (the fast preset's, and the RD search's
+    rough decision) evaluate a coarse-to-fine subset of the 35 luma modes (planar, DC,
+    every fourth angular mode and the MPMs, then +-2 and +-1 around the best angular one:
+    15 to 18 modes, see _mode_search) instead of all 35."""
 
     name: str
     rd: bool
@@ -87,16 +89,16 @@ class Preset:
     tu_modes: int = 1
     chroma_all: bool = True
     early_cu: bool = False
-    satd_depth: bool = False
     ts_fast: bool = True
+    coarse: bool = False
 
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset("fast", False),
+    "fast": Preset("fast", False, coarse=True),
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
-                     early_cu=True, satd_depth=True),
-    "slow": Preset("slow", True, (8, 8, 3, 3, 3), mpm=True, tu_modes=2, chroma_all=True,
-                   early_cu=False),
+                     early_cu=True, coarse=True),
+    "slow": Preset("slow", True, (5, 5, 2, 2, 2), mpm=True, tu_modes=2, chroma_all=False,
+                   early_cu=True),
 }
 
 
@@ -117,7 +119,7 @@ class SearchParams(NamedTuple):
     tu_modes: int
     chroma_all: bool
     early_cu: bool
-    satd_depth: bool
+    coarse: bool
 
 
 
@@ -238,12 +240,6 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cove
 
 
 @unit
-def _satd_all(recon, av, org, x, y, log2, luma, bd):  # pragma: no cover - numba
-    """(35,) SATD of every intra mode predicted from ``recon`` against ``org``'s block."""
-    return _satd_modes(recon, av, org, x, y, log2, luma, bd, ALL_MODES)
-
-
-@unit
 def _satd_one(recon, av, org, x, y, log2, mode, bd):  # pragma: no cover - numba
     n = 1 << log2
     pred = np.empty((n, n), dtype=np.int32)
@@ -252,31 +248,72 @@ def _satd_one(recon, av, org, x, y, log2, mode, bd):  # pragma: no cover - numba
 
 
 @unit
-def _source_mode_satd(st, tp, cache, x, y, log2):  # pragma: no cover - numba
-    """SATD of each of the 35 modes predicting the luma block from *source* neighbours with
-    the availability it has when first asked; a 64x64 block is predicted as its four 32x32
-    TBs are. Cached per picture: a parent's split test computes its children's values."""
+def _satd_at(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cover - numba
+    """_satd_modes of a block; a 64x64 block (luma, from source) as its four 32x32 TBs,
+    each with the availability it has when the previous ones are done."""
+    if log2 <= 5:
+        return _satd_modes(recon, av, org, x, y, log2, luma, bd, modes)
+    v = np.zeros(modes.shape[0], dtype=np.int64)
+    for k in range(4):
+        qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
+        v += _satd_modes(recon, av, org, qx, qy, np.int64(5), luma, bd, modes)
+        av[qy:qy + 32, qx:qx + 32] = True
+    av[y:y + 64, x:x + 64] = False
+    return v
+
+
+@unit
+def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm):  # pragma: no cover - numba
+    """(35,) SATD + bias of the luma modes predicted from ``recon``; with ``coarse`` only a
+    coarse-to-fine subset is evaluated (the rest are +inf): planar, DC, the angular modes
+    2, 6, .., 34 and the MPMs ``mpm``, then +-2 and +-1 around the best angular mode
+    (x265's fast intra search does the same)."""
+    cost = np.full(35, np.inf)
+    if not coarse:
+        cost[:] = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, ALL_MODES) + bias
+        return cost
+    first = np.empty(14, dtype=np.int64)
+    nf = 0
+    for m in range(35):
+        if m < 2 or (m - 2) % 4 == 0 or m == mpm[0] or m == mpm[1] or m == mpm[2]:
+            first[nf] = m
+            nf += 1
+    v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, first[:nf])
+    for i in range(nf):
+        cost[first[i]] = v[i] + bias[first[i]]
+    for step in (2, 1):
+        best = 2 + np.argmin(cost[2:])
+        cand = np.empty(2, dtype=np.int64)
+        nc = 0
+        for m in (best - step, best + step):
+            if 2 <= m <= 34 and cost[m] == np.inf:
+                cand[nc] = m
+                nc += 1
+        if nc:
+            v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, cand[:nc])
+            for i in range(nc):
+                cost[cand[i]] = v[i] + bias[cand[i]]
+    return cost
+
+
+@unit
+def _source_mode_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
+    """SATD of the 35 modes (+inf where a coarse search skipped them) predicting the luma
+    block from *source* neighbours with the availability it has when first asked; a 64x64
+    block is predicted as its four 32x32 TBs are. Cached per picture: a parent's split test
+    computes its children's values."""
     key = (np.int64(log2) << 40) | (np.int64(y) << 20) | np.int64(x)
     if key in cache:
         return cache[key]
-    org, av = st.org[0], st.av[0]
-    if log2 <= 5:
-        v = _satd_all(org, av, org, x, y, log2, np.bool_(True), tp.bit_depth)
-    else:
-        v = np.zeros(35, dtype=np.int64)
-        for k in range(4):
-            qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
-            vk = _satd_all(org, av, org, qx, qy, np.int64(5), np.bool_(True), tp.bit_depth)
-            v += vk
-            av[qy:qy + 32, qx:qx + 32] = True
-        av[y:y + 64, x:x + 64] = False
+    org = st.org[0]
+    v = _mode_search(org, st.av[0], org, x, y, log2, tp.bit_depth, sp.coarse, np.zeros(35), NO_MPM)
     cache[key] = v
     return v
 
 
 @unit
-def _best_satd(st, tp, cache, x, y, log2):  # pragma: no cover - numba
-    return float(_source_mode_satd(st, tp, cache, x, y, log2).min())
+def _best_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
+    return _source_mode_satd(st, tp, sp, cache, x, y, log2).min()
 
 
 @unit
@@ -285,13 +322,13 @@ def _split_wins(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     the two); each CU is charged ~4 bits of mode/split side information."""
     av = st.av[0]
     s, h = 1 << log2, 1 << (log2 - 1)
-    cost_p = _best_satd(st, tp, cache, x, y, log2) + sp.lam_split * 4
+    cost_p = _best_satd(st, tp, sp, cache, x, y, log2) + sp.lam_split * 4
     cost_c = sp.lam_split * 17
     if cost_c >= cost_p:
         return False
     for k in range(4):
         cx, cy = x + (h if k & 1 else 0), y + (h if k & 2 else 0)
-        cost_c += _best_satd(st, tp, cache, cx, cy, log2 - 1)
+        cost_c += _best_satd(st, tp, sp, cache, cx, cy, log2 - 1)
         av[cy:cy + h, cx:cx + h] = True
         if cost_c >= cost_p:
             break
@@ -304,13 +341,13 @@ def _nxn_wins(st, tp, sp, cache, x, y):  # pragma: no cover - numba
     """2Nx2N vs NxN at an 8x8 CU, both predicted from source samples (the same cheap,
     unbiased comparison as the CU split): NxN pays 3 more mode codes."""
     av = st.av[0]
-    cost_2n = _best_satd(st, tp, cache, x, y, np.int64(3)) + sp.lam_split * 4
+    cost_2n = _best_satd(st, tp, sp, cache, x, y, np.int64(3)) + sp.lam_split * 4
     cost_nxn = sp.lam_split * 16
     if cost_nxn >= cost_2n:
         return False
     for k in range(4):
         px, py = x + (4 if k & 1 else 0), y + (4 if k & 2 else 0)
-        cost_nxn += _best_satd(st, tp, cache, px, py, np.int64(2))
+        cost_nxn += _best_satd(st, tp, sp, cache, px, py, np.int64(2))
         av[py:py + 4, px:px + 4] = True
         if cost_nxn >= cost_2n:
             break
@@ -352,18 +389,33 @@ def _has_residual(st, x, y, log2):  # pragma: no cover - numba
 
 @unit
 def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
-    """SATD + lam_mode * mode bits of the 35 luma modes of a PB, predicted from our
-    reconstruction (64x64: from source, as its four TBs)."""
-    if log2 <= 5:
-        v = _satd_all(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth)
-        cost = v.astype(np.float64)
-    else:
-        cost = _source_mode_satd(st, tp, cache, x, y, log2).astype(np.float64)
+    """SATD + lam_mode * mode bits of the luma modes of a PB (+inf where not evaluated):
+    the three best by the source-neighbour SATD the split decisions already computed (the
+    cache), plus the MPMs, predicted from our reconstruction (64x64: the source SATD of
+    its four TBs itself)."""
     c0, c1, c2 = mpm_at(st, x, y, sp.log2_ctb)
-    cost += sp.lam_mode * 6.0
-    cost[c0] += sp.lam_mode * (2.0 - 6.0)
-    cost[c1] += sp.lam_mode * (3.0 - 6.0)
-    cost[c2] += sp.lam_mode * (3.0 - 6.0)
+    bias = np.full(35, sp.lam_mode * 6.0)
+    bias[c0] = sp.lam_mode * 2.0
+    bias[c1] = sp.lam_mode * 3.0
+    bias[c2] = sp.lam_mode * 3.0
+    src = _source_mode_satd(st, tp, sp, cache, x, y, log2) + bias
+    if log2 > 5:
+        return src
+    order = np.argsort(src, kind="mergesort")
+    modes = np.empty(6, dtype=np.int64)
+    nm = 0
+    for m in (order[0], order[1], order[2], c0, c1, c2):
+        dup = False
+        for i in range(nm):
+            if modes[i] == m:
+                dup = True
+        if not dup:
+            modes[nm] = m
+            nm += 1
+    v = _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes[:nm])
+    cost = np.full(35, np.inf)
+    for i in range(nm):
+        cost[modes[i]] = v[i] + bias[modes[i]]
     return cost
 
 
@@ -629,10 +681,10 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
     mbits[c1] = f1 + 2.0
     mbits[c2] = f1 + 2.0
     if log2 <= 5:
-        v = _satd_all(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth)
+        rough = _mode_search(st.rec[0], st.av[0], st.org[0], x, y, log2, tp.bit_depth, sp.coarse,
+                             sp.sqrt_lam * mbits, np.array([c0, c1, c2], dtype=np.int64))
     else:
-        v = _source_mode_satd(st, tp, cache, x, y, log2)
-    rough = v + sp.sqrt_lam * mbits
+        rough = _source_mode_satd(st, tp, sp, cache, x, y, log2) + sp.sqrt_lam * mbits
     k = sp.n_rd[log2 - 2]
     srt = np.argsort(rough, kind="mergesort")
     order = np.empty(k + 3, dtype=np.int64)
@@ -837,11 +889,7 @@ def _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, depth):  # pragma: no cov
     """2Nx2N against NxN (four 4x4 PUs) by RD cost."""
     ctx0 = _snap(eng, ctx)
     reg0 = save_region(st, x, y, 3)
-    nxn_satd = sp.satd_depth and _nxn_wins(st, tp, sp, cache, x, y)  # (uses av: before coding)
     j2 = _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(3), np.int64(depth), np.bool_(False))
-    luma_none = st.tdepth[y >> 2, x >> 2] > 0 or st.cbf[0][y >> 2, x >> 2] == 0
-    if sp.satd_depth and not nxn_satd and luma_none:
-        return j2
     keep_ctx = _snap(eng, ctx)
     keep = save_region(st, x, y, 3)
     _restore(eng, ctx, ctx0)
@@ -860,15 +908,14 @@ def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numb
 
     Depth first without recursion (numba cannot cache recursive functions), as
     :func:`_luma_tree`: a CU that may split is coded whole first (kept as a snapshot), then
-    its four children are entered one by one with the split's running cost; deeper=False
-    codes a node whole (no split check; 8x8: no NxN check)."""
+    its four children are entered one by one with the split's running cost."""
     H, W = st.org[0].shape
-    frames = np.empty((8, 8), dtype=np.int64)   # x, y, log2, depth, kind, child, children's deeper
+    frames = np.empty((8, 8), dtype=np.int64)   # x, y, log2, depth, kind, child
     costs = np.empty((8, 2))                     # running sum (split), whole cost
     keep_ctx = List()
     keep_reg = List()
     top = 0
-    x, y, log2, depth, deeper = x0, y0, sp.log2_ctb, 0, True
+    x, y, log2, depth = x0, y0, sp.log2_ctb, 0
     entering = True
     val = 0.0
     while True:
@@ -878,23 +925,14 @@ def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numb
             if x >= W or y >= H:
                 val = 0.0
             elif x + s > W or y + s > H:  # forced split, no flag
-                top = _push(frames, top, x, y, log2, depth, 0, 0, 1)
+                top = _push(frames, top, x, y, log2, depth, 0, 0)
                 costs[top - 1, 0] = 0.0
-                x, y, log2, depth, deeper = x, y, log2 - 1, depth + 1, True
+                x, y, log2, depth = x, y, log2 - 1, depth + 1
                 entering = True
                 continue
             elif log2 == 3:
-                if deeper:
-                    val = _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(depth))
-                else:
-                    val = _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(3), np.int64(depth), np.bool_(False))
+                val = _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(depth))
             else:
-                child = 1  # 1: full search below, 0: children coded whole, -1: no split check
-                if sp.satd_depth:
-                    if not deeper:
-                        child = -1
-                    elif not _split_wins(st, tp, sp, cache, x, y, log2):
-                        child = 0
                 inc = 0
                 if x > 0 and st.cdepth[y >> 3, (x - 1) >> 3] > depth:
                     inc += 1
@@ -905,24 +943,23 @@ def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numb
                 reg0 = save_region(st, x, y, log2)
                 j_whole = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _rd_code_cu(
                     st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(log2), np.int64(depth), np.bool_(False))
-                if child < 0 or (sp.early_cu and not _has_residual(st, x, y, log2)):
+                if sp.early_cu and not _has_residual(st, x, y, log2):
                     val = j_whole
                 else:
                     keep_ctx.append(_snap(eng, ctx))
                     keep_reg.append(save_region(st, x, y, log2))
                     _restore(eng, ctx, ctx0)
                     restore_region(st, reg0, x, y, log2)
-                    top = _push(frames, top, x, y, log2, depth, 1, 0, 1 if child == 1 else 0)
+                    top = _push(frames, top, x, y, log2, depth, 1, 0)
                     costs[top - 1, 0] = sp.lam * _encode_flag(eng, ctx, buf, ci, 1)
                     costs[top - 1, 1] = j_whole
-                    x, y, log2, depth, deeper = x, y, log2 - 1, depth + 1, child == 1
+                    x, y, log2, depth = x, y, log2 - 1, depth + 1
                     entering = True
                     continue
         if top == 0:
             return val
         f = top - 1
         px, py, pl, pd, kind, k = frames[f, 0], frames[f, 1], frames[f, 2], frames[f, 3], frames[f, 4], frames[f, 5]
-        cdeep = frames[f, 6]
         costs[f, 0] += val
         k += 1
         done = k == 4 or (kind == 1 and costs[f, 0] >= costs[f, 1])
@@ -930,7 +967,6 @@ def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numb
             frames[f, 5] = k
             h = 1 << (pl - 1)
             x, y, log2, depth = px + (h if k & 1 else 0), py + (h if k & 2 else 0), pl - 1, pd + 1
-            deeper = cdeep == 1
             entering = True
             continue
         top -= 1
@@ -953,7 +989,7 @@ def search_picture(st, tp, sp, eng, ctx, buf):  # pragma: no cover - numba
     """Decide and code every CTU of the picture in z-order into ``st`` (preset ``sp``); the
     RD search carries (eng, ctx, buf), an estimate-mode engine at the slice's initial
     contexts."""
-    cache = Dict.empty(key_type=types.int64, value_type=types.int64[:])
+    cache = Dict.empty(key_type=types.int64, value_type=types.float64[:])
     H, W = st.org[0].shape
     ctb = 1 << sp.log2_ctb
     for ry in range(-(-H // ctb)):
