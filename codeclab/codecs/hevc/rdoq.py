@@ -131,16 +131,12 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
     nn = n * n
     ncg = nn >> 4
     wg = n >> 2
-    cost_coeff = np.zeros(nn)
-    cost_sig = np.zeros(nn)
-    cost_coeff0 = np.zeros(nn)
-    rate_up = np.zeros(nn, dtype=np.int64)
-    rate_down = np.zeros(nn, dtype=np.int64)
-    sig_delta = np.zeros(nn, dtype=np.int64)
-    delta_u = np.zeros(nn, dtype=np.int64)
-    lvl = np.zeros(nn, dtype=np.int64)
-    cg_sig = np.zeros(ncg, dtype=np.int64)
-    cost_cg_sig = np.zeros(ncg)
+    fw = np.zeros(3 * nn + ncg)  # two allocations for the ten work arrays (called per TB)
+    cost_coeff, cost_sig, cost_coeff0 = fw[:nn], fw[nn:2 * nn], fw[2 * nn:3 * nn]
+    cost_cg_sig = fw[3 * nn:]
+    iw = np.zeros(5 * nn + ncg, dtype=np.int64)
+    rate_up, rate_down, sig_delta = iw[:nn], iw[nn:2 * nn], iw[2 * nn:3 * nn]
+    delta_u, lvl, cg_sig = iw[3 * nn:4 * nn], iw[4 * nn:5 * nn], iw[5 * nn:]
     half = np.int64(1) << (qbits - 1)
 
     ctx_set = 0

@@ -45,15 +45,15 @@ def _satd8_strip(a, b, y0, d):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always")
-def _satd_tiles(a, b, size):  # pragma: no cover - numba
+def _satd_tiles(a, b, size, d):  # pragma: no cover - numba
+    """SATD of a against b in size x size tiles; d: int32 scratch of at least (8, w) (the
+    caller allocates it once for many calls)."""
     h, w = a.shape
     total = 0
     if size == 8:
-        d = np.empty((8, w), dtype=np.int32)
         for y0 in range(0, h, 8):
             total += _satd8_strip(a, b, y0, d)
         return total
-    t = np.empty(16, dtype=np.int32)
     for y0 in range(0, h, 4):
         for x0 in range(0, w, 4):
             for y in range(4):
@@ -62,21 +62,27 @@ def _satd_tiles(a, b, size):  # pragma: no cover - numba
                 r2 = np.int32(a[y0 + y, x0 + 2]) - np.int32(b[y0 + y, x0 + 2])
                 r3 = np.int32(a[y0 + y, x0 + 3]) - np.int32(b[y0 + y, x0 + 3])
                 e0 = r0 + r2; e1 = r1 + r3; f0 = r0 - r2; f1 = r1 - r3  # noqa: E702
-                t[y * 4] = e0 + e1; t[y * 4 + 1] = e0 - e1  # noqa: E702
-                t[y * 4 + 2] = f0 + f1; t[y * 4 + 3] = f0 - f1  # noqa: E702
+                d[y, 0] = e0 + e1; d[y, 1] = e0 - e1  # noqa: E702
+                d[y, 2] = f0 + f1; d[y, 3] = f0 - f1  # noqa: E702
             s = 0
             for x in range(4):
-                e0 = t[x] + t[8 + x]; e1 = t[4 + x] + t[12 + x]  # noqa: E702
-                f0 = t[x] - t[8 + x]; f1 = t[4 + x] - t[12 + x]  # noqa: E702
+                e0 = d[0, x] + d[2, x]; e1 = d[1, x] + d[3, x]  # noqa: E702
+                f0 = d[0, x] - d[2, x]; f1 = d[1, x] - d[3, x]  # noqa: E702
                 s += abs(e0 + e1) + abs(e0 - e1) + abs(f0 + f1) + abs(f0 - f1)
             total += (s + 1) >> 1
     return total
 
 
+def satd_scratch(w: int) -> np.ndarray:
+    """The scratch _satd_tiles needs for blocks w samples wide."""
+    return np.empty((8, max(w, 4)), dtype=np.int32)
+
+
 @njit(cache=True)
 def _satd_batch(preds, orig, size, out):  # pragma: no cover - numba
+    d = np.empty((8, max(orig.shape[1], 4)), dtype=np.int32)
     for k in range(preds.shape[0]):
-        out[k] = _satd_tiles(orig, preds[k], size)
+        out[k] = _satd_tiles(orig, preds[k], size, d)
 
 
 def _tile(shape: tuple[int, ...]) -> int:
@@ -92,7 +98,7 @@ def satd(a: np.ndarray, b: np.ndarray) -> int:
     """HM SATD between two equally shaped 2-D blocks (any integer dtypes)."""
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"satd: shapes {a.shape} and {b.shape} differ or are not 2-D")
-    return int(_satd_tiles(a, b, _tile(a.shape)))
+    return int(_satd_tiles(a, b, _tile(a.shape), satd_scratch(a.shape[1])))
 
 
 def satd_batch(preds: np.ndarray, orig: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

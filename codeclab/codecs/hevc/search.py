@@ -224,6 +224,7 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cove
             obt[j, i] = org[y + i, x + j]
     ref = np.empty(3 * n + 1, dtype=np.int32)
     pred = np.empty((n, n), dtype=np.int32)
+    sd = np.empty((8, max(n, 4)), dtype=np.int32)
     tile = _tile(n)
     edge = luma and n < 32
     v = np.empty(modes.shape[0], dtype=np.int64)
@@ -232,10 +233,10 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cove
         ln = fline if luma and _filter_flag(mode, n) else line
         if mode < 2:
             _predict(ln, n, log2, mode, edge, bd, ref, pred)
-            v[k] = _satd_tiles(pred, ob, tile)
+            v[k] = _satd_tiles(pred, ob, tile, sd)
         else:
             _angular_rows(ln, n, mode, edge, bd, ref, pred)
-            v[k] = _satd_tiles(pred, ob if mode >= 18 else obt, tile)
+            v[k] = _satd_tiles(pred, ob if mode >= 18 else obt, tile, sd)
     return v
 
 
@@ -244,7 +245,7 @@ def _satd_one(recon, av, org, x, y, log2, mode, bd):  # pragma: no cover - numba
     n = 1 << log2
     pred = np.empty((n, n), dtype=np.int32)
     _predict_one(recon, av, x, y, n, log2, mode, np.bool_(True), bd, np.bool_(True), pred)
-    return _satd_tiles(pred, org[y:y + n, x:x + n], _tile(n))
+    return _satd_tiles(pred, org[y:y + n, x:x + n], _tile(n), np.empty((8, max(n, 4)), dtype=np.int32))
 
 
 @unit

@@ -204,21 +204,19 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no
 @unit
 def forward(resid, log2, dst, bd):  # pragma: no cover - numba
     """HM's forward transform of (B, n, n) residuals (transform.forward_transform)."""
-    n = 1 << log2
     out = np.empty(resid.shape, dtype=np.int32)
-    m = np.ascontiguousarray(_MATS[4 if dst else log2 - 2, :n, :n])
-    _forward_kernel(resid, m, _M32, log2 >= 4 and not dst, log2 + bd - 9, log2 + 6, out)
+    _forward_kernel(resid, _MATS[4 if dst else log2 - 2], _M32, log2 >= 4 and not dst, log2 + bd - 9,
+                    log2 + 6, out)
     return out
 
 
 @unit
 def reconstruct(lv, qp, log2, dst, bd):  # pragma: no cover - numba
     """Scaling + inverse transform of (B, n, n) levels: the decoder's residual."""
-    n = 1 << log2
     d = np.empty(lv.shape, dtype=np.int32)
     _dequant_kernel(lv, np.full(1, qp + 6 * (bd - 8), dtype=np.int64), log2, bd, d)
     out = np.empty(lv.shape, dtype=np.int32)
-    _inverse_kernel(d, np.ascontiguousarray(_MATS[4 if dst else log2 - 2, :n, :n]), 20 - bd, out)
+    _inverse_kernel(d, _MATS[4 if dst else log2 - 2], 20 - bd, out)
     return out
 
 

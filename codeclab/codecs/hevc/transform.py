@@ -138,10 +138,9 @@ def _forward_kernel(r, m, m32, use_dct, s1, s2, out):  # pragma: no cover - numb
     of at most 10 bits give sums below 2^27). use_dct: the DCT by column butterflies over
     whole blocks (pays from 16x16); otherwise the matrix product (the 4x4 DST, small DCTs)."""
     b_count, n, _ = r.shape
-    x = np.empty((n, n), dtype=np.int32)
-    y = np.empty((n, n), dtype=np.int32)
-    e = np.empty((max(n >> 1, 1), n), dtype=np.int32)
-    o = np.empty((max(n >> 1, 1), n), dtype=np.int32)
+    w = np.empty((3, n, n), dtype=np.int32)  # one allocation: x, y, then e / o (n/2 rows each)
+    x, y = w[0], w[1]
+    e, o = w[2, : n >> 1], w[2, n >> 1:]
     r1 = np.int32(1 << (s1 - 1)) if s1 > 0 else np.int32(0)
     r2 = np.int32(1 << (s2 - 1))
     for b in range(b_count):
