@@ -606,6 +606,9 @@ def _luma_tree(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key
     may split is coded as a leaf first (kept as a snapshot), then its four children are
     entered one by one; a frame per open node holds the running split cost, the leaf's
     cost and which child is next; a finished child hands its cost to its parent."""
+    if log2_0 <= sp.log2_max_tb and not (log2_0 > 2 and depth0 < sp.max_tu_depth):  # a leaf
+        return _luma_leaf(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key,
+                          root_lv, root_rec, root_has)
     frames = np.empty((8, 8), dtype=np.int64)    # x, y, log2, depth, kind (0 forced, 1 trial), child
     costs = np.empty((8, 2))                      # running sum (split), leaf cost
     keep_ctx = List()
