@@ -97,7 +97,6 @@ def _filter(line, n, strong, bit_depth, fline):  # pragma: no cover - numba
 def _predict(line, n, log2n, mode, edge_filters, bit_depth, ref, out):  # pragma: no cover
     """Planar / DC / angular from a (possibly filtered) reference line into out[0:n, 0:n]."""
     c = 2 * n
-    maxv = (1 << bit_depth) - 1
     if mode == 0:  # planar 8.4.4.2.5
         tr = line[c + 1 + n]  # p[nTbS][-1]
         bl = line[c - 1 - n]  # p[-1][nTbS]

@@ -181,20 +181,49 @@ def _set_cu(a, x, y, log2, v):  # pragma: no cover - numba
 
 
 @njit(cache=True)
+def _best_modes(cost, k, mpm, add_mpm):  # pragma: no cover - numba
+    """The k modes of least cost (ties: the lower mode), then, with ``add_mpm``, the MPMs
+    ``mpm`` not among them."""
+    srt = np.argsort(cost, kind="mergesort")
+    out = np.empty(k + 3, dtype=np.int64)
+    no = 0
+    for i in range(min(k, 35)):
+        out[no] = srt[i]
+        no += 1
+    if add_mpm:
+        for m in mpm:
+            found = False
+            for i in range(no):
+                if out[i] == m:
+                    found = True
+            if not found:
+                out[no] = m
+                no += 1
+    return out[:no]
+
+
+@njit(cache=True)
 def _tile(n):  # pragma: no cover - numba
     return 8 if n % 8 == 0 else 4
+
+
+@njit(cache=True)
+def _reference(recon, av, x, y, n, luma, bd):  # pragma: no cover - numba
+    """The block's reference line (intra._gather) and, for luma, its filtered version (the
+    modes that intra._filter_flag selects use it)."""
+    line = np.empty(4 * n + 1, dtype=np.int32)
+    _gather(recon, av, x, y, n, bd, line)
+    fline = np.empty(4 * n + 1, dtype=np.int32)
+    if luma:
+        _filter(line, n, np.bool_(True), bd, fline)
+    return line, fline
 
 
 @unit
 def _predictions(recon, av, x, y, log2, luma, bd, modes):  # pragma: no cover - numba
     """(k, n, n): the predictions of the block in the given modes, from one reference build."""
     n = 1 << log2
-    m = 4 * n + 1
-    line = np.empty(m, dtype=np.int32)
-    _gather(recon, av, x, y, n, bd, line)
-    fline = np.empty(m, dtype=np.int32)
-    if luma:
-        _filter(line, n, np.bool_(True), bd, fline)
+    line, fline = _reference(recon, av, x, y, n, luma, bd)
     ref = np.empty(3 * n + 1, dtype=np.int32)
     preds = np.empty((modes.shape[0], n, n), dtype=np.int32)
     for k in range(modes.shape[0]):
@@ -210,12 +239,7 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cove
     ``modes``, from one reference build. Horizontal modes are predicted transposed and
     compared with the transposed source (intra._angular_rows): the same SATD."""
     n = 1 << log2
-    m = 4 * n + 1
-    line = np.empty(m, dtype=np.int32)
-    _gather(recon, av, x, y, n, bd, line)
-    fline = np.empty(m, dtype=np.int32)
-    if luma:
-        _filter(line, n, np.bool_(True), bd, fline)
+    line, fline = _reference(recon, av, x, y, n, luma, bd)
     ob = np.empty((n, n), dtype=np.int32)
     obt = np.empty((n, n), dtype=np.int32)
     for i in range(n):
@@ -402,18 +426,9 @@ def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     src = _source_mode_satd(st, tp, sp, cache, x, y, log2) + bias
     if log2 > 5:
         return src
-    order = np.argsort(src, kind="mergesort")
-    modes = np.empty(6, dtype=np.int64)
-    nm = 0
-    for m in (order[0], order[1], order[2], c0, c1, c2):
-        dup = False
-        for i in range(nm):
-            if modes[i] == m:
-                dup = True
-        if not dup:
-            modes[nm] = m
-            nm += 1
-    v = _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes[:nm])
+    modes = _best_modes(src, 3, (c0, c1, c2), True)
+    nm = modes.shape[0]
+    v = _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes)
     cost = np.full(35, np.inf)
     for i in range(nm):
         cost[modes[i]] = v[i] + bias[modes[i]]
@@ -542,7 +557,8 @@ def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, pr, root_lv
                 resid[b, i, j] = org[i, j] - pr[b, i, j]
         scans[b] = scan_idx_for(modes[b], log2, 0)
     lv = np.empty((k, n, n), dtype=np.int32)
-    quantize(tp, ctx, np.bool_(True), forward(resid, log2, log2 == 2, bd), tp.qp[0], log2, np.int64(0), scans, depth, lv)
+    quantize(tp, ctx, np.bool_(True), forward(resid, log2, log2 == 2, bd), tp.qp[0], log2, np.int64(0), scans,
+             depth, lv)
     r = reconstruct(lv, tp.qp[0], log2, log2 == 2, bd)
     dist = np.empty(k)
     keep = not (tp.ts_enabled and log2 == 2)
@@ -689,23 +705,8 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
                              sp.sqrt_lam * mbits, np.array([c0, c1, c2], dtype=np.int64))
     else:
         rough = _source_mode_satd(st, tp, sp, cache, x, y, log2) + sp.sqrt_lam * mbits
-    k = sp.n_rd[log2 - 2]
-    srt = np.argsort(rough, kind="mergesort")
-    order = np.empty(k + 3, dtype=np.int64)
-    no = 0
-    for i in range(min(k, 35)):
-        order[no] = srt[i]
-        no += 1
-    if sp.mpm:
-        for m in (c0, c1, c2):
-            found = False
-            for i in range(no):
-                if order[i] == m:
-                    found = True
-            if not found:
-                order[no] = m
-                no += 1
-    order = order[:no]
+    order = _best_modes(rough, sp.n_rd[log2 - 2], (c0, c1, c2), sp.mpm)
+    no = order.shape[0]
     nr = 1 if log2 > 5 else n
     root_lv = np.zeros((35, nr, nr), dtype=np.int32)
     root_rec = np.zeros((35, nr, nr), dtype=np.int32)

@@ -25,7 +25,6 @@ import pytest
 from codeclab.base.errors import UsageError
 from codeclab.bitstream.cabac import E_FRAC, FRAC_ONE, CabacWriter, encode_bin
 from codeclab.codecs.hevc import tables as T
-from codeclab.codecs.hevc.ctu_syntax import write_slice_data
 from codeclab.codecs.hevc.encoder import PictureEncoder
 from codeclab.codecs.hevc.params import StreamParams
 from codeclab.codecs.hevc.quantizer import EncoderQuantizer, RDOQQuantizer, extract_rate_state
