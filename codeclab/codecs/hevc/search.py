@@ -3,11 +3,12 @@
 Two strategies over one :class:`~codeclab.codecs.hevc.picture_state.PictureState`, both
 coding their TBs with :func:`codeclab.codecs.hevc.tb_coding.code_tb`:
 
-- ``fast`` (no RD search): Hadamard SATD of the prediction residual plus lam_mode * rough
-  mode bits chooses the luma mode among all 35 (predicted from our reconstruction);
-  2Nx2N vs NxN at 8x8, the CU split (64 down to 8) and the TU split compare the parent
-  with its four parts, both predicted from source neighbours, plus lam_split * rough side
-  bits; chroma takes the best SATD of the five intra_chroma_pred_mode candidates.
+- ``fast`` (no RD search): 2Nx2N vs NxN at 8x8, the CU split (64 down to 8) and the TU
+  split compare the parent with its four parts, both predicted from source neighbours
+  (SATD over a coarse-to-fine subset of the modes, :func:`_mode_search`), plus lam_split *
+  rough side bits; Hadamard SATD plus lam_mode * rough mode bits then chooses the luma
+  mode among the three best of those and the MPMs, predicted from our reconstruction;
+  chroma takes the best SATD of the five intra_chroma_pred_mode candidates.
 - ``medium`` / ``slow`` (HM's TEncCu / TEncSearch, intra part): per PB a rough decision
   (SATD + sqrt(lambda) * mode bits priced from the current CABAC state) keeps the preset's
   number of candidates (plus the three MPMs); each is coded for real at the TU root as one
@@ -77,10 +78,10 @@ class Preset:
     chroma_all: all five chroma candidates (else DM + the best chroma SATD); early_cu:
     skip the split check of a CU coded whole without any residual (HM's ECU idea);
     ts_fast: HM's TransformSkipFast (4x4 transform skip tried only in NxN CUs, chroma only
-    where its luma chose it); coarse: the SATD luma mode decisions (the fast preset's, and the RD search's
-    rough decision) evaluate a coarse-to-fine subset of the 35 luma modes (planar, DC,
-    every fourth angular mode and the MPMs, then +-2 and +-1 around the best angular one:
-    15 to 18 modes, see _mode_search) instead of all 35."""
+    where its luma chose it); coarse: the SATD luma mode decisions (the fast preset's, and
+    the RD search's rough decision) evaluate a coarse-to-fine subset of the 35 luma modes
+    (planar, DC, every fourth angular mode and the MPMs, then +-2 and +-1 around the best
+    angular one: 11 to 18 modes, see _mode_search) instead of all 35."""
 
     name: str
     rd: bool
