@@ -23,11 +23,11 @@ def _summary_line(r: Any) -> str:
     return f"{r.output}: {r.codec}, " + ", ".join(parts)
 
 
-def _jobs(args: argparse.Namespace, spec: Any) -> int:
+def _jobs(args: argparse.Namespace, spec: Any, options: Any) -> int:
     """--jobs, default the usable cores; a codec that codes in order gets one (a note if asked for more)."""
     from codeclab.base.pool import usable_cpus
 
-    if not spec.frame_parallel:
+    if not spec.parallel(options):
         if args.jobs is not None and args.jobs > 1 and not args.quiet:
             print(f"codeclab: note: codec {spec.name} codes frames in order; --jobs {args.jobs} is ignored",
                   file=sys.stderr)
@@ -43,7 +43,7 @@ def _cmd_transcode(args: argparse.Namespace) -> int:
     options = make_options(spec, codec_values(args))  # usage errors before any file is opened
     r = transcode(args.input, args.output, spec, options, frames=frame_range(args), metrics_path=args.metrics,
                   recon_path=args.recon, progress=progress_on(args), ms_ssim=not args.no_ms_ssim,
-                  jobs=_jobs(args, spec), **source_kwargs(args))
+                  jobs=_jobs(args, spec, options), **source_kwargs(args))
     if not args.quiet:
         print(_summary_line(r))
     return 0

@@ -72,7 +72,13 @@ class CodecSpec:
     #: ``encode(frame)`` returns all of that frame's packets, the same bytes whatever the
     #: encoder coded before, and ``flush()`` returns nothing. Only such codecs are coded by
     #: several worker processes at once (``transcode --jobs``); the others run in order.
-    frame_parallel: bool = False
+    #: A function of the options where that depends on them (``parallel(options)`` asks).
+    frame_parallel: bool | Callable[[Any], bool] = False
+
+    def parallel(self, options: Any) -> bool:
+        """Whether pictures coded with ``options`` are independent (``frame_parallel``)."""
+        fp = self.frame_parallel
+        return bool(fp(options)) if callable(fp) else bool(fp)
 
 
 #: the built-in codecs by "module:attribute", imported when first asked for

@@ -70,7 +70,7 @@ def encode_in_workers(frames: Iterable[Frame], spec: CodecSpec, options: Any, jo
     Raises:
         CodecError: the codec is not ``frame_parallel``; a worker failed or died.
     """
-    if not spec.frame_parallel:
+    if not spec.parallel(options):
         raise CodecError(f"codec {spec.name} codes frames in order (not frame_parallel): use one job")
     window = window or 2 * jobs
     it = iter(frames)

@@ -133,7 +133,7 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
     fmt = first.format
     same_format = _same_format(itertools.chain([first], it), fmt)
     events: Iterator[tuple[Frame | None, list[Packet], float]]
-    if jobs > 1 and spec.frame_parallel:
+    if jobs > 1 and spec.parallel(options):
         from codeclab.pipeline.frame_parallel import encode_in_workers
 
         dec = spec.make_decoder(fmt, options)

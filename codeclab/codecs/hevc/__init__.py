@@ -1,7 +1,9 @@
-"""Our own HEVC (H.265) all-intra encoder: codec ``hevc`` of the registry (:data:`SPEC`).
+"""Our own HEVC (H.265) encoder: codec ``hevc`` of the registry (:data:`SPEC`).
 
-Streams are Main / Main 10, 4:2:0, every picture an IDR with its parameter sets; FFmpeg's
-decoder (``FFmpegDecoder``) decodes them bit-exactly to our reconstruction. Kernels live
+Streams are Main / Main 10, 4:2:0. All-intra (``gop=ai``): every picture an IDR with its
+parameter sets; low-delay P (``gop=ldp``): an IDR, then P pictures predicted from up to
+``refs`` earlier pictures (HM's low-delay P structure, :mod:`gop`). FFmpeg's decoder
+(``FFmpegDecoder``) decodes them bit-exactly to our reconstruction. Kernels live
 in small modules (scan, intra, transform, scalar_quant, rdoq, satd, loopfilter; the
 quantizer interface in quantizer, the neural quantizers in nrdoq/), the syntax in
 tables/params/residual/syntax (with residual_rules, the context and sign-hiding rules the
@@ -45,7 +47,11 @@ class HevcOptions:
     the speed / BD-rate of each); keep_recon: put our reconstruction (coded depth, planes)
     on every packet as props["recon"]; md5: end every access unit with a decoded picture
     hash SEI (suffix SEI, MD5 of each component at the coded size, as HM writes it), which
-    HM's decoder checks by itself (FFmpeg with err_detect=crccheck too).
+    HM's decoder checks by itself (FFmpeg with err_detect=crccheck too); gop: picture
+    structure, ``ai`` (all-intra, every picture coded on its own) or ``ldp`` (HM's
+    low-delay P: IDR then P pictures, GOP 4 with HM's QP offsets); refs: reference pictures
+    of a P picture (1..4, HM: 4); intra_period: an IDR every that many pictures (0: only the
+    first).
     """
 
     qp: int = 32
@@ -61,6 +67,9 @@ class HevcOptions:
     preset: str = "medium"
     keep_recon: bool = False
     md5: bool = False
+    gop: str = "ai"
+    refs: int = 4
+    intra_period: int = 0
 
     def __post_init__(self) -> None:
         if self.ctb not in (16, 32, 64):
@@ -80,17 +89,27 @@ class HevcOptions:
         if self.preset not in PRESETS:
             raise UsageError(f"hevc: unknown preset {self.preset!r} (have {', '.join(PRESETS)})")
 
+        from codeclab.codecs.hevc.gop import GOPS
+
+        if self.gop not in GOPS:
+            raise UsageError(f"hevc: unknown gop {self.gop!r} (have {', '.join(GOPS)})")
+        if not 1 <= self.refs <= 4:
+            raise UsageError(f"hevc: refs {self.refs} outside 1..4")
+        if self.intra_period < 0:
+            raise UsageError(f"hevc: intra_period {self.intra_period} is negative")
         if self.quant not in available_quantizers():
             raise UsageError(f"hevc: unknown quantizer {self.quant!r} (have {', '.join(available_quantizers())})")
 
 
 class HevcEncoder:
-    """Frame -> one Annex-B access unit (VPS, SPS, PPS, IDR slice[, MD5 SEI]) per packet."""
+    """Frame -> one Annex-B access unit per packet (IDR: VPS, SPS, PPS and the slice; P: the
+    slice; each with its MD5 SEI when asked), in input order (no reordering)."""
 
     def __init__(self, fmt: VideoFormat, opts: HevcOptions) -> None:
         from fractions import Fraction
 
         from codeclab.codecs.hevc.encoder import PictureEncoder
+        from codeclab.codecs.hevc.gop import GopPlanner
         from codeclab.codecs.hevc.params import StreamParams
 
         if fmt.chroma != "420":
@@ -101,14 +120,18 @@ class HevcEncoder:
         if fmt.width % 2 or fmt.height % 2:
             raise FormatError(f"hevc: 4:2:0 size {fmt.width}x{fmt.height} must be even")
         self.fmt, self.opts, self.depth = fmt, opts, depth
+        self._gop = GopPlanner(opts.gop, opts.qp, opts.refs, opts.intra_period, depth)
         params = StreamParams(fmt.width, fmt.height, depth, opts.ctb.bit_length() - 1,
                               opts.max_tu_depth, opts.qp, Fraction(fmt.fps), opts.sign_hiding,
-                              opts.transform_skip, opts.deblock, opts.sao, opts.md5)
+                              opts.transform_skip, opts.deblock, opts.sao, opts.md5,
+                              max_refs=self._gop.max_refs)
         from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 
         qopts = {"rounding": opts.rounding} if opts.quant == "sq" else {}
         self._pic = PictureEncoder(params, EncoderQuantizer(opts.quant, opts.qp, **qopts), opts.preset)
         self._flushed = False
+        self._count = 0
+        self._dpb: dict = {}  # POC -> encoder.DecodedPicture of the current coded video sequence
 
     def encode(self, frame: Frame) -> list[Packet]:
         if self._flushed:
@@ -118,14 +141,23 @@ class HevcEncoder:
                               f"stream is {self.fmt.width}x{self.fmt.height}")
         planes = convert_depth(frame.planes, frame.format.bit_depth, self.depth)
         t0 = time.perf_counter()
-        pic = self._pic.encode(list(planes))
-        props: dict[str, Any] = {"bits": pic.bits, "qp": float(self.opts.qp),
-                                 "encode_s": time.perf_counter() - t0, **pic.stats}
+        sl = self._gop.slice_info(self._count)
+        self._count += 1
+        if sl.idr:
+            self._dpb.clear()
+        else:  # the RPS: keep what this and later pictures reference
+            wanted = {sl.poc + d for d in sl.refs + sl.keep}
+            self._dpb = {k: v for k, v in self._dpb.items() if k in wanted}
+        pic = self._pic.encode(list(planes), sl, self._dpb)
+        if pic.decoded is not None:
+            self._dpb[sl.poc] = pic.decoded
+        props: dict[str, Any] = {"bits": pic.bits, "encode_s": time.perf_counter() - t0, **pic.stats}
+        props["qp"] = float(sl.qp)
         if self.opts.keep_recon:
             dt = np.uint8 if self.depth == 8 else np.uint16
             props["recon"] = tuple(r.astype(dt) for r in pic.recon)
         pts = frame.pts if frame.pts is not None else frame.index
-        return [Packet(pic.data, frame.index, pts, True, props)]
+        return [Packet(pic.data, frame.index, pts, sl.idr, props)]
 
     def flush(self) -> list[Packet]:
         self._flushed = True
@@ -138,7 +170,12 @@ def _decoder(fmt: VideoFormat, _opts: HevcOptions) -> Any:
     return FFmpegDecoder("hevc", fmt)
 
 
+def _frame_parallel(opts: HevcOptions) -> bool:
+    """All-intra: every access unit is coded on its own and carries its parameter sets."""
+    return opts.gop == "ai"
+
+
 #: codec ``hevc`` of the registry
-SPEC = CodecSpec("hevc", "our own HEVC all-intra encoder (RD search, presets fast/medium/slow, pluggable quantizer "
-                 "sq/rdoq), decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc", ".hevc",
-                 frame_parallel=True)  # all-intra, every access unit carries its parameter sets
+SPEC = CodecSpec("hevc", "our own HEVC encoder (all-intra or low-delay P; RD search, presets fast/medium/slow, "
+                 "pluggable quantizer sq/rdoq), decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc",
+                 ".hevc", frame_parallel=_frame_parallel)

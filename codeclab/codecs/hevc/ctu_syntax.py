@@ -1,6 +1,8 @@
 """Slice data syntax above the residual level (7.3.8) in numba, read from a PictureState:
-SAO, coding_quadtree, coding_unit with intra mode coding (MPM derivation 8.4.2),
-transform_tree / transform_unit with the 4:2:0 cbf rules, end_of_slice_segment_flag.
+SAO, coding_quadtree, coding_unit with intra mode coding (MPM derivation 8.4.2) and, in P
+slices, cu_skip_flag, pred_mode_flag and the 2Nx2N prediction_unit (merge_idx, or ref_idx,
+mvd_coding and mvp flag), rqt_root_cbf, transform_tree / transform_unit with the 4:2:0 cbf
+rules, end_of_slice_segment_flag.
 
 The same functions write the slice (engine in write mode) and price a CU for the search
 (engine in estimate mode, :mod:`codeclab.bitstream.cabac`): the syntax order lives only
@@ -20,8 +22,8 @@ from codeclab.codecs.hevc.intra import chroma_mode_from, most_probable_modes
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.scan import scan_idx_for
 
-__all__ = ["mpm_at", "write_cu", "write_ctu", "write_slice_data",
-           "cu_chroma_mode"]
+__all__ = ["mpm_at", "write_cu", "write_ctu", "write_slice_data", "cu_chroma_mode",
+           "cu_has_residual"]
 
 
 
@@ -71,10 +73,11 @@ def _push(stack, top, a, b, c, d, e=0, f=0, g=0, h=0):  # pragma: no cover - num
 
 @unit
 def _write_tt(eng, ctx, buf, st, x0, y0, log2_0, max_depth, intra_split, log2_max_tb, sign_hiding,
-              ts_enabled, lmode0, cmode):  # pragma: no cover - numba
+              ts_enabled, lmode0, cmode, inter):  # pragma: no cover - numba
     """transform_tree() of the CU at (x0, y0, 2^log2_0), depth first with an explicit stack
     (numba cannot cache recursive functions); per node: (x, y, log2, trafoDepth, index among
-    its parent's four children, the parent's cbf_cb and cbf_cr, luma mode)."""
+    its parent's four children, the parent's cbf_cb and cbf_cr, luma mode). ``inter``: an
+    inter CU (cbf_luma of an unsplit root with no chroma cbf is inferred 1, 7.3.8.8)."""
     stack = np.empty((32, 8), dtype=np.int64)
     top = _push(stack, 0, x0, y0, log2_0, 0, 0, 0, 0, lmode0)
     while top > 0:
@@ -103,7 +106,8 @@ def _write_tt(eng, ctx, buf, st, x0, y0, log2_0, max_depth, intra_split, log2_ma
                 top = _push(stack, top, cx, cy, log2 - 1, depth + 1, k, cb, cr, m)
             continue
         luma = st.cbf[0][y >> 2, x >> 2] != 0
-        encode_bin(eng, ctx, buf, T.CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if luma else 0)
+        if not inter or depth != 0 or cb or cr:
+            encode_bin(eng, ctx, buf, T.CTX_CBF_LUMA + (1 if depth == 0 else 0), 1 if luma else 0)
         if luma:
             _residual(eng, ctx, buf, st, 0, x, y, log2, lmode, sign_hiding, ts_enabled)
         if log2 > 2:  # this node's chroma TBs
@@ -117,11 +121,109 @@ def _write_tt(eng, ctx, buf, st, x0, y0, log2_0, max_depth, intra_split, log2_ma
                 _residual(eng, ctx, buf, st, c, xc, yc, lc, cmode, sign_hiding, ts_enabled)
 
 
+@njit(cache=True)
+def _write_tr(eng, ctx, buf, ci, nctx, v, cmax):  # pragma: no cover - numba
+    """Truncated rice (cRiceParam 0) value v of cMax: the first nctx bins coded with contexts
+    ci, ci + 1, ... (merge_idx: 1, ref_idx_lX: 2), the rest bypass."""
+    for k in range(cmax):
+        b = 1 if v > k else 0
+        if k < nctx:
+            encode_bin(eng, ctx, buf, ci + k, b)
+        else:
+            encode_bypass(eng, buf, b)
+        if not b:
+            break
+
+
+@njit(cache=True)
+def _write_eg1(eng, buf, v):  # pragma: no cover - numba
+    """abs_mvd_minus2: first-order Exp-Golomb, bypass (9.3.3.3)."""
+    k = 1
+    while v >= (1 << k):
+        encode_bypass(eng, buf, 1)
+        v -= 1 << k
+        k += 1
+    encode_bypass(eng, buf, 0)
+    while k > 0:
+        k -= 1
+        encode_bypass(eng, buf, (v >> k) & 1)
+
+
+@njit(cache=True)
+def _write_mvd(eng, ctx, buf, dx, dy):  # pragma: no cover - numba
+    """mvd_coding() (7.3.8.9)."""
+    ax, ay = abs(dx), abs(dy)
+    encode_bin(eng, ctx, buf, T.CTX_MVD, 1 if ax > 0 else 0)
+    encode_bin(eng, ctx, buf, T.CTX_MVD, 1 if ay > 0 else 0)
+    if ax > 0:
+        encode_bin(eng, ctx, buf, T.CTX_MVD + 1, 1 if ax > 1 else 0)
+    if ay > 0:
+        encode_bin(eng, ctx, buf, T.CTX_MVD + 1, 1 if ay > 1 else 0)
+    if ax > 0:
+        if ax > 1:
+            _write_eg1(eng, buf, ax - 2)
+        encode_bypass(eng, buf, 1 if dx < 0 else 0)
+    if ay > 0:
+        if ay > 1:
+            _write_eg1(eng, buf, ay - 2)
+        encode_bypass(eng, buf, 1 if dy < 0 else 0)
+
+
+@njit(cache=True)
+def _write_pu(eng, ctx, buf, st, x, y, skip, nref, max_merge):  # pragma: no cover - numba
+    """prediction_unit() of a P slice's PB whose top-left 4x4 unit is (x, y)."""
+    u, v = y >> 2, x >> 2
+    mi = st.mrg[u, v]
+    if not skip:
+        encode_bin(eng, ctx, buf, T.CTX_MERGE_FLAG, 1 if mi >= 0 else 0)
+    if mi >= 0:
+        if max_merge > 1:
+            _write_tr(eng, ctx, buf, T.CTX_MERGE_IDX, 1, mi, max_merge - 1)
+        return
+    if nref > 1:
+        _write_tr(eng, ctx, buf, T.CTX_REF_IDX, 2, st.ri[u, v, 0], nref - 1)
+    _write_mvd(eng, ctx, buf, st.mvd[u, v, 0], st.mvd[u, v, 1])
+    encode_bin(eng, ctx, buf, T.CTX_MVP_FLAG, st.mvpf[u, v, 0])
+
+
+@njit(cache=True)
+def cu_has_residual(st, x, y, log2):  # pragma: no cover - numba
+    """rqt_root_cbf of the CU: any cbf in it."""
+    m = max(1 << (log2 - 2), 1)
+    mc = max(m >> 1, 1)
+    return _any(st.cbf[0], y >> 2, x >> 2, m) or _any(st.cbf[1], y >> 3, x >> 3, mc) \
+        or _any(st.cbf[2], y >> 3, x >> 3, mc)
+
+
 @unit
 def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
-             ts_enabled):  # pragma: no cover - numba
-    """coding_unit() of the intra CU at (x, y, 2^log2) as the state holds it; in estimate
-    mode it prices the CU (the neighbours must hold the state it is coded in)."""
+             ts_enabled, slice_p, nref, max_merge, max_tu_depth_inter):  # pragma: no cover - numba
+    """coding_unit() of the CU at (x, y, 2^log2) as the state holds it (``slice_p``: in a P
+    slice, with nref active references and MaxNumMergeCand max_merge); in estimate mode it
+    prices the CU (the neighbours must hold the state it is coded in)."""
+    if slice_p:
+        skip = st.skip[y >> 3, x >> 3] != 0
+        inc = 0
+        if x > 0 and st.skip[y >> 3, (x - 1) >> 3]:
+            inc += 1
+        if y > 0 and st.skip[(y - 1) >> 3, x >> 3]:
+            inc += 1
+        encode_bin(eng, ctx, buf, T.CTX_SKIP + inc, 1 if skip else 0)
+        if skip:
+            _write_pu(eng, ctx, buf, st, x, y, True, nref, max_merge)
+            return
+        inter = st.pf[y >> 2, x >> 2] != 0
+        encode_bin(eng, ctx, buf, T.CTX_PRED_MODE, 0 if inter else 1)
+        if inter:
+            encode_bin(eng, ctx, buf, T.CTX_PART_MODE, 1)  # PART_2Nx2N
+            _write_pu(eng, ctx, buf, st, x, y, False, nref, max_merge)
+            root = cu_has_residual(st, x, y, log2)
+            if st.mrg[y >> 2, x >> 2] < 0:  # 2Nx2N merge without skip: rqt_root_cbf inferred 1
+                encode_bin(eng, ctx, buf, T.CTX_RQT_ROOT_CBF, 1 if root else 0)
+            if root:
+                _write_tt(eng, ctx, buf, st, x, y, log2, max_tu_depth_inter, False, log2_max_tb,
+                          sign_hiding, ts_enabled, np.int64(0), np.int64(0), True)
+            return
     nxn = st.nxn[y >> 3, x >> 3] != 0
     if log2 == 3:
         encode_bin(eng, ctx, buf, T.CTX_PART_MODE, 0 if nxn else 1)
@@ -157,12 +259,12 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
         encode_bypass_bits(eng, buf, ci, 2)
     lmode = st.mode[y >> 2, x >> 2]
     _write_tt(eng, ctx, buf, st, x, y, log2, max_tu_depth + (1 if nxn else 0), nxn, log2_max_tb,
-              sign_hiding, ts_enabled, lmode, chroma_mode_from(ci, lmode))
+              sign_hiding, ts_enabled, lmode, chroma_mode_from(ci, lmode), False)
 
 
 @unit
 def write_ctu(eng, ctx, buf, st, x0, y0, W, H, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
-              ts_enabled):  # pragma: no cover - numba
+              ts_enabled, slice_p, nref, max_merge, max_tu_depth_inter):  # pragma: no cover - numba
     """coding_quadtree() of the CTU at (x0, y0), depth first with an explicit stack."""
     stack = np.empty((16, 4), dtype=np.int64)
     top = _push(stack, 0, x0, y0, log2_ctb, 0)
@@ -189,7 +291,7 @@ def write_ctu(eng, ctx, buf, st, x0, y0, W, H, log2_ctb, max_tu_depth, log2_max_
                             depth + 1)
         else:
             write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
-                     ts_enabled)
+                     ts_enabled, slice_p, nref, max_merge, max_tu_depth_inter)
 
 
 @unit
@@ -238,7 +340,8 @@ def _write_sao(eng, ctx, buf, r, q, luma, chroma, bit_depth, typ, offsets, band_
 @njit(cache=True)
 def write_slice_data(eng, ctx, buf, st, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
                      ts_enabled, bit_depth, sao_luma, sao_chroma, typ, offsets, band_position,
-                     eo_class, merge_left, merge_up):  # pragma: no cover - numba
+                     eo_class, merge_left, merge_up, slice_p, nref, max_merge,
+                     max_tu_depth_inter):  # pragma: no cover - numba
     """slice_segment_data() of the whole picture: per CTU its SAO parameters (when either
     slice flag is on), its coding quadtree and end_of_slice_segment_flag (the last one
     flushes)."""
@@ -251,5 +354,5 @@ def write_slice_data(eng, ctx, buf, st, log2_ctb, max_tu_depth, log2_max_tb, sig
                 _write_sao(eng, ctx, buf, r, q, sao_luma, sao_chroma, bit_depth, typ, offsets,
                            band_position, eo_class, merge_left, merge_up)
             write_ctu(eng, ctx, buf, st, q * ctb, r * ctb, W, H, log2_ctb, max_tu_depth,
-                      log2_max_tb, sign_hiding, ts_enabled)
+                      log2_max_tb, sign_hiding, ts_enabled, slice_p, nref, max_merge, max_tu_depth_inter)
             encode_terminate(eng, buf, 1 if (r == rows - 1 and q == cols - 1) else 0)

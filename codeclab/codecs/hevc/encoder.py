@@ -1,5 +1,5 @@
-"""All-intra HEVC picture encoder: picture state, compiled decisions, in-loop filters,
-Annex-B output.
+"""HEVC picture encoder (I and P pictures): picture state, compiled decisions, in-loop
+filters, Annex-B output.
 
 Two passes per picture. Pass 1 (:func:`codeclab.codecs.hevc.search.search_picture`, one
 compiled call) decides and reconstructs every CU in z-order into a
@@ -11,8 +11,11 @@ SAO estimation + application) and pass 2 writes the slice data from the state
 (:func:`codeclab.codecs.hevc.ctu_syntax.write_slice_data`, SAO parameters first in each
 CTU, as the syntax wants them). Python sees whole pictures only.
 
-The access unit is VPS, SPS, PPS and the slice; with ``StreamParams.md5`` a suffix SEI
-follows with the MD5 of the filtered picture at the coded size (:mod:`codeclab.codecs.hevc.sei`).
+The access unit of an IDR picture is VPS, SPS, PPS and the slice, that of a P picture its
+slice alone; with ``StreamParams.md5`` a suffix SEI follows with the MD5 of the filtered
+picture at the coded size (:mod:`codeclab.codecs.hevc.sei`). A P picture is coded against
+the :class:`DecodedPicture` s its :class:`~codeclab.codecs.hevc.params.SliceInfo` names
+(the caller's decoded picture buffer); each encode returns its own for the buffer.
 
 The quantizer is pluggable: any quantizer of the registry behind
 :class:`~codeclab.codecs.hevc.quantizer.EncoderQuantizer`; the default is ``sq`` (HM's
@@ -23,6 +26,7 @@ search, any other is called back in Python (:mod:`codeclab.codecs.hevc.tb_coding
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,24 +36,62 @@ from codeclab.bitstream.nal import annexb, nal_unit
 from codeclab.codecs.hevc import loopfilter as lf
 from codeclab.codecs.hevc import tb_coding
 from codeclab.codecs.hevc.ctu_syntax import write_slice_data
+from codeclab.codecs.hevc.inter import InterRefs
 from codeclab.codecs.hevc.lambdas import slice_lambdas
-from codeclab.codecs.hevc.params import SLICE_NAL_TYPE, StreamParams, parameter_set_nals, slice_header_bits
+from codeclab.codecs.hevc.params import (
+    MAX_MERGE_CAND,
+    SliceInfo,
+    StreamParams,
+    parameter_set_nals,
+    slice_header_bits,
+)
 from codeclab.codecs.hevc.picture_state import PictureState, new_picture_state
 from codeclab.codecs.hevc.quantizer import EncoderQuantizer, RDOQQuantizer, SQQuantizer
 from codeclab.codecs.hevc.scalar_quant import chroma_qp
 from codeclab.codecs.hevc.search import PRESETS, SearchParams, search_picture
 from codeclab.codecs.hevc.sei import md5_sei_nal
-from codeclab.codecs.hevc.tables import INIT_VALUES_I
+from codeclab.codecs.hevc.tables import INIT_VALUES_I, INIT_VALUES_P
 
-__all__ = ["PictureEncoder", "EncodedPicture"]
+__all__ = ["PictureEncoder", "EncodedPicture", "DecodedPicture"]
+
+
+class DecodedPicture(NamedTuple):
+    """A coded picture as later pictures see it: the filtered samples at the coded size and
+    its motion field (per 4x4 luma unit: prediction flags, list-0 motion vector, POC of the
+    picture it refers to) for temporal motion vector prediction."""
+
+    poc: int
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]  # int32, coded size
+    pf: np.ndarray       # uint8 (H/4, W/4)
+    mv: np.ndarray       # int32 (H/4, W/4, 4)
+    rpoc: np.ndarray     # int64 (H/4, W/4, 2)
 
 
 class EncodedPicture:
-    def __init__(self, data: bytes, recon: list[np.ndarray], bits: int, stats: dict) -> None:
+    def __init__(self, data: bytes, recon: list[np.ndarray], bits: int, stats: dict,
+                 decoded: DecodedPicture | None = None) -> None:
         self.data = data
         self.recon = recon
         self.bits = bits
         self.stats = stats
+        self.decoded = decoded
+
+
+class _PictureSetup(NamedTuple):
+    """Everything that depends on a picture's QP and slice type."""
+
+    tp: tb_coding.TbParams
+    sp: SearchParams
+    lambdas: object
+    init_values: np.ndarray
+
+
+def _no_refs(H: int, W: int) -> InterRefs:
+    """The reference side of an I picture (never read; typed as a P picture's)."""
+    return InterRefs(0, np.zeros((0, 1, 1), dtype=np.int32), np.zeros((0, 2, 1, 1), dtype=np.int32),
+                     np.zeros(0, dtype=np.int64), MAX_MERGE_CAND, False, 0,
+                     np.zeros((1, 1), dtype=np.uint8), np.zeros((1, 1, 4), dtype=np.int32),
+                     np.zeros((1, 1, 2), dtype=np.int64))
 
 
 def _quant_kind(q: EncoderQuantizer) -> tuple[int, int]:
@@ -87,35 +129,89 @@ class PictureEncoder:
             quantizer = EncoderQuantizer("sq", params.qp, rounding=1 / 3)
         self.q = quantizer
         self.bd = params.bit_depth
-        self.lambdas = slice_lambdas(params.qp, self.bd)
-        lam_satd = self.lambdas.satd
-        pr = PRESETS[preset]
-        self.preset = pr
-        kind, add512 = _quant_kind(quantizer)
-        qpc = chroma_qp(params.qp, 1, bit_depth_c=self.bd), chroma_qp(params.qp, 2, bit_depth_c=self.bd)
-        self.tp = tb_coding.TbParams(
-            bit_depth=self.bd, qp=(params.qp, qpc[0], qpc[1]), sign_hiding=bool(params.sign_hiding),
-            ts_enabled=bool(params.transform_skip), lam=float(self.lambdas.rd), qkind=kind,
-            sq_add512=add512, qlam=tuple(float(v) for v in slice_lambdas(params.qp, 8).quant),
-            ctx0=init_contexts(INIT_VALUES_I, params.qp), ts_fast=pr.ts_fast)
+        self.preset = PRESETS[preset]
+        self._kind = _quant_kind(quantizer)
+        self._setups: dict[tuple[int, bool, int], _PictureSetup] = {}
+        self.lambdas = self._setup(params.qp, False).lambdas
+        self.param_nals = parameter_set_nals(params)
+
+    @property
+    def tp(self) -> tb_coding.TbParams:
+        """TB parameters of an I picture at the stream QP (settable, for experiments)."""
+        return self._setup(self.p.qp, False).tp
+
+    @tp.setter
+    def tp(self, v: tb_coding.TbParams) -> None:
+        key = (self.p.qp, False, 0)
+        self._setups[key] = self._setup(self.p.qp, False)._replace(tp=v)
+
+    @property
+    def sp(self) -> SearchParams:
+        """Search parameters of an I picture at the stream QP (settable, for experiments)."""
+        return self._setup(self.p.qp, False).sp
+
+    @sp.setter
+    def sp(self, v: SearchParams) -> None:
+        key = (self.p.qp, False, 0)
+        self._setups[key] = self._setup(self.p.qp, False)._replace(sp=v)
+
+    def _setup(self, qp: int, slice_p: bool, nref: int = 0) -> _PictureSetup:
+        """TB and search parameters of a picture at QP ``qp`` (cached per QP and type)."""
+        key = (qp, slice_p, nref)
+        if key in self._setups:
+            return self._setups[key]
+        p, pr = self.p, self.preset
+        lambdas = slice_lambdas(qp, self.bd)
+        lam_satd = lambdas.satd
+        kind, add512 = self._kind
+        if slice_p:  # HM's dead-zone offset halves in P slices (85 / 171 of 512)
+            add512 //= 2
+        qpc = chroma_qp(qp, 1, bit_depth_c=self.bd), chroma_qp(qp, 2, bit_depth_c=self.bd)
+        init_values = INIT_VALUES_P if slice_p else INIT_VALUES_I
+        tp = tb_coding.TbParams(
+            bit_depth=self.bd, qp=(qp, qpc[0], qpc[1]), sign_hiding=bool(p.sign_hiding),
+            ts_enabled=bool(p.transform_skip), lam=float(lambdas.rd), qkind=kind,
+            sq_add512=add512, qlam=tuple(float(v) for v in slice_lambdas(qp, 8).quant),
+            ctx0=init_contexts(init_values, qp), ts_fast=pr.ts_fast)
         # SATD decisions: SATD of the prediction residual under-counts what a smaller block
         # costs to code (more TBs, last positions, cbfs): 6 x sqrt(lambda) per rough side
         # bit measured -11.6 % BD-rate (PSNR-Y) against 1 x on three 416x240 photographs,
         # QP 22-37 (benchmarks/bench_hevc_core.py --tune reproduces it).
-        self.sp = SearchParams(
-            log2_ctb=params.log2_ctb, max_tu_depth=params.max_tu_depth, log2_max_tb=params.log2_max_tb,
-            lam=float(self.lambdas.rd), sqrt_lam=float(lam_satd), wc=float(self.lambdas.chroma_weight),
+        sp = SearchParams(
+            log2_ctb=p.log2_ctb, max_tu_depth=p.max_tu_depth, log2_max_tb=p.log2_max_tb,
+            lam=float(lambdas.rd), sqrt_lam=float(lam_satd), wc=float(lambdas.chroma_weight),
             lam_mode=6.0 * lam_satd, lam_split=6.0 * lam_satd, rd=pr.rd, n_rd=tuple(pr.n_rd),
             mpm=pr.mpm, tu_modes=pr.tu_modes, chroma_all=pr.chroma_all, early_cu=pr.early_cu,
-            coarse=pr.coarse)
-        self.param_nals = parameter_set_nals(params)
+            coarse=pr.coarse, inter=slice_p, nref=nref, max_merge=MAX_MERGE_CAND,
+            merge_rd=pr.merge_rd, search_range=pr.search_range, intra_p=pr.intra_p)
+        self._setups[key] = _PictureSetup(tp, sp, lambdas, init_values)
+        return self._setups[key]
+
+    def _refs(self, sl: SliceInfo, dpb: dict[int, DecodedPicture]) -> InterRefs:
+        """The references of P picture ``sl`` from the decoded picture buffer (POC -> picture)."""
+        try:
+            pics = [dpb[sl.poc + d] for d in sl.refs]
+        except KeyError as e:
+            raise UsageError(f"hevc: picture {sl.poc} needs picture {e.args[0]}, not in the buffer") from None
+        col = pics[0]
+        return InterRefs(
+            sl.poc, np.stack([q.planes[0] for q in pics]),
+            np.stack([np.stack(q.planes[1:]) for q in pics]),
+            np.array([q.poc for q in pics], dtype=np.int64), MAX_MERGE_CAND,
+            bool(self.p.tmvp), col.poc, col.pf, col.mv, col.rpoc)
 
     # ----------------------------------------------------------------- picture -----------
-    def search(self, planes: list[np.ndarray] | tuple[np.ndarray, ...]) -> tuple[PictureState, np.ndarray]:
+    def search(self, planes: list[np.ndarray] | tuple[np.ndarray, ...], sl: SliceInfo | None = None,
+               dpb: dict[int, DecodedPicture] | None = None) -> tuple[PictureState, np.ndarray]:
         """Pass 1: decide and reconstruct every CU (before the in-loop filters); the state
         and the CABAC contexts the RD search carried to the end of the picture (those the
-        slice writer ends with, when SAO is off: a search leaves no trace)."""
+        slice writer ends with, when SAO is off: a search leaves no trace). ``sl`` / ``dpb``:
+        the picture's slice header and the decoded picture buffer (None: an IDR picture at
+        the stream QP)."""
         p = self.p
+        sl = sl or SliceInfo("I", 0, p.qp)
+        slice_p = sl.slice_type == "P"
+        su = self._setup(sl.qp, slice_p, len(sl.refs))
         W, H = p.coded_width, p.coded_height
         if planes[0].shape != (p.height, p.width):
             raise FormatError(f"hevc: picture {planes[0].shape[::-1]} is not {p.width}x{p.height}")
@@ -125,10 +221,11 @@ class PictureEncoder:
             a = np.asarray(pl, dtype=np.int32)
             org.append(np.pad(a, ((0, sh[0] - a.shape[0]), (0, sh[1] - a.shape[1])), mode="edge"))
         st = new_picture_state(org)
-        ctx = init_contexts(INIT_VALUES_I, p.qp)
-        tb_coding.EXTERNAL[:] = [self.q if self.tp.qkind == tb_coding.QUANT_EXTERNAL else None, None]
+        ctx = init_contexts(su.init_values, sl.qp)
+        refs = self._refs(sl, dpb or {}) if slice_p else _no_refs(H, W)
+        tb_coding.EXTERNAL[:] = [self.q if su.tp.qkind == tb_coding.QUANT_EXTERNAL else None, None]
         try:
-            search_picture(st, self.tp, self.sp, new_engine(1), ctx, np.zeros(16, dtype=np.uint8))
+            search_picture(st, su.tp, su.sp, refs, new_engine(1), ctx, np.zeros(16, dtype=np.uint8))
             failed = tb_coding.EXTERNAL[1]
         finally:
             tb_coding.EXTERNAL[:] = [None, None]
@@ -138,49 +235,74 @@ class PictureEncoder:
             raise failed
         return st, ctx
 
-    def encode(self, planes: list[np.ndarray] | tuple[np.ndarray, ...]) -> EncodedPicture:
+    def encode(self, planes: list[np.ndarray] | tuple[np.ndarray, ...], sl: SliceInfo | None = None,
+               dpb: dict[int, DecodedPicture] | None = None) -> EncodedPicture:
+        """One access unit: the picture ``sl`` (None: an IDR at the stream QP) predicted from
+        the pictures of ``dpb`` its slice header names."""
         t0 = time.perf_counter()
         p = self.p
+        sl = sl or SliceInfo("I", 0, p.qp)
+        slice_p = sl.slice_type == "P"
+        su = self._setup(sl.qp, slice_p, len(sl.refs))
         W, H = p.coded_width, p.coded_height
-        st, _ = self.search(planes)
+        st, _ = self.search(planes, sl, dpb)
         t1 = time.perf_counter()
         out = [np.array(r) for r in st.rec]
+        ref_poc = np.array([sl.poc + d for d in sl.refs], dtype=np.int64)
+        rpoc = np.full(st.ri.shape, -1, dtype=np.int64)
+        if slice_p:
+            used = st.ri[..., 0] >= 0
+            rpoc[..., 0][used] = ref_poc[st.ri[..., 0][used]]
         if p.deblock:
-            qp_map = np.full((H // 4, W // 4), p.qp, dtype=np.int32)
-            out = lf.deblock(out, tb_edges(st, p.log2_ctb), qp_map, self.bd)
+            qp_map = np.full((H // 4, W // 4), sl.qp, dtype=np.int32)
+            edges = tb_edges(st, p.log2_ctb)
+            if slice_p:
+                edges = lf.boundary_strengths(edges, st.pf, st.mv, rpoc[..., 0].copy(), st.cbf[0])
+            out = lf.deblock(out, edges, qp_map, self.bd)
         sao = None
         sao_l = sao_c = False
         if p.sao:
-            sao = lf.sao_estimate(st.org, out, p.log2_ctb, self.bd, self.lambdas.rd)
+            sao = lf.sao_estimate(st.org, out, p.log2_ctb, self.bd, su.lambdas.rd)
             sao_l, sao_c = sao.slice_flags()
             if sao_l or sao_c:
                 out = lf.sao_apply(out, sao, p.log2_ctb, self.bd)
         t2 = time.perf_counter()
-        data = self._write(st, sao, sao_l, sao_c)
+        data = self._write(st, sao, sao_l, sao_c, sl)
         if p.md5:  # suffix SEI after the slice: MD5 of what the decoder outputs (coded size)
             data += annexb([md5_sei_nal(out, self.bd)])
         t3 = time.perf_counter()
         recon = [out[0][: p.height, : p.width], out[1][: p.height // 2, : p.width // 2],
                  out[2][: p.height // 2, : p.width // 2]]
         cus = float(np.sum(4.0 ** -(p.log2_ctb - 3 - st.cdepth.astype(np.float64))))
-        stats = {"decide_s": t1 - t0, "filter_s": t2 - t1, "write_s": t3 - t2, "cus": int(round(cus))}
-        return EncodedPicture(data, recon, 8 * len(data), stats)
+        stats = {"decide_s": t1 - t0, "filter_s": t2 - t1, "write_s": t3 - t2, "cus": int(round(cus)),
+                 "qp": sl.qp, "type": sl.slice_type, "poc": sl.poc}
+        if slice_p:
+            n4 = st.pf.size
+            stats["skip_share"] = float(np.repeat(np.repeat(st.skip, 2, 0), 2, 1).sum()) / n4
+            stats["intra_share"] = float((st.pf == 0).sum()) / n4
+        decoded = None
+        if p.max_refs:
+            decoded = DecodedPicture(sl.poc, (out[0], out[1], out[2]), st.pf.copy(), st.mv.copy(), rpoc)
+        return EncodedPicture(data, recon, 8 * len(data), stats, decoded)
 
     def write_slice(self, st: PictureState, sao: lf.SaoParams | None = None, sao_l: bool = False,
-                    sao_c: bool = False, estimate: bool = False) -> CabacWriter:
+                    sao_c: bool = False, estimate: bool = False, sl: SliceInfo | None = None) -> CabacWriter:
         """Pass 2: slice_segment_data() of a searched state, by a fresh CABAC writer (in
         estimate mode it only counts bits and ends with the contexts the syntax left)."""
         p = self.p
+        sl = sl or SliceInfo("I", 0, p.qp)
+        slice_p = sl.slice_type == "P"
         ctb = 1 << p.log2_ctb
         if sao is None:
             sao = lf.SaoParams(-(-p.coded_height // ctb), -(-p.coded_width // ctb))
         cap = 16 if estimate else p.coded_width * p.coded_height * 4 + 4096
         while True:
-            w = CabacWriter(INIT_VALUES_I, p.qp, capacity=cap, estimate=estimate)
+            w = CabacWriter(INIT_VALUES_P if slice_p else INIT_VALUES_I, sl.qp, capacity=cap,
+                            estimate=estimate)
             write_slice_data(w.eng, w.ctx, w.buf, st, p.log2_ctb, p.max_tu_depth, p.log2_max_tb,
                              bool(p.sign_hiding), bool(p.transform_skip), self.bd, sao_l, sao_c,
                              sao.type, sao.offsets, sao.band_position, sao.eo_class,
-                             sao.merge_left, sao.merge_up)
+                             sao.merge_left, sao.merge_up, slice_p, len(sl.refs), MAX_MERGE_CAND, 0)
             if estimate:
                 return w
             try:
@@ -189,7 +311,8 @@ class PictureEncoder:
             except OverflowError:
                 cap *= 4
 
-    def _write(self, st: PictureState, sao: lf.SaoParams | None, sao_l: bool, sao_c: bool) -> bytes:
-        slice_nal = nal_unit(SLICE_NAL_TYPE, slice_header_bits(self.p, sao_l, sao_c)
-                             + self.write_slice(st, sao, sao_l, sao_c).getvalue())
-        return annexb(self.param_nals + [slice_nal])
+    def _write(self, st: PictureState, sao: lf.SaoParams | None, sao_l: bool, sao_c: bool,
+               sl: SliceInfo) -> bytes:
+        slice_nal = nal_unit(sl.nal_type, slice_header_bits(self.p, sao_l, sao_c, sl)
+                             + self.write_slice(st, sao, sao_l, sao_c, sl=sl).getvalue())
+        return annexb((self.param_nals if sl.idr else []) + [slice_nal])

@@ -1,4 +1,4 @@
-"""HEVC in-loop filters of an all-intra picture: deblocking (8.7.2) and SAO (8.7.3), numba.
+"""HEVC in-loop filters: deblocking (8.7.2) and SAO (8.7.3), numba.
 
 Decoder order: deblock the whole picture, then SAO reads the deblocked picture.
 
@@ -10,8 +10,9 @@ Edge maps (shared with the encoder): two bool arrays in 4x4 *luma* units, shape
 :func:`mark_block_edges` marks the left and top sides of a block; marking every TB (and PB)
 of the picture this way marks every internal boundary (a block's right side is its
 neighbour's left side). Only edges on the 8x8 luma grid are filtered and picture edges
-never are; with intra CUs on both sides every marked edge has bS = 2.
-``qp_map[y4, x4]`` holds QpY of the CU covering each 4x4 luma unit.
+never are. :func:`deblock` takes either these bool maps (every marked edge has bS = 2, as
+between intra CUs) or maps of bS values 0..2 per edge unit (:func:`boundary_strengths`, for
+pictures with inter CUs). ``qp_map[y4, x4]`` holds QpY of the CU covering each 4x4 luma unit.
 
 Deblocking assumes slice_deblocking_filter_disabled_flag = 0, beta/tc offsets 0, no PCM
 and no transquant bypass, one slice/tile (or loop filtering across them enabled).
@@ -30,6 +31,7 @@ __all__ = [
     "new_edge_maps",
     "mark_block_edges",
     "deblock",
+    "boundary_strengths",
     "SAO_OFF",
     "SAO_BAND",
     "SAO_EDGE",
@@ -77,9 +79,10 @@ def _luma_edges(pl, edge, qp, bit_depth, beta_t, tc_t):  # pragma: no cover - nu
         for x4 in range(2, w4, 2):
             if not edge[y4, x4]:
                 continue
+            bs = np.int64(edge[y4, x4])
             qpl = (qp[y4, x4 - 1] + qp[y4, x4] + 1) >> 1
             beta = beta_t[min(max(qpl, 0), 51)] << sh
-            tc = tc_t[min(max(qpl + 2, 0), 53)] << sh  # bS = 2: Q = qPL + 2 * (bS - 1)
+            tc = tc_t[min(max(qpl + 2 * (bs - 1), 0), 53)] << sh  # Q = qPL + 2 * (bS - 1)
             if tc == 0:
                 continue  # neither filter can change a sample
             x = 4 * x4
@@ -145,7 +148,7 @@ def _chroma_edges(pl, edge, qp, qp_offset, bit_depth, tc_t, qpc_lut):  # pragma:
     for yc in range(0, hc, 4):
         y4 = yc >> 1  # bS and QP of the luma segment at luma row 2 * yc
         for x4 in range(4, w4, 4):
-            if not edge[y4, x4]:
+            if edge[y4, x4] != 2:  # chroma edges are filtered where bS = 2 only
                 continue
             qpi = ((qp[y4, x4 - 1] + qp[y4, x4] + 1) >> 1) + qp_offset
             qpc = qpc_lut[min(max(qpi, -64), 63) + 64]
@@ -169,7 +172,7 @@ def deblock(planes: list[np.ndarray], edges: tuple[np.ndarray, np.ndarray], qp_m
     """Deblocked copies (int32) of the reconstructed planes [Y] or [Y, Cb, Cr].
 
     Vertical edges of the whole picture first, then horizontal edges on that result
-    (8.7.2). ``edges`` = (vert, hor) maps and ``qp_map`` as described in the module
+    (8.7.2). ``edges`` = (vert, hor) edge or bS maps and ``qp_map`` as described in the module
     docstring; cb/cr_qp_offset are the PPS offsets (cQpPicOffset; slice offsets do not
     enter deblocking). Only 4:2:0 (and 4:0:0) chroma is supported.
     """
@@ -183,8 +186,10 @@ def deblock(planes: list[np.ndarray], edges: tuple[np.ndarray, np.ndarray], qp_m
     if chroma_format_idc not in (0, 1):
         raise NotImplementedError(f"deblock: chroma_format_idc {chroma_format_idc} (only 4:2:0)")
     qp = np.ascontiguousarray(qp_map, dtype=np.int32)
-    vert = np.ascontiguousarray(vert, dtype=np.bool_)
-    hor = np.ascontiguousarray(hor, dtype=np.bool_)
+    if vert.dtype == np.bool_:  # edge maps: bS 2 wherever marked
+        vert, hor = vert.astype(np.uint8) * 2, hor.astype(np.uint8) * 2
+    vert = np.ascontiguousarray(vert, dtype=np.uint8)
+    hor = np.ascontiguousarray(hor, dtype=np.uint8)
     _luma_edges(luma, vert, qp, bit_depth, BETA_TABLE, TC_TABLE)
     _luma_edges(luma.T, hor.T, qp.T, bit_depth, BETA_TABLE, TC_TABLE)
     out = [luma]
@@ -197,6 +202,40 @@ def deblock(planes: list[np.ndarray], edges: tuple[np.ndarray, np.ndarray], qp_m
         _chroma_edges(c.T, hor.T, qp.T, off, bdc, TC_TABLE, _QPC_LUT)
         out.append(c)
     return out
+
+
+@njit(cache=True)
+def _bs_pass(edge, pf, mv, rpoc, cbf, dy, dx, out):  # pragma: no cover - numba
+    """bS of each marked edge unit against its neighbour at (-dy, -dx) (8.7.2.4)."""
+    h4, w4 = edge.shape
+    for y4 in range(dy, h4):
+        for x4 in range(dx, w4):
+            if not edge[y4, x4]:
+                continue
+            py, px = y4 - dy, x4 - dx
+            if pf[py, px] == 0 or pf[y4, x4] == 0:
+                out[y4, x4] = 2
+            elif cbf[py, px] or cbf[y4, x4]:
+                out[y4, x4] = 1
+            elif rpoc[py, px] != rpoc[y4, x4] or abs(mv[py, px, 0] - mv[y4, x4, 0]) >= 4 \
+                    or abs(mv[py, px, 1] - mv[y4, x4, 1]) >= 4:
+                out[y4, x4] = 1
+
+
+def boundary_strengths(edges: tuple[np.ndarray, np.ndarray], pf: np.ndarray, mv: np.ndarray,
+                       ref_poc: np.ndarray, cbf_luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """bS maps (vert, hor) of a picture with uni-predicted inter CUs (8.7.2.4): 2 where a
+    side is intra (pf 0), else 1 where a side's luma TB has levels (every marked edge is a
+    TB edge: TBs tile their CUs) or the sides use different reference pictures or motion
+    vectors a whole sample apart, else 0. pf, mv (x, y of list 0) and ref_poc (POC of each
+    unit's list-0 reference) and cbf_luma are per 4x4 luma unit."""
+    out = []
+    for k, edge in enumerate(edges):
+        bs = np.zeros(edge.shape, dtype=np.uint8)
+        _bs_pass(np.ascontiguousarray(edge, dtype=np.bool_), pf, mv, ref_poc, cbf_luma,
+                 1 if k == 1 else 0, 1 if k == 0 else 0, bs)
+        out.append(bs)
+    return out[0], out[1]
 
 
 # ================================================================ SAO (8.7.3) ==============

@@ -1,23 +1,30 @@
-"""Parameter sets and slice segment header of our all-intra HEVC streams (7.3.2, 7.3.6).
+"""Parameter sets and slice segment headers of our HEVC streams (7.3.2, 7.3.6).
 
-Main (8-bit) or Main 10, 4:2:0, one slice per picture. Every picture is an IDR (IDR_N_LP)
-preceded by VPS/SPS/PPS, so each access unit decodes on its own (random access to any
-frame, trivial cutting) and POC is 0 for each; presentation times come from the container
-(or, for raw .hevc, from the VUI frame rate, which FFmpeg reads as the stream rate).
+Main (8-bit) or Main 10, 4:2:0, one slice per picture. All-intra streams: every picture is
+an IDR (IDR_N_LP) preceded by VPS/SPS/PPS, so each access unit decodes on its own (random
+access to any frame, trivial cutting) and POC is 0 for each. Streams with P pictures
+(``StreamParams.max_refs`` > 0): IDR pictures carry the parameter sets, P pictures are
+TRAIL_R with their reference picture set in the slice header (:class:`SliceInfo`: no RPS in
+the SPS, short-term references only, no list modification). Presentation times come from
+the container (or, for raw .hevc, from the VUI frame rate, which FFmpeg reads as the stream
+rate).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from codeclab.base.errors import FormatError
 from codeclab.bitstream.bitwriter import BitWriter
-from codeclab.bitstream.nal import NAL_IDR_N_LP, NAL_PPS, NAL_SPS, NAL_VPS, nal_unit
+from codeclab.bitstream.nal import NAL_IDR_N_LP, NAL_PPS, NAL_SPS, NAL_TRAIL_R, NAL_VPS, nal_unit
 from codeclab.codecs.hevc.scalar_quant import check_qp
 
-__all__ = ["StreamParams", "pick_level", "vps_rbsp", "sps_rbsp", "pps_rbsp",
-           "slice_header_bits", "parameter_set_nals"]
+__all__ = ["StreamParams", "SliceInfo", "pick_level", "vps_rbsp", "sps_rbsp", "pps_rbsp",
+           "slice_header_bits", "parameter_set_nals", "MAX_MERGE_CAND"]
+
+#: MaxNumMergeCand of every P slice (five_minus_max_num_merge_cand = 0, as HM)
+MAX_MERGE_CAND = 5
 
 # Table A.8: level -> (MaxLumaPs, MaxLumaSr); general_level_idc = 30 * level
 _LEVELS = [
@@ -56,6 +63,8 @@ class StreamParams:
     deblock: bool
     sao: bool
     md5: bool = False       # decoded picture hash SEI (MD5) after each slice (sei.py)
+    max_refs: int = 0       # reference pictures kept (DPB size - 1); 0: all-intra
+    tmvp: bool = True       # temporal motion vector prediction (streams with P pictures)
 
     @property
     def coded_width(self) -> int:
@@ -77,6 +86,28 @@ class StreamParams:
         check_qp(self.qp, self.bit_depth)
         if not 0 <= self.max_tu_depth <= self.log2_ctb - 2:
             raise FormatError(f"hevc: max_tu_depth {self.max_tu_depth} outside 0..{self.log2_ctb - 2}")
+        if not 0 <= self.max_refs <= 4:
+            raise FormatError(f"hevc: {self.max_refs} reference pictures, not 0..4")
+
+
+@dataclass(frozen=True)
+class SliceInfo:
+    """What the slice header of one picture says: its type, POC, QP and references.
+
+    refs: POC deltas of RefPicList0, closest first (all negative: low-delay, no
+    reordering); keep: further negative deltas the RPS keeps for later pictures
+    (used_by_curr_pic 0). An I picture with ``idr`` starts a new coded video sequence."""
+
+    slice_type: str             # "I" or "P"
+    poc: int
+    qp: int
+    idr: bool = True
+    refs: tuple[int, ...] = ()
+    keep: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def nal_type(self) -> int:
+        return NAL_IDR_N_LP if self.idr else NAL_TRAIL_R
 
 
 def _profile_tier_level(w: BitWriter, p: StreamParams) -> None:
@@ -108,7 +139,7 @@ def vps_rbsp(p: StreamParams) -> bytes:
     w.u(16, 0xFFFF)    # vps_reserved_0xffff_16bits
     _profile_tier_level(w, p)
     w.u(1, 1)          # vps_sub_layer_ordering_info_present_flag
-    w.ue(0)            # vps_max_dec_pic_buffering_minus1
+    w.ue(p.max_refs)   # vps_max_dec_pic_buffering_minus1
     w.ue(0)            # vps_max_num_reorder_pics
     w.ue(0)            # vps_max_latency_increase_plus1
     w.u(6, 0)          # vps_max_layer_id
@@ -165,14 +196,14 @@ def sps_rbsp(p: StreamParams) -> bytes:
     w.ue(p.bit_depth - 8)  # bit_depth_chroma_minus8
     w.ue(4)            # log2_max_pic_order_cnt_lsb_minus4
     w.u(1, 1)          # sps_sub_layer_ordering_info_present_flag
-    w.ue(0)            # sps_max_dec_pic_buffering_minus1
+    w.ue(p.max_refs)   # sps_max_dec_pic_buffering_minus1
     w.ue(0)            # sps_max_num_reorder_pics
     w.ue(0)            # sps_max_latency_increase_plus1
     w.ue(0)            # log2_min_luma_coding_block_size_minus3 (8x8)
     w.ue(p.log2_ctb - 3)   # log2_diff_max_min_luma_coding_block_size
     w.ue(0)            # log2_min_luma_transform_block_size_minus2 (4x4)
     w.ue(p.log2_max_tb - 2)  # log2_diff_max_min_luma_transform_block_size
-    w.ue(0)            # max_transform_hierarchy_depth_inter
+    w.ue(0)            # max_transform_hierarchy_depth_inter (inter TBs: the largest that fit)
     w.ue(p.max_tu_depth)     # max_transform_hierarchy_depth_intra
     w.u(1, 0)          # scaling_list_enabled_flag
     w.u(1, 0)          # amp_enabled_flag
@@ -180,7 +211,7 @@ def sps_rbsp(p: StreamParams) -> bytes:
     w.u(1, 0)          # pcm_enabled_flag
     w.ue(0)            # num_short_term_ref_pic_sets
     w.u(1, 0)          # long_term_ref_pics_present_flag
-    w.u(1, 0)          # sps_temporal_mvp_enabled_flag
+    w.u(1, 1 if (p.tmvp and p.max_refs) else 0)  # sps_temporal_mvp_enabled_flag
     w.u(1, 1)          # strong_intra_smoothing_enabled_flag
     w.u(1, 1)          # vui_parameters_present_flag
     _vui(w, p)
@@ -228,17 +259,43 @@ def pps_rbsp(p: StreamParams) -> bytes:
     return w.getvalue()
 
 
-def slice_header_bits(p: StreamParams, sao_luma: bool, sao_chroma: bool) -> bytes:
-    """slice_segment_header() of an IDR I slice + byte_alignment() (7.3.6.1)."""
+def slice_header_bits(p: StreamParams, sao_luma: bool, sao_chroma: bool,
+                      sl: SliceInfo | None = None) -> bytes:
+    """slice_segment_header() + byte_alignment() (7.3.6.1) of the picture ``sl`` (None: an
+    IDR I slice at the stream QP, as every picture of an all-intra stream)."""
+    if sl is None:
+        sl = SliceInfo("I", 0, p.qp)
     w = BitWriter()
     w.u(1, 1)          # first_slice_segment_in_pic_flag
-    w.u(1, 0)          # no_output_of_prior_pics_flag (IRAP)
+    if sl.idr:
+        w.u(1, 0)      # no_output_of_prior_pics_flag (IRAP)
     w.ue(0)            # slice_pic_parameter_set_id
-    w.ue(2)            # slice_type = I
+    w.ue(2 if sl.slice_type == "I" else 1)  # slice_type: 2 = I, 1 = P
+    tmvp = p.tmvp and p.max_refs > 0
+    if not sl.idr:
+        w.u(8, sl.poc & 255)  # slice_pic_order_cnt_lsb (log2_max_pic_order_cnt_lsb = 8)
+        w.u(1, 0)      # short_term_ref_pic_set_sps_flag: the RPS follows (st_ref_pic_set(0))
+        neg = sorted(set(sl.refs) | set(sl.keep), reverse=True)
+        w.ue(len(neg))  # num_negative_pics
+        w.ue(0)         # num_positive_pics
+        prev = 0
+        for d in neg:
+            w.ue(prev - d - 1)  # delta_poc_s0_minus1
+            w.u(1, 1 if d in sl.refs else 0)  # used_by_curr_pic_s0_flag
+            prev = d
+        if tmvp:
+            w.u(1, 1 if sl.slice_type == "P" else 0)  # slice_temporal_mvp_enabled_flag
     if p.sao:
         w.u(1, 1 if sao_luma else 0)
         w.u(1, 1 if sao_chroma else 0)
-    w.se(0)            # slice_qp_delta
+    if sl.slice_type == "P":
+        w.u(1, 1)      # num_ref_idx_active_override_flag
+        w.ue(len(sl.refs) - 1)  # num_ref_idx_l0_active_minus1
+        # collocated_ref_idx: 0 (inferred while one reference is active)
+        if tmvp and len(sl.refs) > 1:
+            w.ue(0)
+        w.ue(5 - MAX_MERGE_CAND)  # five_minus_max_num_merge_cand
+    w.se(sl.qp - p.qp)  # slice_qp_delta
     w.byte_alignment()
     return w.getvalue()
 
@@ -248,5 +305,3 @@ def parameter_set_nals(p: StreamParams) -> list[bytes]:
     return [nal_unit(NAL_VPS, vps_rbsp(p)), nal_unit(NAL_SPS, sps_rbsp(p)),
             nal_unit(NAL_PPS, pps_rbsp(p))]
 
-
-SLICE_NAL_TYPE = NAL_IDR_N_LP

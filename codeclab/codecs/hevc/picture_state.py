@@ -11,7 +11,9 @@ pictures.
 Per-position maps: a TB's levels sit at the TB's own position in ``lv`` (luma coordinates
 for Y, chroma coordinates for Cb/Cr); ``cbf`` / ``ts`` have one entry per 4x4 unit of
 their component, set over the whole TB; luma modes and trafoDepth per 4x4 luma unit, the
-CU's depth, part mode and intra_chroma_pred_mode per 8x8 luma unit. The TU tree is
+CU's depth, part mode and intra_chroma_pred_mode per 8x8 luma unit; inter prediction per
+4x4 luma unit (prediction list flags, motion vectors in quarter samples, reference indices,
+merge index or -1, mvp flags, the coded mvd) and cu_skip_flag per 8x8. The TU tree is
 implied: a node (x, y, log2, depth) is split iff ``tdepth`` at its top-left exceeds
 ``depth``; a CU's size is ``log2_ctb - cdepth``.
 """
@@ -41,6 +43,13 @@ class PictureState(NamedTuple):
     cdepth: np.ndarray   # int32 (H/8, W/8) CU depth (coding quadtree)
     nxn: np.ndarray      # uint8 (H/8, W/8) part_mode NxN (8x8 CUs only)
     cidx: np.ndarray     # uint8 (H/8, W/8) intra_chroma_pred_mode (0..4) of the CU
+    pf: np.ndarray       # uint8 (H/4, W/4) predFlagL0 | predFlagL1 << 1; 0 = intra or not coded
+    mv: np.ndarray       # int32 (H/4, W/4, 4) mvL0 (x, y), mvL1 (x, y), quarter samples
+    ri: np.ndarray       # int8 (H/4, W/4, 2) refIdxL0, refIdxL1 (-1: list unused)
+    mrg: np.ndarray      # int8 (H/4, W/4) merge_idx of the PB, -1: coded with mvd (AMVP)
+    mvpf: np.ndarray     # uint8 (H/4, W/4, 2) mvp_l0_flag, mvp_l1_flag
+    mvd: np.ndarray      # int32 (H/4, W/4, 4) the coded MvdL0 (x, y), MvdL1 (x, y) of AMVP PBs
+    skip: np.ndarray     # uint8 (H/8, W/8) cu_skip_flag
 
 
 def new_picture_state(org: list[np.ndarray]) -> PictureState:
@@ -59,7 +68,14 @@ def new_picture_state(org: list[np.ndarray]) -> PictureState:
         tdepth=np.zeros((H // 4, W // 4), dtype=np.uint8),
         cdepth=np.zeros((H // 8, W // 8), dtype=np.int32),
         nxn=np.zeros((H // 8, W // 8), dtype=np.uint8),
-        cidx=np.zeros((H // 8, W // 8), dtype=np.uint8))
+        cidx=np.zeros((H // 8, W // 8), dtype=np.uint8),
+        pf=np.zeros((H // 4, W // 4), dtype=np.uint8),
+        mv=np.zeros((H // 4, W // 4, 4), dtype=np.int32),
+        ri=np.full((H // 4, W // 4, 2), -1, dtype=np.int8),
+        mrg=np.full((H // 4, W // 4), -1, dtype=np.int8),
+        mvpf=np.zeros((H // 4, W // 4, 2), dtype=np.uint8),
+        mvd=np.zeros((H // 4, W // 4, 4), dtype=np.int32),
+        skip=np.zeros((H // 8, W // 8), dtype=np.uint8))
 
 
 # ------------------------------------------------------------------ snapshots -------------
@@ -116,13 +132,17 @@ def restore_chroma(st, s, xc, yc, n):  # pragma: no cover - numba
 @njit(cache=True)
 def save_region(st, x, y, log2):  # pragma: no cover - numba
     """Everything coding the CU square (x, y, 2^log2) changes: both luma and chroma parts
-    and the CU maps (modes, depths, part mode, chroma mode)."""
+    and the CU maps (modes, depths, part mode, chroma mode, motion, skip)."""
     n = 1 << log2
     u8, v8, m8 = y >> 3, x >> 3, n >> 3
     u4, v4, m4 = y >> 2, x >> 2, n >> 2
     return (save_luma(st, x, y, n), save_chroma(st, x >> 1, y >> 1, n >> 1),
             st.mode[u4:u4 + m4, v4:v4 + m4].copy(), st.cdepth[u8:u8 + m8, v8:v8 + m8].copy(),
-            st.nxn[u8:u8 + m8, v8:v8 + m8].copy(), st.cidx[u8:u8 + m8, v8:v8 + m8].copy())
+            st.nxn[u8:u8 + m8, v8:v8 + m8].copy(), st.cidx[u8:u8 + m8, v8:v8 + m8].copy(),
+            st.pf[u4:u4 + m4, v4:v4 + m4].copy(), st.mv[u4:u4 + m4, v4:v4 + m4].copy(),
+            st.ri[u4:u4 + m4, v4:v4 + m4].copy(), st.mrg[u4:u4 + m4, v4:v4 + m4].copy(),
+            st.mvpf[u4:u4 + m4, v4:v4 + m4].copy(), st.skip[u8:u8 + m8, v8:v8 + m8].copy(),
+            st.mvd[u4:u4 + m4, v4:v4 + m4].copy())
 
 
 @njit(cache=True)
@@ -136,3 +156,10 @@ def restore_region(st, s, x, y, log2):  # pragma: no cover - numba
     st.cdepth[u8:u8 + m8, v8:v8 + m8] = s[3]
     st.nxn[u8:u8 + m8, v8:v8 + m8] = s[4]
     st.cidx[u8:u8 + m8, v8:v8 + m8] = s[5]
+    st.pf[u4:u4 + m4, v4:v4 + m4] = s[6]
+    st.mv[u4:u4 + m4, v4:v4 + m4] = s[7]
+    st.ri[u4:u4 + m4, v4:v4 + m4] = s[8]
+    st.mrg[u4:u4 + m4, v4:v4 + m4] = s[9]
+    st.mvpf[u4:u4 + m4, v4:v4 + m4] = s[10]
+    st.skip[u8:u8 + m8, v8:v8 + m8] = s[11]
+    st.mvd[u4:u4 + m4, v4:v4 + m4] = s[12]

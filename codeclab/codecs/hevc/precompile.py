@@ -5,8 +5,9 @@
 A cold compile of the compiled search takes minutes of CPU (docs/hevc.md, "Compile time");
 ``./run`` runs this once after installing (and again when the sources change), so the demo,
 the tests and every later process load the cache instead. It codes a small synthetic
-picture with every preset and both compiled quantizers at 8 and 10 bit, which reaches every
-compiled function of the search, the slice writer and the in-loop filters.
+picture with every preset and both compiled quantizers at 8 and 10 bit, then a P picture
+predicted from it (low-delay P, two references), which reaches every compiled function of
+the search, the slice writer and the in-loop filters.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["precompile"]
 def precompile() -> float:
     """Code the warm-up pictures; the CPU seconds it took."""
     from codeclab.codecs.hevc.encoder import PictureEncoder
-    from codeclab.codecs.hevc.params import StreamParams
+    from codeclab.codecs.hevc.params import SliceInfo, StreamParams
     from codeclab.codecs.hevc.quantizer import EncoderQuantizer
     from codeclab.codecs.hevc.search import PRESETS
 
@@ -34,8 +35,12 @@ def precompile() -> float:
         pl = [p * (1 << (bd - 8)) for p in planes]
         for preset in PRESETS:
             for quant in ("sq", "rdoq"):
-                sp = StreamParams(96, 72, bd, 6, 2, 30, Fraction(25), True, True, True, True)
-                PictureEncoder(sp, EncoderQuantizer(quant, 30), preset).encode(pl)
+                sp = StreamParams(96, 72, bd, 6, 2, 30, Fraction(25), True, True, True, True, max_refs=2)
+                enc = PictureEncoder(sp, EncoderQuantizer(quant, 30), preset)
+                first = enc.encode(pl).decoded
+                moved = [np.roll(p, 3, axis=1) for p in pl]
+                dpb = {0: first, -1: first._replace(poc=-1)}
+                enc.encode(moved, SliceInfo("P", 1, 32, idr=False, refs=(-1, -2)), dpb)
     return time.process_time() - t0
 
 

@@ -37,7 +37,9 @@ from numba.typed import Dict, List
 from codeclab.base.jit import unit
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, encode_bin
 from codeclab.codecs.hevc import tables as T
-from codeclab.codecs.hevc.ctu_syntax import _push, mpm_at, write_cu
+from codeclab.codecs.hevc.ctu_syntax import _push, cu_has_residual, mpm_at, write_cu
+from codeclab.codecs.hevc.inter import merge_candidates, mvp_candidates, predict_block
+from codeclab.codecs.hevc.motion_search import motion_search, mvd_bits
 from codeclab.codecs.hevc.intra import (
     _angular_rows,
     _filter,
@@ -58,7 +60,15 @@ from codeclab.codecs.hevc.picture_state import (
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.satd import _satd_tiles
 from codeclab.codecs.hevc.scan import scan_idx_for
-from codeclab.codecs.hevc.tb_coding import chroma_tree, code_tb, forward, quantize, reconstruct, store_tb
+from codeclab.codecs.hevc.tb_coding import (
+    chroma_tree,
+    code_tb,
+    forward,
+    inter_tree,
+    quantize,
+    reconstruct,
+    store_tb,
+)
 
 __all__ = ["Preset", "PRESETS", "SearchParams", "search_picture"]
 
@@ -81,7 +91,13 @@ class Preset:
     where its luma chose it); coarse: the SATD luma mode decisions (the fast preset's, and
     the RD search's rough decision) evaluate a coarse-to-fine subset of the 35 luma modes
     (planar, DC, every fourth angular mode and the MPMs, then +-2 and +-1 around the best
-    angular one: 11 to 18 modes, see _mode_search) instead of all 35."""
+    angular one: 11 to 18 modes, see _mode_search) instead of all 35.
+
+    P pictures always use the RD search (the intra fields above then set its intra side):
+    merge_rd: merge candidates (best luma SATD first) coded with a residual, besides every
+    candidate tried as skip; search_range: integer motion search range in samples;
+    intra_p: intra CUs tried in P pictures (0 never, 1 unless the best inter CU is a skip
+    or has no residual, 2 always)."""
 
     name: str
     rd: bool
@@ -92,14 +108,18 @@ class Preset:
     early_cu: bool = False
     ts_fast: bool = True
     coarse: bool = False
+    merge_rd: int = 2
+    search_range: int = 64
+    intra_p: int = 1
 
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset("fast", False, coarse=True),
+    "fast": Preset("fast", False, (2, 2, 1, 1, 1), mpm=False, chroma_all=False, early_cu=True,
+                   coarse=True, merge_rd=1, search_range=32, intra_p=1),
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
-                     early_cu=True, coarse=True),
+                     early_cu=True, coarse=True, merge_rd=2, intra_p=1),
     "slow": Preset("slow", True, (5, 5, 2, 2, 2), mpm=True, tu_modes=2, chroma_all=False,
-                   early_cu=True),
+                   early_cu=True, merge_rd=5, intra_p=2),
 }
 
 
@@ -121,6 +141,12 @@ class SearchParams(NamedTuple):
     chroma_all: bool
     early_cu: bool
     coarse: bool
+    inter: bool         # a P picture (inter CUs tried, P-slice syntax priced)
+    nref: int           # num_ref_idx_l0_active
+    max_merge: int      # MaxNumMergeCand
+    merge_rd: int
+    search_range: int
+    intra_p: int
 
 
 
@@ -856,7 +882,7 @@ def _chroma_rd(st, tp, sp, eng, ctx, buf, x, y, log2):  # pragma: no cover - num
             d = sp.wc * (_sse(st, 1, xc, yc, nc) + _sse(st, 2, xc, yc, nc))
             b0 = eng[E_FRAC]
             write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-                     tp.sign_hiding, tp.ts_enabled)
+                     tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, np.int64(0))
             j = d + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
             _restore(eng, ctx, ctx0)
             restore_chroma(st, sv, xc, yc, nc)
@@ -885,7 +911,7 @@ def _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth, nxn):  # pr
     _restore(eng, ctx, ctx_start)
     b0 = eng[E_FRAC]
     write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-             tp.sign_hiding, tp.ts_enabled)
+             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, np.int64(0))
     bits = (eng[E_FRAC] - b0) / FRAC_ONE
     return _cu_cost_d(st, sp, x, y, log2) + sp.lam * bits
 
@@ -909,7 +935,7 @@ def _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, depth):  # pragma: no cov
 
 
 @unit
-def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numba
+def _rd_cu(st, tp, sp, refs, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numba
     """Decide and code the CU quadtree of the CTU at (x0, y0); its RD cost J.
 
     Depth first without recursion (numba cannot cache recursive functions), as
@@ -937,7 +963,7 @@ def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numb
                 entering = True
                 continue
             elif log2 == 3:
-                val = _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(depth))
+                val = _rd_best_cu(st, tp, sp, refs, eng, ctx, buf, cache, x, y, np.int64(3), np.int64(depth))
             else:
                 inc = 0
                 if x > 0 and st.cdepth[y >> 3, (x - 1) >> 3] > depth:
@@ -947,8 +973,8 @@ def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numb
                 ci = T.CTX_SPLIT_CU + inc
                 ctx0 = _snap(eng, ctx)
                 reg0 = save_region(st, x, y, log2)
-                j_whole = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _rd_code_cu(
-                    st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(log2), np.int64(depth), np.bool_(False))
+                j_whole = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _rd_best_cu(
+                    st, tp, sp, refs, eng, ctx, buf, cache, x, y, np.int64(log2), np.int64(depth))
                 if sp.early_cu and not _has_residual(st, x, y, log2):
                     val = j_whole
                 else:
@@ -988,10 +1014,171 @@ def _rd_cu(st, tp, sp, eng, ctx, buf, cache, x0, y0):  # pragma: no cover - numb
                 restore_region(st, lr, px, py, pl)
                 val = costs[f, 1]
 
+# ------------------------------------------------------------------ RD search: inter CUs --
+# A P picture's CU is tried as 2Nx2N inter (every merge candidate as skip, the best merge
+# candidates with a residual, AMVP with a motion search per reference picture), then as
+# intra (preset intra_p), and the cheapest whole-CU RD cost wins. Every trial starts from
+# the same contexts and region state (snapshot / restore), as the intra decisions do.
+
+
+@njit(cache=True)
+def _clear_motion(st, x, y, log2):  # pragma: no cover - numba
+    """Mark the CU (x, y, 2^log2) intra in the motion maps (no prediction lists, no skip)."""
+    n = 1 << log2
+    u4, v4, m4 = y >> 2, x >> 2, n >> 2
+    st.pf[u4:u4 + m4, v4:v4 + m4] = 0
+    st.ri[u4:u4 + m4, v4:v4 + m4] = -1
+    st.mrg[u4:u4 + m4, v4:v4 + m4] = -1
+    _set_cu(st.skip, x, y, log2, 0)
+
+
+@unit
+def _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, mvx, mvy, ri, mrg, mvpf,
+                 mvdx, mvdy, residual):  # pragma: no cover - numba
+    """Code the CU as one 2Nx2N inter PB with this motion (merge_idx ``mrg`` >= 0, else AMVP
+    with mvp flag and mvd), its residual coded when ``residual`` (a merge CU left without
+    levels is a skip); the carried contexts advance past it. Returns its RD cost J."""
+    n = 1 << log2
+    nc = n >> 1
+    bd = tp.bit_depth
+    xc, yc = x >> 1, y >> 1
+    u4, v4, m4 = y >> 2, x >> 2, n >> 2
+    mc = max(nc >> 2, 1)
+    _set_cu(st.cdepth, x, y, log2, depth)
+    _set_cu(st.nxn, x, y, log2, 0)
+    _set_cu(st.cidx, x, y, log2, 4)
+    predict_block(refs.ref_y[ri], x, y, n, n, mvx, mvy, True, bd, st.rec[0][y:y + n, x:x + n])
+    for c in range(1, 3):
+        predict_block(refs.ref_c[ri, c - 1], xc, yc, nc, nc, mvx, mvy, False, bd,
+                      st.rec[c][yc:yc + nc, xc:xc + nc])
+    st.av[0][y:y + n, x:x + n] = True
+    st.lv[0][y:y + n, x:x + n] = 0
+    st.cbf[0][u4:u4 + m4, v4:v4 + m4] = 0
+    st.ts[0][u4:u4 + m4, v4:v4 + m4] = 0
+    st.tdepth[u4:u4 + m4, v4:v4 + m4] = 0
+    for c in range(1, 3):
+        st.av[c][yc:yc + nc, xc:xc + nc] = True
+        st.lv[c][yc:yc + nc, xc:xc + nc] = 0
+        st.cbf[c][yc >> 2:(yc >> 2) + mc, xc >> 2:(xc >> 2) + mc] = 0
+        st.ts[c][yc >> 2:(yc >> 2) + mc, xc >> 2:(xc >> 2) + mc] = 0
+    st.mode[u4:u4 + m4, v4:v4 + m4] = -1
+    st.pf[u4:u4 + m4, v4:v4 + m4] = 1
+    st.mv[u4:u4 + m4, v4:v4 + m4, 0] = mvx
+    st.mv[u4:u4 + m4, v4:v4 + m4, 1] = mvy
+    st.mv[u4:u4 + m4, v4:v4 + m4, 2:] = 0
+    st.ri[u4:u4 + m4, v4:v4 + m4, 0] = ri
+    st.ri[u4:u4 + m4, v4:v4 + m4, 1] = -1
+    st.mrg[u4:u4 + m4, v4:v4 + m4] = mrg
+    st.mvpf[u4:u4 + m4, v4:v4 + m4, 0] = mvpf
+    st.mvd[u4:u4 + m4, v4:v4 + m4, 0] = mvdx
+    st.mvd[u4:u4 + m4, v4:v4 + m4, 1] = mvdy
+    if residual:
+        inter_tree(st, tp, ctx, np.bool_(True), x, y, log2, np.int64(sp.log2_max_tb))
+    _set_cu(st.skip, x, y, log2, 1 if (mrg >= 0 and not cu_has_residual(st, x, y, log2)) else 0)
+    b0 = eng[E_FRAC]
+    write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
+             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, np.int64(0))
+    return _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
+
+
+@unit
+def _inter_cu(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no cover - numba
+    """The cheapest 2Nx2N inter coding of the CU, left in the state with the contexts past
+    it; its J."""
+    n = 1 << log2
+    bd = tp.bit_depth
+    ctx0 = _snap(eng, ctx)
+    reg0 = save_region(st, x, y, log2)
+    best_j = np.inf
+    best_ctx = ctx0
+    best_reg = reg0
+    mmv = np.zeros((5, 2), dtype=np.int64)
+    mri = np.zeros(5, dtype=np.int64)
+    nm = merge_candidates(st, refs, x, y, n, n, sp.log2_ctb, mmv, mri)
+    ob = st.org[0][y:y + n, x:x + n]
+    pred = np.empty((n, n), dtype=np.int32)
+    sd = np.empty((8, max(n, 4)), dtype=np.int32)
+    rough = np.empty(nm)
+    for i in range(nm):
+        predict_block(refs.ref_y[mri[i]], x, y, n, n, mmv[i, 0], mmv[i, 1], True, bd, pred)
+        rough[i] = _satd_tiles(ob, pred, 8, sd) + sp.sqrt_lam * min(i + 1, nm - 1)
+    order = np.argsort(rough)
+    for t in range(nm + min(sp.merge_rd, nm)):
+        i = order[t - nm] if t >= nm else t
+        j = _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, mmv[i, 0], mmv[i, 1],
+                         mri[i], i, 0, 0, 0, t >= nm)
+        if j < best_j:
+            best_j, best_ctx, best_reg = j, _snap(eng, ctx), save_region(st, x, y, log2)
+        _restore(eng, ctx, ctx0)
+        restore_region(st, reg0, x, y, log2)
+    # AMVP: a motion search per reference picture, the cheapest by SATD + motion bits
+    starts = np.zeros((8, 2), dtype=np.int64)
+    mvp = np.zeros((2, 2), dtype=np.int64)
+    best_mvp = np.zeros((2, 2), dtype=np.int64)
+    bc, bri, bmx, bmy = np.inf, 0, 0, 0
+    for r in range(sp.nref):
+        mvp_candidates(st, refs, x, y, n, n, r, sp.log2_ctb, mvp)
+        ns = 0
+        for k in range(2):
+            starts[ns, 0], starts[ns, 1] = mvp[k, 0], mvp[k, 1]
+            ns += 1
+        starts[ns, 0], starts[ns, 1] = 0, 0
+        ns += 1
+        for i in range(nm):
+            if mri[i] == r and ns < 8:
+                starts[ns, 0], starts[ns, 1] = mmv[i, 0], mmv[i, 1]
+                ns += 1
+        mx, my, c = motion_search(st.org[0], refs.ref_y[r], x, y, n, n, starts, ns, mvp,
+                                  sp.sqrt_lam, sp.search_range, bd, True)
+        c += sp.sqrt_lam * (min(r + 1, sp.nref - 1) if sp.nref > 1 else 0)
+        if c < bc:
+            bc, bri, bmx, bmy = c, r, mx, my
+            best_mvp[:] = mvp
+    b0 = mvd_bits(bmx - best_mvp[0, 0]) + mvd_bits(bmy - best_mvp[0, 1])
+    b1 = mvd_bits(bmx - best_mvp[1, 0]) + mvd_bits(bmy - best_mvp[1, 1])
+    f = 1 if b1 < b0 else 0
+    j = _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, bmx, bmy, bri, -1, f,
+                     bmx - best_mvp[f, 0], bmy - best_mvp[f, 1], True)
+    if j < best_j:
+        return j
+    _restore(eng, ctx, best_ctx)
+    restore_region(st, best_reg, x, y, log2)
+    return best_j
+
+
+@unit
+def _rd_best_cu(st, tp, sp, refs, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no cover
+    """The whole CU (x, y, 2^log2) coded its cheapest way (intra: 2Nx2N, and NxN at 8x8; in
+    P pictures also inter), left in the state; its J."""
+    if not sp.inter:
+        if log2 == 3:
+            return _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, depth)
+        return _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth, np.bool_(False))
+    ctx0 = _snap(eng, ctx)
+    reg0 = save_region(st, x, y, log2)
+    j_inter = _inter_cu(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)
+    if sp.intra_p == 0 or (sp.intra_p == 1 and not cu_has_residual(st, x, y, log2)):
+        return j_inter
+    keep_ctx = _snap(eng, ctx)
+    keep = save_region(st, x, y, log2)
+    _restore(eng, ctx, ctx0)
+    restore_region(st, reg0, x, y, log2)
+    _clear_motion(st, x, y, log2)
+    if log2 == 3:
+        j_intra = _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, depth)
+    else:
+        j_intra = _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth, np.bool_(False))
+    if j_intra < j_inter:
+        return j_intra
+    _restore(eng, ctx, keep_ctx)
+    restore_region(st, keep, x, y, log2)
+    return j_inter
+
+
 # ------------------------------------------------------------------ picture ---------------
 
 @njit(cache=True)
-def search_picture(st, tp, sp, eng, ctx, buf):  # pragma: no cover - numba
+def search_picture(st, tp, sp, refs, eng, ctx, buf):  # pragma: no cover - numba
     """Decide and code every CTU of the picture in z-order into ``st`` (preset ``sp``); the
     RD search carries (eng, ctx, buf), an estimate-mode engine at the slice's initial
     contexts."""
@@ -1000,7 +1187,7 @@ def search_picture(st, tp, sp, eng, ctx, buf):  # pragma: no cover - numba
     ctb = 1 << sp.log2_ctb
     for ry in range(-(-H // ctb)):
         for rx in range(-(-W // ctb)):
-            if sp.rd:
-                _rd_cu(st, tp, sp, eng, ctx, buf, cache, rx * ctb, ry * ctb)
+            if sp.rd or sp.inter:
+                _rd_cu(st, tp, sp, refs, eng, ctx, buf, cache, rx * ctb, ry * ctb)
             else:
                 _fast_decide(st, tp, sp, ctx, cache, rx * ctb, ry * ctb)

@@ -32,7 +32,7 @@ from codeclab.codecs.hevc.scan import scan_idx_for, scan_tables
 from codeclab.codecs.hevc.transform import DCT_MATRIX_32, DST_MATRIX_4, _forward_kernel, _inverse_kernel
 
 __all__ = ["TbParams", "QUANT_SQ", "QUANT_RDOQ", "QUANT_EXTERNAL", "EXTERNAL", "quantize",
-           "code_tb", "chroma_tree", "forward", "reconstruct"]
+           "code_tb", "chroma_tree", "forward", "reconstruct", "code_inter_tb", "inter_tree"]
 
 QUANT_SQ, QUANT_RDOQ, QUANT_EXTERNAL = 0, 1, 2
 
@@ -395,3 +395,48 @@ def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover
     r = reconstruct(lv, tp.qp[1], lc, False, bd)
     for k in range(2):
         store_tb(st, k + 1, xc, yc, lc, pred[k], r[k], lv[k], _any(lv[k]), False, maxv)
+
+
+# ------------------------------------------------------------------ inter TBs -------------
+# An inter CU's motion-compensated prediction is written into the reconstruction first;
+# its TBs then code the residual against what the reconstruction holds (DCT at every size,
+# scanIdx 0, no transform skip).
+
+
+@unit
+def code_inter_tb(st, tp, ctx, live, c, x, y, log2, depth):  # pragma: no cover - numba
+    """Code the residual of one TB of an inter CU against the prediction in ``st.rec`` and
+    record it (luma: with its trafoDepth). Returns whether it has levels."""
+    n = 1 << log2
+    bd = tp.bit_depth
+    pred = st.rec[c][y:y + n, x:x + n].copy()
+    resid = np.empty((1, n, n), dtype=np.int32)
+    org = st.org[c][y:y + n, x:x + n]
+    for i in range(n):
+        for j in range(n):
+            resid[0, i, j] = org[i, j] - pred[i, j]
+    qp = tp.qp[c]
+    lv = np.empty((1, n, n), dtype=np.int32)
+    quantize(tp, ctx, live, forward(resid, log2, False, bd), qp, log2, c, np.zeros(1, dtype=np.int64),
+             depth, lv)
+    nz = _any(lv)
+    r = reconstruct(lv, qp, log2, False, bd) if nz else lv
+    store_tb(st, c, x, y, log2, pred, r[0], lv[0], nz, False, (1 << bd) - 1)
+    if c == 0:
+        m = n >> 2
+        st.tdepth[y >> 2:(y >> 2) + m, x >> 2:(x >> 2) + m] = depth
+    return nz
+
+
+@unit
+def inter_tree(st, tp, ctx, live, x0, y0, log2_0, log2_max_tb):  # pragma: no cover - numba
+    """Code the residual of the inter CU (x0, y0, 2^log2_0) with TBs as large as allowed
+    (split only where the CU exceeds the largest TB): luma, then Cb and Cr of each TB."""
+    log2 = min(log2_0, log2_max_tb)
+    n = 1 << log2
+    depth = log2_0 - log2
+    for yy in range(y0, y0 + (1 << log2_0), n):
+        for xx in range(x0, x0 + (1 << log2_0), n):
+            code_inter_tb(st, tp, ctx, live, np.int64(0), xx, yy, log2, depth)
+            for c in range(1, 3):
+                code_inter_tb(st, tp, ctx, live, np.int64(c), xx >> 1, yy >> 1, log2 - 1, depth)

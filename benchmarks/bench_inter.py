@@ -1,0 +1,199 @@
+"""Our HEVC encoder with P pictures against HM 16.20 and x265, compression and CPU time, in
+one run.
+
+    .venv/bin/python benchmarks/bench_inter.py [--frames 17] [--presets medium]
+        [--qps 22 27 32 37] [--refs 4] [--no-x265] [--jobs 2] [--json out.json]
+
+Clips: the three real clips of ``../shared/media/clips``, first ``--frames`` frames, 8-bit
+4:2:0 (FFmpeg's conversion): ``realshort.mp4`` and ``balle1-vp9.avi`` whole (320x240),
+``cockatoo.mp4`` as its 416x240 centre window (the others are smaller than 416x240).
+
+Structures: HM with its own ``encoder_lowdelay_P_main.cfg`` (GOP 4 of P pictures, 4
+references, QP offsets, RDOQ, TZ search, AMP, TU depth 3 inter); ours ``gop=ldp`` (HM's
+structure, QPs and references; 2Nx2N inter CUs only, inter TBs unsplit) with RDOQ at each
+preset; x265 ``--preset medium --tune psnr`` with one IDR (keyint = frames), no B frames, no
+scene cut, constant QP. Every stream is decoded by FFmpeg and measured by our metrics
+(PSNR per frame, averaged over the clip; PSNR-YUV = (6 Y + U + V) / 8). Printed per clip
+and averaged over the clips: BD-rate (PSNR-Y and PSNR-YUV, PCHIP and cubic) of ours
+against HM and against x265, and of x265 against HM; CPU seconds per frame at QP 32
+(ours: the encode's time on one thread; HM: its own "Total Time"; x265: the encode call's
+time, one thread) and the ratio to HM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIPS = ROOT.parent / "shared" / "media" / "clips"
+HM_DIR = ROOT.parent / "shared" / "tools" / "hm"
+CLIP_WINDOWS = {"realshort.mp4": (320, 240), "balle1-vp9.avi": (320, 240), "cockatoo.mp4": (416, 240)}
+
+
+def load_clip(name: str, n: int) -> list[tuple[np.ndarray, ...]]:
+    """The first n frames of a clip as 8-bit 4:2:0 planes (centre window)."""
+    import av
+
+    w, h = CLIP_WINDOWS[name]
+    out = []
+    with av.open(str(CLIPS / name)) as c:
+        for f in c.decode(video=0):
+            p = [np.from_dlpack(q).copy() for q in f.reformat(format="yuv420p").planes]
+            H, W = p[0].shape
+            y0, x0 = (H - h) // 2 & ~1, (W - w) // 2 & ~1
+            out.append((p[0][y0:y0 + h, x0:x0 + w].copy(), p[1][y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy(),
+                        p[2][y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy()))
+            if len(out) == n:
+                break
+    if len(out) < n:
+        raise SystemExit(f"{name}: only {len(out)} frames, asked for {n}")
+    return out
+
+
+def _measure(frames: list[tuple[np.ndarray, ...]], decoded: list[list[np.ndarray]]) -> dict[str, float]:
+    from codeclab.pipeline.metrics import psnr_plane
+
+    if len(decoded) != len(frames):
+        raise SystemExit(f"decoder returned {len(decoded)} frames for {len(frames)}")
+    ys, yuvs = [], []
+    for f, d in zip(frames, decoded):
+        p = [psnr_plane(f[c], d[c], 8) for c in range(3)]
+        ys.append(p[0])
+        yuvs.append((6 * p[0] + p[1] + p[2]) / 8)
+    return {"psnr_y": float(np.mean(ys)), "psnr_yuv": float(np.mean(yuvs))}
+
+
+def _ffmpeg_decode(data: bytes) -> list[list[np.ndarray]]:
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data), format="hevc") as c:
+        return [[np.from_dlpack(p).copy() for p in f.planes] for f in c.decode(video=0)]
+
+
+def job(args: tuple[str, str, int, dict[str, Any], int]) -> dict[str, Any]:
+    """One (clip, label, qp, options, frames) encode, decoded by FFmpeg and measured."""
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    clip, label, qp, opts, nframes = args
+    frames = load_clip(clip, nframes)
+    h, w = frames[0][0].shape
+    if label == "hm":
+        with tempfile.TemporaryDirectory(prefix="bench-inter-hm-") as tmp:
+            src, out = Path(tmp) / "in.yuv", Path(tmp) / "out.bin"
+            src.write_bytes(b"".join(p.tobytes() for f in frames for p in f))
+            cmd = [str(HM_DIR / "TAppEncoderStatic"), "-c", str(HM_DIR / "encoder_lowdelay_P_main.cfg"),
+                   "-i", str(src), "-wdt", str(w), "-hgt", str(h), "-fr", "25", "-f", str(nframes),
+                   "-q", str(qp), "--InputBitDepth=8", "--OutputBitDepth=8", "--InternalBitDepth=8",
+                   "-b", str(out), "-o", os.devnull]
+            r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+            if r.returncode != 0:
+                raise SystemExit(f"HM failed: {r.stdout[-500:]} {r.stderr[-500:]}")
+            cpu = float(next(ln.split()[2] for ln in r.stdout.splitlines() if "Total Time" in ln))
+            data = out.read_bytes()
+        m = _measure(frames, _ffmpeg_decode(data))
+        return {"clip": clip, "label": label, "qp": qp, "bits": 8 * len(data), "cpu_s": cpu / nframes, **m}
+    from fractions import Fraction
+
+    from codeclab.base.frame import Frame, VideoFormat
+    from codeclab.codecs.base import get_codec, make_options
+    from codeclab.pipeline.transcode import code_frames
+
+    codec = "x265" if label.startswith("x265") else "hevc"
+    spec = get_codec(codec)
+    fmt = VideoFormat(w, h, "420", 8, Fraction(25))
+    src = [Frame(f, fmt, i, i) for i, f in enumerate(frames)]
+    coded = list(code_frames(src, spec, make_options(spec, dict(opts, qp=qp)), ms_ssim=False))
+    data = b"".join(p.data for c in coded for p in c.packets)
+    m = _measure(frames, _ffmpeg_decode(data))
+    cpu = sum(c.metrics["encode_s"] for c in coded) / nframes
+    return {"clip": clip, "label": label, "qp": qp, "bits": 8 * len(data), "cpu_s": cpu, **m}
+
+
+def bd(rows: list[dict], test: str, anchor: str, clip: str) -> dict[str, float | None]:
+    from codeclab.base.errors import UsageError
+    from codeclab.eval.bdrate import bd_rate
+
+    out: dict[str, float | None] = {}
+    a = sorted((r["bits"], r) for r in rows if r["clip"] == clip and r["label"] == anchor)
+    b = sorted((r["bits"], r) for r in rows if r["clip"] == clip and r["label"] == test)
+    for comp in ("psnr_y", "psnr_yuv"):
+        for method in ("pchip", "cubic"):
+            try:
+                out[f"{comp}/{method}"] = bd_rate([x for x, _ in a], [r[comp] for _, r in a],
+                                                  [x for x, _ in b], [r[comp] for _, r in b], method=method)
+            except (UsageError, ValueError):
+                out[f"{comp}/{method}"] = None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=17)
+    ap.add_argument("--presets", nargs="+", default=["medium"])
+    ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
+    ap.add_argument("--refs", type=int, default=4)
+    ap.add_argument("--clips", nargs="+", default=list(CLIP_WINDOWS))
+    ap.add_argument("--no-x265", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    if not CLIPS.exists() or not (HM_DIR / "TAppEncoderStatic").exists():
+        print(f"bench_inter: needs {CLIPS} and {HM_DIR}/TAppEncoderStatic", file=sys.stderr)
+        return 1
+    labels: dict[str, dict[str, Any]] = {"hm": {}}
+    for p in a.presets:
+        labels[f"ours-{p}"] = {"gop": "ldp", "refs": a.refs, "preset": p, "quant": "rdoq"}
+    if not a.no_x265:
+        labels["x265-medium"] = {"preset": "medium", "tune": "psnr", "keyint": a.frames,
+                                 "params": "pools=1:frame-threads=1"}
+    todo = [(clip, label, qp, opts, a.frames) for clip in a.clips for label, opts in labels.items() for qp in a.qps]
+    todo.sort(key=lambda j: 0 if j[1].startswith("ours") else 1)
+    rows, t0 = [], time.time()
+    with ProcessPoolExecutor(max_workers=a.jobs) as ex:
+        for r in ex.map(job, todo):
+            rows.append(r)
+            print(f"  [{time.time() - t0:6.0f}s] {r['clip']:<15} {r['label']:<12} QP {r['qp']:>2} "
+                  f"{r['bits'] / a.frames / 1000:8.2f} kbit/frame  Y {r['psnr_y']:.2f}  YUV {r['psnr_yuv']:.2f}  "
+                  f"cpu {r['cpu_s']:.3f} s/frame", flush=True)
+    pairs = [(f"ours-{p}", "hm") for p in a.presets]
+    if not a.no_x265:
+        pairs += [(f"ours-{p}", "x265-medium") for p in a.presets] + [("x265-medium", "hm")]
+    result: dict[str, Any] = {"frames": a.frames, "qps": a.qps, "rows": rows, "bd": {}}
+    print(f"\nBD-rate (negative: fewer bits than the anchor), {a.frames} frames, QP {a.qps}; CPU s/frame at QP 32")
+    print(f"{'test':<13} {'anchor':<12} {'clip':<15} {'Y pchip':>9} {'Y cubic':>9} {'YUV pchip':>10} {'YUV cubic':>10}")
+    for test, anchor in pairs:
+        per = {clip: bd(rows, test, anchor, clip) for clip in a.clips}
+        keys = ("psnr_y/pchip", "psnr_y/cubic", "psnr_yuv/pchip", "psnr_yuv/cubic")
+        mean = {k: (float(np.mean([per[c][k] for c in a.clips])) if all(per[c][k] is not None for c in a.clips)
+                    else None) for k in keys}
+        result["bd"][f"{test} vs {anchor}"] = {"clips": per, "mean": mean}
+        for clip, vals in list(per.items()) + [("mean", mean)]:
+            cells = [f"{vals[k]:+8.2f}%" if vals[k] is not None else f"{'n/a':>9}" for k in keys]
+            print(f"{test:<13} {anchor:<12} {clip:<15} {cells[0]:>9} {cells[1]:>9} {cells[2]:>10} {cells[3]:>10}")
+    hm_cpu = np.mean([r["cpu_s"] for r in rows if r["label"] == "hm" and r["qp"] == 32]) if 32 in a.qps else None
+    print()
+    for label in labels:
+        cpu = [r["cpu_s"] for r in rows if r["label"] == label and r["qp"] == 32]
+        if cpu and hm_cpu:
+            print(f"{label:<13} {np.mean(cpu):.3f} s/frame  {np.mean(cpu) / hm_cpu:.2f}x HM")
+            result.setdefault("cpu", {})[label] = {"s_per_frame": float(np.mean(cpu)),
+                                                   "x_hm": float(np.mean(cpu) / hm_cpu)}
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

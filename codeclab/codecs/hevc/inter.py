@@ -1,0 +1,325 @@
+"""Inter prediction to the letter of H.265 (numba): fractional-sample interpolation
+(8.5.3.3.3), default weighted sample prediction (8.5.3.3.4.2), the merge candidate list
+(8.5.3.2.2 - 8.5.3.2.5) and the luma motion vector predictors of AMVP (8.5.3.2.6 - 8.5.3.2.9),
+temporal candidates included.
+
+Everything reads the encoder's :class:`~codeclab.codecs.hevc.picture_state.PictureState`
+(motion of the blocks coded so far) and an :class:`InterRefs` (the slice's reference
+pictures and the collocated picture's motion), so the encoder derives exactly the lists the
+decoder derives: the coded syntax (merge_idx, mvp flag, mvd) only selects from them.
+
+Reference samples outside the picture are the nearest edge sample (the Clip3 of 8.5.3.3.3);
+blocks are gathered with clipped coordinates, so no padded copies of the references exist.
+Motion vectors are in quarter luma samples (eighth chroma samples in 4:2:0).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+__all__ = ["InterRefs", "LUMA_TAPS", "CHROMA_TAPS", "predict_block", "interp_block",
+           "merge_candidates", "mvp_candidates", "scale_mv"]
+
+# Table 8-11 / 8-12: the interpolation filters (index = fractional position)
+LUMA_TAPS = np.array([[0, 0, 0, 64, 0, 0, 0, 0], [-1, 4, -10, 58, 17, -5, 1, 0],
+                      [-1, 4, -11, 40, 40, -11, 4, -1], [0, 1, -5, 17, 58, -10, 4, -1]], dtype=np.int64)
+CHROMA_TAPS = np.array([[0, 64, 0, 0], [-2, 58, 10, -2], [-4, 54, 16, -2], [-6, 46, 28, -4],
+                        [-4, 36, 36, -4], [-4, 28, 46, -6], [-2, 16, 54, -4], [-2, 10, 58, -2]],
+                       dtype=np.int64)
+for _t in (LUMA_TAPS, CHROMA_TAPS):
+    _t.setflags(write=False)
+
+
+class InterRefs(NamedTuple):
+    """The reference side of one P slice.
+
+    ref_y[i], ref_c[i]: RefPicList0[i] after the in-loop filters (luma; Cb and Cr stacked),
+    ref_poc[i] its POC; col_*: the collocated picture (RefPicList0[0]) motion field per 4x4
+    luma unit as it was coded (pf: 0 = intra; rpoc: POC of the picture each list referred
+    to), used only when ``tmvp``."""
+
+    poc: int
+    ref_y: np.ndarray      # int32 (nref, H, W)
+    ref_c: np.ndarray      # int32 (nref, 2, H/2, W/2)
+    ref_poc: np.ndarray    # int64 (nref,)
+    max_merge: int         # MaxNumMergeCand
+    tmvp: bool             # slice_temporal_mvp_enabled_flag
+    col_poc: int
+    col_pf: np.ndarray     # uint8 (H/4, W/4)
+    col_mv: np.ndarray     # int32 (H/4, W/4, 4)
+    col_rpoc: np.ndarray   # int64 (H/4, W/4, 2)
+
+
+# ------------------------------------------------------------------ interpolation ---------
+
+@njit(cache=True)
+def interp_block(ref, x, y, w, h, mvx, mvy, luma, bd, out):  # pragma: no cover - numba
+    """predSamplesLX (14-bit intermediate) of the w x h block at (x, y) of the plane ``ref``
+    (its own component's coordinates) displaced by (mvx, mvy) (quarter luma / eighth chroma
+    samples) into out[:h, :w]."""
+    H, W = ref.shape
+    if luma:
+        fx, fy = mvx & 3, mvy & 3
+        x0, y0 = x + (mvx >> 2), y + (mvy >> 2)
+        taps = LUMA_TAPS
+        nt = 8
+    else:
+        fx, fy = mvx & 7, mvy & 7
+        x0, y0 = x + (mvx >> 3), y + (mvy >> 3)
+        taps = CHROMA_TAPS
+        nt = 4
+    half = nt // 2 - 1
+    shift1 = min(4, bd - 8)
+    shift3 = max(2, 14 - bd)
+    # the source window with clipped coordinates (8.5.3.3.3: xInt = Clip3(0, W - 1, ...))
+    sw, sh = w + nt - 1, h + nt - 1
+    src = np.empty((sh, sw), dtype=np.int64)
+    inside = x0 - half >= 0 and y0 - half >= 0 and x0 - half + sw <= W and y0 - half + sh <= H
+    for i in range(sh):
+        yy = y0 - half + i
+        if not inside:
+            yy = min(max(yy, 0), H - 1)
+        for j in range(sw):
+            xx = x0 - half + j
+            if not inside:
+                xx = min(max(xx, 0), W - 1)
+            src[i, j] = ref[yy, xx]
+    if fx == 0 and fy == 0:
+        for i in range(h):
+            for j in range(w):
+                out[i, j] = src[i + half, j + half] << shift3
+        return
+    if fy == 0:
+        for i in range(h):
+            for j in range(w):
+                s = 0
+                for k in range(nt):
+                    s += taps[fx, k] * src[i + half, j + k]
+                out[i, j] = s >> shift1
+        return
+    if fx == 0:
+        for i in range(h):
+            for j in range(w):
+                s = 0
+                for k in range(nt):
+                    s += taps[fy, k] * src[i + k, j + half]
+                out[i, j] = s >> shift1
+        return
+    tmp = np.empty((sh, w), dtype=np.int64)
+    for i in range(sh):
+        for j in range(w):
+            s = 0
+            for k in range(nt):
+                s += taps[fx, k] * src[i, j + k]
+            tmp[i, j] = s >> shift1
+    for i in range(h):
+        for j in range(w):
+            s = 0
+            for k in range(nt):
+                s += taps[fy, k] * tmp[i + k, j]
+            out[i, j] = s >> 6
+
+
+@njit(cache=True)
+def predict_block(ref, x, y, w, h, mvx, mvy, luma, bd, out):  # pragma: no cover - numba
+    """Uni-prediction samples (default weighted prediction, 8.5.3.3.4.2) into out[:h, :w]."""
+    tmp = np.empty((h, w), dtype=np.int64)
+    interp_block(ref, x, y, w, h, mvx, mvy, luma, bd, tmp)
+    shift = 14 - bd
+    off = 1 << (shift - 1)
+    maxv = (1 << bd) - 1
+    for i in range(h):
+        for j in range(w):
+            out[i, j] = min(max((tmp[i, j] + off) >> shift, 0), maxv)
+
+
+# ------------------------------------------------------------------ motion vector prediction
+
+@njit(cache=True)
+def _tdiv(a, b):  # pragma: no cover - numba
+    """C integer division (truncating towards zero), as the specification's "/"."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+@njit(cache=True)
+def scale_mv(mv, td, tb):  # pragma: no cover - numba
+    """8.5.3.2.7 (8-179 .. 8-183): a motion vector component scaled by POC distances."""
+    td = min(max(td, -128), 127)
+    tb = min(max(tb, -128), 127)
+    tx = _tdiv(16384 + (abs(td) >> 1), td)
+    f = min(max((tb * tx + 32) >> 6, -4096), 4095)
+    p = f * mv
+    s = 1 if p > 0 else (-1 if p < 0 else 0)
+    return min(max(s * ((abs(p) + 127) >> 8), -32768), 32767)
+
+
+@njit(cache=True)
+def _avail(st, xn, yn):  # pragma: no cover - numba
+    """The neighbouring PB covering luma (xn, yn) is available for motion prediction: inside
+    the picture, already decoded (z-scan order, 6.4.1) and not intra (6.4.2)."""
+    H, W = st.av[0].shape
+    if xn < 0 or yn < 0 or xn >= W or yn >= H:
+        return False
+    return st.av[0][yn, xn] and st.pf[yn >> 2, xn >> 2] != 0
+
+
+@njit(cache=True)
+def _same_motion(st, ya, xa, yb, xb):  # pragma: no cover - numba
+    """The two 4x4 units have the same motion vectors and reference indices."""
+    if st.pf[ya, xa] != st.pf[yb, xb]:
+        return False
+    p = st.pf[ya, xa]
+    for lx in range(2):
+        if p & (1 << lx):
+            if st.ri[ya, xa, lx] != st.ri[yb, xb, lx] or st.mv[ya, xa, 2 * lx] != st.mv[yb, xb, 2 * lx] \
+                    or st.mv[ya, xa, 2 * lx + 1] != st.mv[yb, xb, 2 * lx + 1]:
+                return False
+    return True
+
+
+@njit(cache=True)
+def _temporal(refs, st, x, y, w, h, ref_idx, log2_ctb):  # pragma: no cover - numba
+    """8.5.3.2.8 for list 0 of a P slice: (available, mvx, mvy) of the collocated PB
+    (bottom right, else centre, on the 16x16 grid of the compressed motion field)."""
+    H, W = st.av[0].shape
+    cur_diff = refs.poc - refs.ref_poc[ref_idx]
+    for k in range(2):
+        if k == 0:
+            xc, yc = x + w, y + h
+            if (y >> log2_ctb) != (yc >> log2_ctb) or yc >= H or xc >= W:
+                continue
+        else:
+            xc, yc = x + (w >> 1), y + (h >> 1)
+        u, v = (yc >> 4) << 2, (xc >> 4) << 2
+        p = refs.col_pf[u, v]
+        if p == 0:
+            continue
+        lx = 0 if p & 1 else 1  # a P picture's collocated blocks: L0 when present
+        mvx, mvy = refs.col_mv[u, v, 2 * lx], refs.col_mv[u, v, 2 * lx + 1]
+        col_diff = refs.col_poc - refs.col_rpoc[u, v, lx]
+        if col_diff == cur_diff or col_diff == 0:
+            return True, mvx, mvy
+        return True, scale_mv(mvx, col_diff, cur_diff), scale_mv(mvy, col_diff, cur_diff)
+    return False, 0, 0
+
+
+@njit(cache=True)
+def merge_candidates(st, refs, x, y, w, h, log2_ctb, out_mv, out_ri):  # pragma: no cover - numba
+    """mergeCandList of the 2Nx2N PB (x, y, w, h) of a P slice: out_mv[i] = (mvx, mvy),
+    out_ri[i] = refIdxL0 for i < MaxNumMergeCand (Log2ParMrgLevel 2, so no shared lists)."""
+    n = 0
+    # spatial candidates A1, B1, B0, A0, B2 (8.5.3.2.3) as 4x4 unit coordinates
+    ua1, va1 = (y + h - 1) >> 2, (x - 1) >> 2
+    ub1, vb1 = (y - 1) >> 2, (x + w - 1) >> 2
+    ub0, vb0 = (y - 1) >> 2, (x + w) >> 2
+    ua0, va0 = (y + h) >> 2, (x - 1) >> 2
+    ub2, vb2 = (y - 1) >> 2, (x - 1) >> 2
+    # availableN (raw) decides the pruning comparisons, availableFlagN the list entries
+    ra1 = _avail(st, x - 1, y + h - 1)
+    rb1 = _avail(st, x + w - 1, y - 1)
+    rb0 = _avail(st, x + w, y - 1)
+    ra0 = _avail(st, x - 1, y + h)
+    rb2 = _avail(st, x - 1, y - 1)
+    a1 = ra1
+    b1 = rb1 and not (ra1 and _same_motion(st, ub1, vb1, ua1, va1))
+    b0 = rb0 and not (rb1 and _same_motion(st, ub0, vb0, ub1, vb1))
+    a0 = ra0 and not (ra1 and _same_motion(st, ua0, va0, ua1, va1))
+    b2 = rb2 and not (ra1 and _same_motion(st, ub2, vb2, ua1, va1)) \
+        and not (rb1 and _same_motion(st, ub2, vb2, ub1, vb1)) and not (a1 and b1 and b0 and a0)
+    for ok, u, v in ((a1, ua1, va1), (b1, ub1, vb1), (b0, ub0, vb0), (a0, ua0, va0), (b2, ub2, vb2)):
+        if ok and n < refs.max_merge:
+            out_mv[n, 0], out_mv[n, 1] = st.mv[u, v, 0], st.mv[u, v, 1]
+            out_ri[n] = st.ri[u, v, 0]
+            n += 1
+    if refs.tmvp and n < refs.max_merge:  # temporal candidate, refIdxL0Col = 0
+        ok, mvx, mvy = _temporal(refs, st, x, y, w, h, 0, log2_ctb)
+        if ok:
+            out_mv[n, 0], out_mv[n, 1] = mvx, mvy
+            out_ri[n] = 0
+            n += 1
+    nref = refs.ref_poc.shape[0]
+    z = 0
+    while n < refs.max_merge:  # zero candidates (8.5.3.2.5)
+        out_mv[n, 0], out_mv[n, 1] = 0, 0
+        out_ri[n] = z if z < nref else 0
+        n += 1
+        z += 1
+    return n
+
+
+@njit(cache=True)
+def _cand_same(st, refs, u, v, target_poc):  # pragma: no cover - numba
+    """A neighbour's motion vector that refers to the target picture (L0 first, then L1)."""
+    p = st.pf[u, v]
+    for lx in range(2):
+        if p & (1 << lx) and refs.ref_poc[st.ri[u, v, lx]] == target_poc:
+            return True, st.mv[u, v, 2 * lx], st.mv[u, v, 2 * lx + 1]
+    return False, 0, 0
+
+
+@njit(cache=True)
+def _cand_scaled(st, refs, u, v, target_poc):  # pragma: no cover - numba
+    """A neighbour's motion vector (L0 first, then L1) scaled to the target picture (all our
+    references are short-term)."""
+    p = st.pf[u, v]
+    for lx in range(2):
+        if p & (1 << lx):
+            npoc = refs.ref_poc[st.ri[u, v, lx]]
+            mvx, mvy = st.mv[u, v, 2 * lx], st.mv[u, v, 2 * lx + 1]
+            if npoc != target_poc:
+                td, tb = refs.poc - npoc, refs.poc - target_poc
+                mvx, mvy = scale_mv(mvx, td, tb), scale_mv(mvy, td, tb)
+            return True, mvx, mvy
+    return False, 0, 0
+
+
+@njit(cache=True)
+def mvp_candidates(st, refs, x, y, w, h, ref_idx, log2_ctb, out):  # pragma: no cover - numba
+    """mvpListL0 (two entries, out[i] = (mvx, mvy)) of the PB (x, y, w, h) for refIdxL0."""
+    target = refs.ref_poc[ref_idx]
+    a_pos = ((x - 1, y + h), (x - 1, y + h - 1))            # A0, A1
+    b_pos = ((x + w, y - 1), (x + w - 1, y - 1), (x - 1, y - 1))  # B0, B1, B2
+    a_av = np.zeros(2, dtype=np.bool_)
+    b_av = np.zeros(3, dtype=np.bool_)
+    for k in range(2):
+        a_av[k] = _avail(st, a_pos[k][0], a_pos[k][1])
+    for k in range(3):
+        b_av[k] = _avail(st, b_pos[k][0], b_pos[k][1])
+    scaled_flag = a_av[0] or a_av[1]
+    fa, ax, ay = False, 0, 0
+    for k in range(2):
+        if a_av[k] and not fa:
+            fa, ax, ay = _cand_same(st, refs, a_pos[k][1] >> 2, a_pos[k][0] >> 2, target)
+    for k in range(2):
+        if a_av[k] and not fa:
+            fa, ax, ay = _cand_scaled(st, refs, a_pos[k][1] >> 2, a_pos[k][0] >> 2, target)
+    fb, bx, by = False, 0, 0
+    for k in range(3):
+        if b_av[k] and not fb:
+            fb, bx, by = _cand_same(st, refs, b_pos[k][1] >> 2, b_pos[k][0] >> 2, target)
+    if not scaled_flag and fb:
+        fa, ax, ay = True, bx, by
+    if not scaled_flag:
+        fb, bx, by = False, 0, 0
+        for k in range(3):
+            if b_av[k] and not fb:
+                fb, bx, by = _cand_scaled(st, refs, b_pos[k][1] >> 2, b_pos[k][0] >> 2, target)
+    n = 0
+    if fa:
+        out[n, 0], out[n, 1] = ax, ay
+        n += 1
+    if fb and not (fa and ax == bx and ay == by):
+        out[n, 0], out[n, 1] = bx, by
+        n += 1
+    if n < 2 and refs.tmvp:
+        ok, cx, cy = _temporal(refs, st, x, y, w, h, ref_idx, log2_ctb)
+        if ok:
+            out[n, 0], out[n, 1] = cx, cy
+            n += 1
+    while n < 2:
+        out[n, 0], out[n, 1] = 0, 0
+        n += 1
