@@ -183,7 +183,8 @@ class PictureEncoder:
             lam_mode=6.0 * lam_satd, lam_split=6.0 * lam_satd, rd=pr.rd, n_rd=tuple(pr.n_rd),
             mpm=pr.mpm, tu_modes=pr.tu_modes, chroma_all=pr.chroma_all, early_cu=pr.early_cu,
             coarse=pr.coarse, inter=slice_p, nref=nref, max_merge=MAX_MERGE_CAND,
-            merge_rd=pr.merge_rd, search_range=pr.search_range, intra_p=pr.intra_p)
+            merge_rd=pr.merge_rd, search_range=pr.search_range, intra_p=pr.intra_p,
+            tu_inter=pr.tu_inter, max_tu_depth_inter=p.max_tu_depth_inter)
         self._setups[key] = _PictureSetup(tp, sp, lambdas, init_values)
         return self._setups[key]
 
@@ -275,7 +276,7 @@ class PictureEncoder:
                  out[2][: p.height // 2, : p.width // 2]]
         cus = float(np.sum(4.0 ** -(p.log2_ctb - 3 - st.cdepth.astype(np.float64))))
         stats = {"decide_s": t1 - t0, "filter_s": t2 - t1, "write_s": t3 - t2, "cus": int(round(cus)),
-                 "qp": sl.qp, "type": sl.slice_type, "poc": sl.poc}
+                 "qp": sl.qp, "pict_type": sl.slice_type, "poc": sl.poc}
         if slice_p:
             n4 = st.pf.size
             stats["skip_share"] = float(np.repeat(np.repeat(st.skip, 2, 0), 2, 1).sum()) / n4
@@ -302,7 +303,8 @@ class PictureEncoder:
             write_slice_data(w.eng, w.ctx, w.buf, st, p.log2_ctb, p.max_tu_depth, p.log2_max_tb,
                              bool(p.sign_hiding), bool(p.transform_skip), self.bd, sao_l, sao_c,
                              sao.type, sao.offsets, sao.band_position, sao.eo_class,
-                             sao.merge_left, sao.merge_up, slice_p, len(sl.refs), MAX_MERGE_CAND, 0)
+                             sao.merge_left, sao.merge_up, slice_p, len(sl.refs), MAX_MERGE_CAND,
+                             p.max_tu_depth_inter)
             if estimate:
                 return w
             try:

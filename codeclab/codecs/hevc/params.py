@@ -75,6 +75,12 @@ class StreamParams:
         return -(-self.height // 8) * 8
 
     @property
+    def max_tu_depth_inter(self) -> int:
+        """max_transform_hierarchy_depth_inter: HM's QuadtreeTUMaxDepthInter 3, signalled
+        minus one, in streams with P pictures (0 in all-intra streams, where it is unused)."""
+        return 2 if self.max_refs else 0
+
+    @property
     def log2_max_tb(self) -> int:
         return min(5, self.log2_ctb)
 
@@ -203,7 +209,7 @@ def sps_rbsp(p: StreamParams) -> bytes:
     w.ue(p.log2_ctb - 3)   # log2_diff_max_min_luma_coding_block_size
     w.ue(0)            # log2_min_luma_transform_block_size_minus2 (4x4)
     w.ue(p.log2_max_tb - 2)  # log2_diff_max_min_luma_transform_block_size
-    w.ue(0)            # max_transform_hierarchy_depth_inter (inter TBs: the largest that fit)
+    w.ue(p.max_tu_depth_inter)  # max_transform_hierarchy_depth_inter
     w.ue(p.max_tu_depth)     # max_transform_hierarchy_depth_intra
     w.u(1, 0)          # scaling_list_enabled_flag
     w.u(1, 0)          # amp_enabled_flag

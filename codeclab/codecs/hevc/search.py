@@ -97,7 +97,8 @@ class Preset:
     merge_rd: merge candidates (best luma SATD first) coded with a residual, besides every
     candidate tried as skip; search_range: integer motion search range in samples;
     intra_p: intra CUs tried in P pictures (0 never, 1 unless the best inter CU is a skip
-    or has no residual, 2 always)."""
+    or has no residual, 2 always); tu_inter: inter residuals are coded with uniform
+    transform trees 0 .. tu_inter levels below the largest TB, the cheapest kept."""
 
     name: str
     rd: bool
@@ -111,15 +112,16 @@ class Preset:
     merge_rd: int = 2
     search_range: int = 64
     intra_p: int = 1
+    tu_inter: int = 1
 
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset("fast", False, (2, 2, 1, 1, 1), mpm=False, chroma_all=False, early_cu=True,
-                   coarse=True, merge_rd=1, search_range=32, intra_p=1),
+                   coarse=True, merge_rd=1, search_range=32, intra_p=1, tu_inter=0),
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
                      early_cu=True, coarse=True, merge_rd=2, intra_p=1),
     "slow": Preset("slow", True, (5, 5, 2, 2, 2), mpm=True, tu_modes=2, chroma_all=False,
-                   early_cu=True, merge_rd=5, intra_p=2),
+                   early_cu=True, merge_rd=5, intra_p=2, tu_inter=2),
 }
 
 
@@ -147,6 +149,8 @@ class SearchParams(NamedTuple):
     merge_rd: int
     search_range: int
     intra_p: int
+    tu_inter: int       # extra uniform transform-tree levels tried for inter residuals
+    max_tu_depth_inter: int  # max_transform_hierarchy_depth_inter of the SPS
 
 
 
@@ -882,7 +886,7 @@ def _chroma_rd(st, tp, sp, eng, ctx, buf, x, y, log2):  # pragma: no cover - num
             d = sp.wc * (_sse(st, 1, xc, yc, nc) + _sse(st, 2, xc, yc, nc))
             b0 = eng[E_FRAC]
             write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-                     tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, np.int64(0))
+                     tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
             j = d + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
             _restore(eng, ctx, ctx0)
             restore_chroma(st, sv, xc, yc, nc)
@@ -911,7 +915,7 @@ def _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth, nxn):  # pr
     _restore(eng, ctx, ctx_start)
     b0 = eng[E_FRAC]
     write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, np.int64(0))
+             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
     bits = (eng[E_FRAC] - b0) / FRAC_ONE
     return _cu_cost_d(st, sp, x, y, log2) + sp.lam * bits
 
@@ -1072,13 +1076,39 @@ def _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, mvx, mvy, r
     st.mvpf[u4:u4 + m4, v4:v4 + m4, 0] = mvpf
     st.mvd[u4:u4 + m4, v4:v4 + m4, 0] = mvdx
     st.mvd[u4:u4 + m4, v4:v4 + m4, 1] = mvdy
-    if residual:
-        inter_tree(st, tp, ctx, np.bool_(True), x, y, log2, np.int64(sp.log2_max_tb))
-    _set_cu(st.skip, x, y, log2, 1 if (mrg >= 0 and not cu_has_residual(st, x, y, log2)) else 0)
-    b0 = eng[E_FRAC]
-    write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, np.int64(0))
-    return _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
+    if not residual:
+        _set_cu(st.skip, x, y, log2, 1 if mrg >= 0 else 0)
+        b0 = eng[E_FRAC]
+        write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
+                 tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
+        return _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
+    # the residual with uniform transform trees of 0 .. tu_inter extra levels, by RD cost
+    forced = log2 - min(log2, sp.log2_max_tb)
+    last = min(sp.tu_inter, sp.max_tu_depth_inter - forced, min(log2, sp.log2_max_tb) - 2)
+    ctx0 = _snap(eng, ctx)
+    pred = save_region(st, x, y, log2)
+    best_j = np.inf
+    best = 0
+    keep_ctx = ctx0
+    keep = pred
+    for extra in range(last + 1):
+        if extra > 0:
+            _restore(eng, ctx, ctx0)
+            restore_region(st, pred, x, y, log2)
+        inter_tree(st, tp, ctx, np.bool_(True), x, y, log2, np.int64(sp.log2_max_tb), np.int64(extra))
+        _set_cu(st.skip, x, y, log2, 1 if (mrg >= 0 and not cu_has_residual(st, x, y, log2)) else 0)
+        b0 = eng[E_FRAC]
+        write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
+                 tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
+        j = _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
+        if j < best_j:
+            best_j, best = j, extra
+            if extra < last:
+                keep_ctx, keep = _snap(eng, ctx), save_region(st, x, y, log2)
+    if best != last:
+        _restore(eng, ctx, keep_ctx)
+        restore_region(st, keep, x, y, log2)
+    return best_j
 
 
 @unit

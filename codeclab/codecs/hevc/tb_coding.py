@@ -429,14 +429,24 @@ def code_inter_tb(st, tp, ctx, live, c, x, y, log2, depth):  # pragma: no cover 
 
 
 @unit
-def inter_tree(st, tp, ctx, live, x0, y0, log2_0, log2_max_tb):  # pragma: no cover - numba
-    """Code the residual of the inter CU (x0, y0, 2^log2_0) with TBs as large as allowed
-    (split only where the CU exceeds the largest TB): luma, then Cb and Cr of each TB."""
-    log2 = min(log2_0, log2_max_tb)
+def inter_tree(st, tp, ctx, live, x0, y0, log2_0, log2_max_tb, extra):  # pragma: no cover - numba
+    """Code the residual of the inter CU (x0, y0, 2^log2_0) with a uniform transform tree:
+    TBs ``extra`` levels below the largest allowed (the CU, or the largest TB where the CU
+    exceeds it), luma 4x4 at the least; per TB luma, then Cb and Cr (4:2:0: the chroma of
+    four 4x4 luma TBs is one 4x4 pair at their 8x8 parent)."""
+    log2 = max(min(log2_0, log2_max_tb) - extra, 2)
     n = 1 << log2
     depth = log2_0 - log2
-    for yy in range(y0, y0 + (1 << log2_0), n):
-        for xx in range(x0, x0 + (1 << log2_0), n):
-            code_inter_tb(st, tp, ctx, live, np.int64(0), xx, yy, log2, depth)
+    if log2 > 2:
+        for yy in range(y0, y0 + (1 << log2_0), n):
+            for xx in range(x0, x0 + (1 << log2_0), n):
+                code_inter_tb(st, tp, ctx, live, np.int64(0), xx, yy, log2, depth)
+                for c in range(1, 3):
+                    code_inter_tb(st, tp, ctx, live, np.int64(c), xx >> 1, yy >> 1, log2 - 1, depth)
+        return
+    for yy in range(y0, y0 + (1 << log2_0), 8):
+        for xx in range(x0, x0 + (1 << log2_0), 8):
+            for k in range(4):
+                code_inter_tb(st, tp, ctx, live, np.int64(0), xx + 4 * (k & 1), yy + 2 * (k & 2), np.int64(2), depth)
             for c in range(1, 3):
-                code_inter_tb(st, tp, ctx, live, np.int64(c), xx >> 1, yy >> 1, log2 - 1, depth)
+                code_inter_tb(st, tp, ctx, live, np.int64(c), xx >> 1, yy >> 1, np.int64(2), depth - 1)

@@ -108,7 +108,7 @@ def check_ffmpeg(frames, bd: int, label: str, **opts) -> tuple[bytes, list]:
         for c in range(3):
             if not np.array_equal(g[c], r[c]):
                 where = tuple(np.argwhere(g[c] != r[c])[0])
-                pytest.fail(f"{label}: picture {i} ({props[i]['type']}) component {c} differs first at {where}")
+                pytest.fail(f"{label}: picture {i} ({props[i]['pict_type']}) component {c} differs first at {where}")
     return data, recons
 
 
@@ -138,7 +138,7 @@ def test_motion_is_used_and_hm_checks_every_picture():
     frames = moving(8, 96, 64)
     data, recons = check_ffmpeg(frames, 8, "md5", qp=32, preset="medium", md5=True)
     _, _, props = code(frames, 8, qp=32, preset="medium")
-    assert [p["type"] for p in props] == ["I"] + ["P"] * (NFRAMES - 1)
+    assert [p["pict_type"] for p in props] == ["I"] + ["P"] * (NFRAMES - 1)
     assert np.mean([p["intra_share"] for p in props[1:]]) < 0.2
     assert sum(p["bits"] for p in props[1:]) < props[0]["bits"] * (NFRAMES - 1) / 3
     need_hm()
