@@ -76,7 +76,7 @@ def _tree_rss_kb(root: int) -> tuple[int, int]:
 
 
 def run(src: Path, out: Path, jobs: int, preset: str, frames: int | None) -> Run:
-    cmd = [str(CODECLAB), "transcode", str(src), "-o", str(out), "--codec", "hevc", "--qp", "32",
+    cmd = [str(CODECLAB), "transcode", str(src), "-o", str(out), "--codec", "hevc", "-x", "gop=ai", "--qp", "32",
            "--preset", preset, "--jobs", str(jobs), "-q"]
     if frames:
         cmd += ["--frames", str(frames)]

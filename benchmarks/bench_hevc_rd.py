@@ -149,8 +149,8 @@ def main() -> None:
     pics = [window(MEDIA / rel, idx, *yx) for rel, idx, yx in chosen]
     print(f"{len(pics)} pictures {W}x{H} 4:2:0 8-bit: {', '.join(f'{r}#{i}' for r, i, _ in chosen)}; "
           f"QP {'/'.join(map(str, QPS))}; CTB {a.ctb}")
-    encode("hevc", {"qp": 32, "preset": "slow", "quant": "rdoq"}, pics[0])  # numba warm-up
-    base = {"ctb": a.ctb, "max_tu_depth": 1, "transform_skip": False}  # this benchmark's settings, not the defaults
+    encode("hevc", {"gop": "ai", "qp": 32, "preset": "slow", "quant": "rdoq"}, pics[0])  # numba warm-up
+    base = {"gop": "ai", "ctb": a.ctb, "max_tu_depth": 1, "transform_skip": False}  # this benchmark's settings, not the defaults
     configs = [("fast", "sq"), ("fast", "rdoq"), ("medium", "sq"), ("medium", "rdoq"),
                ("slow", "sq"), ("slow", "rdoq")]
     res: dict[str, list[list[dict]]] = {}

@@ -38,7 +38,7 @@ from bench_overfit import ROOT, bd_table, load_picture, run_job  # noqa: E402
 
 HD = ROOT.parent / "shared" / "media" / "hd"
 VAL = ROOT.parent / "shared" / "media" / "val"
-HM_TOOLS = {"ctb": 64, "max_tu_depth": 2, "transform_skip": True}  # HM writes QuadtreeTUMaxDepthIntra 3 as max_transform_hierarchy_depth_intra 2
+HM_TOOLS = {"gop": "ai", "ctb": 64, "max_tu_depth": 2, "transform_skip": True}  # HM writes QuadtreeTUMaxDepthIntra 3 as max_transform_hierarchy_depth_intra 2
 
 
 def run_set(frames: list[Any], names: list[str], presets: list[str], quants: list[str], qps: list[int],

@@ -49,6 +49,11 @@ CODEC_FLAGS: list[CodecFlag] = [
               {"action": "store_const", "const": False}),
     CodecFlag("--md5", "md5", "decoded picture hash SEI (MD5) in every access unit: HM's decoder checks it (hevc)",
               {"action": "store_const", "const": True}),
+    CodecFlag("--gop", "gop", "picture structure of our HEVC encoder: ldp (default: HM's low-delay P) or ai "
+              "(all-intra)", {"metavar": "NAME"}),
+    CodecFlag("--refs", "refs", "reference pictures of a P picture (hevc, 1..4, default 4)", {"metavar": "N"}),
+    CodecFlag("--intra-period", "intra_period", "an IDR every N pictures (hevc, default 0: only the first)",
+              {"metavar": "N"}),
     CodecFlag("--quant", "quant", "quantizer of our HEVC encoder: rdoq (default), sq, nrdoq-fcn ...", {"metavar": "NAME"}),
 ]
 

@@ -177,9 +177,11 @@ def codec(clip: vs.VideoNode, name: str, *, ms_ssim: bool = False, **options: An
     return vs.core.std.ModifyFrame(clip, clip, _get)
 
 
-def hevc(clip: vs.VideoNode, qp: int = 32, quant: str = "rdoq", preset: str | None = None, **options: Any) -> vs.VideoNode:
-    """codeclab's own HEVC encoder, decoded by FFmpeg (what a player shows)."""
-    return codec(clip, "hevc", qp=qp, quant=quant, preset=preset, **options)
+def hevc(clip: vs.VideoNode, qp: int = 32, quant: str = "rdoq", preset: str | None = None,
+         **options: Any) -> vs.VideoNode:
+    """codeclab's own HEVC encoder, decoded by FFmpeg (what a player shows); all-intra, as
+    every frame is coded on its own when VapourSynth asks for it."""
+    return codec(clip, "hevc", qp=qp, quant=quant, preset=preset, **{"gop": "ai", **options})
 
 
 def x265(clip: vs.VideoNode, qp: int | None = 32, preset: str = "medium", **options: Any) -> vs.VideoNode:

@@ -110,8 +110,8 @@ def test_source_of_a_pyav_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name,pix_fmt,opts", [("x265", "yuv420p", {"qp": 30}),
                                                ("x265", "yuv444p10le", {"qp": 30}),
-                                               ("hevc", "yuv420p", {"qp": 30}),
-                                               ("hevc", "yuv420p10le", {"qp": 30, "quant": "rdoq"}),
+                                               ("hevc", "yuv420p", {"qp": 30, "gop": "ai"}),
+                                               ("hevc", "yuv420p10le", {"qp": 30, "quant": "rdoq", "gop": "ai"}),
                                                ("lic", "yuv420p", {"quality": 2})])
 def test_codec_filter_props_match_pipeline(tmp_path: Path, name: str, pix_fmt: str, opts: dict) -> None:
     """Pixels and props equal codeclab's own code_frames on the same frames, in any access order."""

@@ -31,10 +31,14 @@ __all__ = ["SPEC", "HevcOptions", "HevcEncoder"]
 class HevcOptions:
     """Options of codec ``hevc``.
 
-    The defaults are HM's all-intra configuration (CTB 64, TU depth 2 - HM's
-    QuadtreeTUMaxDepthIntra 3, which it signals minus one -, 4x4 transform skip,
-    RDOQ, deblocking, SAO, sign hiding) at preset ``medium``: about +3 % bits against HM
-    16.20 for the same PSNR at about HM's speed (docs/hevc.md, "Defaults").
+    The defaults are HM's configurations (CTB 64, TU depth 2 intra / 2 inter - HM's
+    QuadtreeTUMaxDepthIntra/Inter 3, which it signals minus one -, 4x4 transform skip,
+    RDOQ, deblocking, SAO, sign hiding) at preset ``medium``, with the picture structure of
+    HM's low-delay P configuration (``gop=ldp``), the structure a video encoder is expected
+    to use: every picture after the first is predicted from earlier ones, and none is
+    reordered, so each packet's presentation and decoding times agree (docs/hevc.md has the
+    figures against HM for both structures). ``gop=ai`` gives all-intra streams (every
+    picture an IDR, frame-parallel), as the all-intra test conditions need.
 
     qp: slice QP (-6*(bit_depth-8) .. 51); ctb: CTB size 16/32/64; max_tu_depth:
     max_transform_hierarchy_depth_intra; deblock / sao: in-loop filters; sign_hiding:
@@ -67,7 +71,7 @@ class HevcOptions:
     preset: str = "medium"
     keep_recon: bool = False
     md5: bool = False
-    gop: str = "ai"
+    gop: str = "ldp"
     refs: int = 4
     intra_period: int = 0
 

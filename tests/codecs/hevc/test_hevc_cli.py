@@ -34,7 +34,8 @@ def _read(path: Path) -> tuple[list[av.VideoFrame], dict, Fraction]:
 
 
 @pytest.mark.parametrize("ext,extra", [(".mp4", []), (".mkv", ["--no-deblock", "--no-sao", "--ctb", "64",
-                                                                "--transform-skip", "--no-sign-hiding"])])
+                                                                "--transform-skip", "--no-sign-hiding",
+                                                                "--gop", "ai"])])
 def test_transcode_clip_into_container(tmp_path, ext, extra):
     src = _clip()
     out = tmp_path / f"out{ext}"
@@ -49,7 +50,11 @@ def test_transcode_clip_into_container(tmp_path, ext, extra):
     tol = 1e-6 if ext == ".mp4" else 1e-3
     assert all(abs(t - i / rate) <= tol for i, t in enumerate(times))
     assert abs(float(s["average_rate"]) - float(rate)) < (1e-9 if ext == ".mp4" else 0.05)
-    assert all(f.key_frame for f in frames)
+    if "ai" in extra:  # all-intra: every picture an IDR
+        assert all(f.key_frame for f in frames)
+    else:  # the default, HM's low-delay P: one IDR, then P pictures
+        assert frames[0].key_frame and not any(f.key_frame for f in frames[1:])
+        assert [int(f.pict_type) for f in frames] == [1] + [2] * 9  # AV_PICTURE_TYPE_I, _P
 
 
 def test_raw_stream_rate_and_recon_match_ffmpeg(tmp_path):
@@ -83,7 +88,8 @@ def test_jobs_two_writes_the_bytes_of_one_job(tmp_path):
     for jobs in (1, 2):
         out, m = tmp_path / f"j{jobs}.hevc", tmp_path / f"j{jobs}.csv"
         assert main(["transcode", str(demo_clip()), "-o", str(out), "--codec", "hevc", "--preset", "fast",
-                     "--frames", "4", "--md5", "--jobs", str(jobs), "--metrics", str(m), "-q"]) == 0
+                     "--gop", "ai", "--frames", "4", "--md5", "--jobs", str(jobs), "--metrics", str(m),
+                     "-q"]) == 0
         with open(m, newline="") as fh:
             rows = [{k: r[k] for k in ("frame", "bits", "psnr_y", "psnr_u", "psnr_v")} for r in csv.DictReader(fh)]
         outs[jobs] = (out.read_bytes(), rows)

@@ -208,7 +208,8 @@ def test_ffmpeg_bit_exact_with_deblocking_and_sao(bd, qp, ctb, tu, content):
 
 
 def test_registry_codec_round_trip():
-    """Codec ``hevc`` through the registry and FFmpegDecoder: decoded = packets' recon."""
+    """Codec ``hevc`` through the registry and FFmpegDecoder: decoded = packets' recon (the
+    default structure: an IDR, then a P picture)."""
     from codeclab.base.frame import Frame, VideoFormat
     from codeclab.codecs import get_codec, make_options
 
@@ -219,7 +220,8 @@ def test_registry_codec_round_trip():
     for i in range(2):
         fr = Frame(tuple(picture("noise" if i else "stripes", 10, 138, 90, seed=i)), fmt, i, i)
         (pk,) = enc.encode(fr)
-        assert pk.keyframe and pk.index == i and pk.props["bits"] == 8 * len(pk.data)
+        assert pk.keyframe == (i == 0) and pk.index == i and pk.props["bits"] == 8 * len(pk.data)
+        assert pk.props["pict_type"] == ("I" if i == 0 else "P")
         (out,) = dec.decode(pk)
         assert all(np.array_equal(a, b) for a, b in zip(out.planes, pk.props["recon"]))
     assert enc.flush() == [] and dec.flush() == []

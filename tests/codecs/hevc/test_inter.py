@@ -170,8 +170,8 @@ def test_mv_scaling_matches_the_standard_formula():
 
 def test_options_and_parallel_promise():
     spec = get_codec("hevc")
-    assert spec.parallel(make_options(spec, {}))
-    assert not spec.parallel(make_options(spec, {"gop": "ldp"}))
+    assert not spec.parallel(make_options(spec, {}))  # the default: low-delay P
+    assert spec.parallel(make_options(spec, {"gop": "ai"}))
     for bad in ({"gop": "ra"}, {"refs": 5}, {"intra_period": -1}):
         with pytest.raises(UsageError):
             HevcOptions(**bad)

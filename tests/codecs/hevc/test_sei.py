@@ -27,9 +27,10 @@ PIX = {8: "yuv420p", 10: "yuv420p10le"}
 
 
 def encode(bd: int, md5: bool = True, n: int = 1) -> tuple[list[bytes], list[tuple[np.ndarray, ...]]]:
-    """n pictures of 70x46 through the codec options path; (access units, our reconstructions)."""
+    """n all-intra pictures of 70x46 through the codec options path; (access units, our
+    reconstructions)."""
     spec = get_codec("hevc")
-    opts = make_options(spec, {"md5": md5, "qp": 27, "ctb": 16, "preset": "fast", "keep_recon": True,
+    opts = make_options(spec, {"gop": "ai", "md5": md5, "qp": 27, "ctb": 16, "preset": "fast", "keep_recon": True,
                                "bit_depth": bd})
     frames = synth_frames(PIX[bd], n=n, width=W, height=H, kind="smooth", seed=bd)
     enc = spec.make_encoder(frames[0].format, opts)
