@@ -1,7 +1,7 @@
 """Slice data syntax above the residual level (7.3.8) in numba, read from a PictureState:
 SAO, coding_quadtree, coding_unit with intra mode coding (MPM derivation 8.4.2) and, in P
-slices, cu_skip_flag, pred_mode_flag and the 2Nx2N prediction_unit (merge_idx, or ref_idx,
-mvd_coding and mvp flag), rqt_root_cbf, transform_tree / transform_unit with the 4:2:0 cbf
+slices, cu_skip_flag, pred_mode_flag, part_mode (2Nx2N, 2NxN, Nx2N) and each
+prediction_unit (merge_idx, or ref_idx, mvd_coding and mvp flag), rqt_root_cbf, transform_tree / transform_unit with the 4:2:0 cbf
 rules, end_of_slice_segment_flag.
 
 The same functions write the slice (engine in write mode) and price a CU for the search
@@ -215,10 +215,18 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
         inter = st.pf[y >> 2, x >> 2] != 0
         encode_bin(eng, ctx, buf, T.CTX_PRED_MODE, 0 if inter else 1)
         if inter:
-            encode_bin(eng, ctx, buf, T.CTX_PART_MODE, 1)  # PART_2Nx2N
+            part = st.part[y >> 3, x >> 3]
+            half = 1 << (log2 - 1)
+            encode_bin(eng, ctx, buf, T.CTX_PART_MODE, 1 if part == 0 else 0)  # AMP off:
+            if part != 0:                                                    # 1, 01, 00
+                encode_bin(eng, ctx, buf, T.CTX_PART_MODE + 1, 1 if part == 1 else 0)
             _write_pu(eng, ctx, buf, st, x, y, False, nref, max_merge)
+            if part == 1:
+                _write_pu(eng, ctx, buf, st, x, y + half, False, nref, max_merge)
+            elif part == 2:
+                _write_pu(eng, ctx, buf, st, x + half, y, False, nref, max_merge)
             root = cu_has_residual(st, x, y, log2)
-            if st.mrg[y >> 2, x >> 2] < 0:  # 2Nx2N merge without skip: rqt_root_cbf inferred 1
+            if part != 0 or st.mrg[y >> 2, x >> 2] < 0:  # 2Nx2N merge: rqt_root_cbf inferred 1
                 encode_bin(eng, ctx, buf, T.CTX_RQT_ROOT_CBF, 1 if root else 0)
             if root:
                 _write_tt(eng, ctx, buf, st, x, y, log2, max_tu_depth_inter, False, log2_max_tb,

@@ -116,6 +116,19 @@ def tb_edges(st: PictureState, log2_ctb: int) -> tuple[np.ndarray, np.ndarray]:
     return (xs % size) == 0, (ys % size) == 0
 
 
+def pu_edges(st: PictureState, log2_ctb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edge maps of the prediction block boundaries inside 2NxN / Nx2N inter CUs."""
+    cu_log2 = log2_ctb - np.repeat(np.repeat(st.cdepth, 2, axis=0), 2, axis=1)
+    half = 1 << (cu_log2 - 1)
+    part = np.repeat(np.repeat(st.part, 2, axis=0), 2, axis=1)
+    inter = st.pf != 0
+    h4, w4 = st.pf.shape
+    xs = (np.arange(w4) * 4)[None, :]
+    ys = (np.arange(h4) * 4)[:, None]
+    return (inter & (part == 2) & ((xs % (2 * half)) == half),
+            inter & (part == 1) & ((ys % (2 * half)) == half))
+
+
 class PictureEncoder:
     """Encodes one 4:2:0 picture (planes of any integer dtype) into one access unit."""
 
@@ -184,7 +197,7 @@ class PictureEncoder:
             mpm=pr.mpm, tu_modes=pr.tu_modes, chroma_all=pr.chroma_all, early_cu=pr.early_cu,
             coarse=pr.coarse, inter=slice_p, nref=nref, max_merge=MAX_MERGE_CAND,
             merge_rd=pr.merge_rd, search_range=pr.search_range, intra_p=pr.intra_p,
-            tu_inter=pr.tu_inter, max_tu_depth_inter=p.max_tu_depth_inter)
+            tu_inter=pr.tu_inter, max_tu_depth_inter=p.max_tu_depth_inter, rect=pr.rect)
         self._setups[key] = _PictureSetup(tp, sp, lambdas, init_values)
         return self._setups[key]
 
@@ -258,7 +271,9 @@ class PictureEncoder:
             qp_map = np.full((H // 4, W // 4), sl.qp, dtype=np.int32)
             edges = tb_edges(st, p.log2_ctb)
             if slice_p:
-                edges = lf.boundary_strengths(edges, st.pf, st.mv, rpoc[..., 0].copy(), st.cbf[0])
+                pu = pu_edges(st, p.log2_ctb)
+                edges = lf.boundary_strengths((edges[0] | pu[0], edges[1] | pu[1]), st.pf, st.mv,
+                                              rpoc[..., 0].copy(), st.cbf[0], edges)
             out = lf.deblock(out, edges, qp_map, self.bd)
         sao = None
         sao_l = sao_c = False

@@ -208,9 +208,10 @@ def _temporal(refs, st, x, y, w, h, ref_idx, log2_ctb):  # pragma: no cover - nu
 
 
 @njit(cache=True)
-def merge_candidates(st, refs, x, y, w, h, log2_ctb, out_mv, out_ri):  # pragma: no cover - numba
-    """mergeCandList of the 2Nx2N PB (x, y, w, h) of a P slice: out_mv[i] = (mvx, mvy),
-    out_ri[i] = refIdxL0 for i < MaxNumMergeCand (Log2ParMrgLevel 2, so no shared lists)."""
+def merge_candidates(st, refs, x, y, w, h, log2_ctb, part, part_idx, out_mv, out_ri):  # pragma: no cover
+    """mergeCandList of the PB (x, y, w, h), partition ``part_idx`` of a CU with PartMode
+    ``part`` (0 2Nx2N, 1 2NxN, 2 Nx2N), in a P slice: out_mv[i] = (mvx, mvy), out_ri[i] =
+    refIdxL0 for i < MaxNumMergeCand (Log2ParMrgLevel 2, so no shared lists)."""
     n = 0
     # spatial candidates A1, B1, B0, A0, B2 (8.5.3.2.3) as 4x4 unit coordinates
     ua1, va1 = (y + h - 1) >> 2, (x - 1) >> 2
@@ -219,8 +220,9 @@ def merge_candidates(st, refs, x, y, w, h, log2_ctb, out_mv, out_ri):  # pragma:
     ua0, va0 = (y + h) >> 2, (x - 1) >> 2
     ub2, vb2 = (y - 1) >> 2, (x - 1) >> 2
     # availableN (raw) decides the pruning comparisons, availableFlagN the list entries
-    ra1 = _avail(st, x - 1, y + h - 1)
-    rb1 = _avail(st, x + w - 1, y - 1)
+    # the second PB of an Nx2N / 2NxN CU never merges with the first (A1 / B1 unavailable)
+    ra1 = _avail(st, x - 1, y + h - 1) and not (part == 2 and part_idx == 1)
+    rb1 = _avail(st, x + w - 1, y - 1) and not (part == 1 and part_idx == 1)
     rb0 = _avail(st, x + w, y - 1)
     ra0 = _avail(st, x - 1, y + h)
     rb2 = _avail(st, x - 1, y - 1)

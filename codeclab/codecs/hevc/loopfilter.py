@@ -205,8 +205,9 @@ def deblock(planes: list[np.ndarray], edges: tuple[np.ndarray, np.ndarray], qp_m
 
 
 @njit(cache=True)
-def _bs_pass(edge, pf, mv, rpoc, cbf, dy, dx, out):  # pragma: no cover - numba
-    """bS of each marked edge unit against its neighbour at (-dy, -dx) (8.7.2.4)."""
+def _bs_pass(edge, tb, pf, mv, rpoc, cbf, dy, dx, out):  # pragma: no cover - numba
+    """bS of each marked edge unit against its neighbour at (-dy, -dx) (8.7.2.4); ``tb``:
+    the edge is a transform block edge (else a prediction block edge only)."""
     h4, w4 = edge.shape
     for y4 in range(dy, h4):
         for x4 in range(dx, w4):
@@ -215,7 +216,7 @@ def _bs_pass(edge, pf, mv, rpoc, cbf, dy, dx, out):  # pragma: no cover - numba
             py, px = y4 - dy, x4 - dx
             if pf[py, px] == 0 or pf[y4, x4] == 0:
                 out[y4, x4] = 2
-            elif cbf[py, px] or cbf[y4, x4]:
+            elif tb[y4, x4] and (cbf[py, px] or cbf[y4, x4]):
                 out[y4, x4] = 1
             elif rpoc[py, px] != rpoc[y4, x4] or abs(mv[py, px, 0] - mv[y4, x4, 0]) >= 4 \
                     or abs(mv[py, px, 1] - mv[y4, x4, 1]) >= 4:
@@ -223,17 +224,20 @@ def _bs_pass(edge, pf, mv, rpoc, cbf, dy, dx, out):  # pragma: no cover - numba
 
 
 def boundary_strengths(edges: tuple[np.ndarray, np.ndarray], pf: np.ndarray, mv: np.ndarray,
-                       ref_poc: np.ndarray, cbf_luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """bS maps (vert, hor) of a picture with uni-predicted inter CUs (8.7.2.4): 2 where a
-    side is intra (pf 0), else 1 where a side's luma TB has levels (every marked edge is a
-    TB edge: TBs tile their CUs) or the sides use different reference pictures or motion
-    vectors a whole sample apart, else 0. pf, mv (x, y of list 0) and ref_poc (POC of each
-    unit's list-0 reference) and cbf_luma are per 4x4 luma unit."""
+                       ref_poc: np.ndarray, cbf_luma: np.ndarray,
+                       tb_edges: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """bS maps (vert, hor) of a picture with uni-predicted inter CUs (8.7.2.4) over the
+    marked (transform or prediction block) edges: 2 where a side is intra (pf 0), else 1
+    on a transform block edge (``tb_edges``; default every marked edge) where a side's luma
+    TB has levels, or where the sides use different reference pictures or motion vectors a
+    whole sample apart, else 0. pf, mv (x, y of list 0), ref_poc (POC of each unit's list-0
+    reference) and cbf_luma are per 4x4 luma unit."""
     out = []
     for k, edge in enumerate(edges):
         bs = np.zeros(edge.shape, dtype=np.uint8)
-        _bs_pass(np.ascontiguousarray(edge, dtype=np.bool_), pf, mv, ref_poc, cbf_luma,
-                 1 if k == 1 else 0, 1 if k == 0 else 0, bs)
+        tb = edge if tb_edges is None else tb_edges[k]
+        _bs_pass(np.ascontiguousarray(edge, dtype=np.bool_), np.ascontiguousarray(tb, dtype=np.bool_),
+                 pf, mv, ref_poc, cbf_luma, 1 if k == 1 else 0, 1 if k == 0 else 0, bs)
         out.append(bs)
     return out[0], out[1]
 

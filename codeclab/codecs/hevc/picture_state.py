@@ -13,7 +13,7 @@ for Y, chroma coordinates for Cb/Cr); ``cbf`` / ``ts`` have one entry per 4x4 un
 their component, set over the whole TB; luma modes and trafoDepth per 4x4 luma unit, the
 CU's depth, part mode and intra_chroma_pred_mode per 8x8 luma unit; inter prediction per
 4x4 luma unit (prediction list flags, motion vectors in quarter samples, reference indices,
-merge index or -1, mvp flags, the coded mvd) and cu_skip_flag per 8x8. The TU tree is
+merge index or -1, mvp flags, the coded mvd) cu_skip_flag and the inter PartMode per 8x8. The TU tree is
 implied: a node (x, y, log2, depth) is split iff ``tdepth`` at its top-left exceeds
 ``depth``; a CU's size is ``log2_ctb - cdepth``.
 """
@@ -50,6 +50,7 @@ class PictureState(NamedTuple):
     mvpf: np.ndarray     # uint8 (H/4, W/4, 2) mvp_l0_flag, mvp_l1_flag
     mvd: np.ndarray      # int32 (H/4, W/4, 4) the coded MvdL0 (x, y), MvdL1 (x, y) of AMVP PBs
     skip: np.ndarray     # uint8 (H/8, W/8) cu_skip_flag
+    part: np.ndarray     # uint8 (H/8, W/8) PartMode of an inter CU: 0 2Nx2N, 1 2NxN, 2 Nx2N
 
 
 def new_picture_state(org: list[np.ndarray]) -> PictureState:
@@ -75,7 +76,8 @@ def new_picture_state(org: list[np.ndarray]) -> PictureState:
         mrg=np.full((H // 4, W // 4), -1, dtype=np.int8),
         mvpf=np.zeros((H // 4, W // 4, 2), dtype=np.uint8),
         mvd=np.zeros((H // 4, W // 4, 4), dtype=np.int32),
-        skip=np.zeros((H // 8, W // 8), dtype=np.uint8))
+        skip=np.zeros((H // 8, W // 8), dtype=np.uint8),
+        part=np.zeros((H // 8, W // 8), dtype=np.uint8))
 
 
 # ------------------------------------------------------------------ snapshots -------------
@@ -142,7 +144,7 @@ def save_region(st, x, y, log2):  # pragma: no cover - numba
             st.pf[u4:u4 + m4, v4:v4 + m4].copy(), st.mv[u4:u4 + m4, v4:v4 + m4].copy(),
             st.ri[u4:u4 + m4, v4:v4 + m4].copy(), st.mrg[u4:u4 + m4, v4:v4 + m4].copy(),
             st.mvpf[u4:u4 + m4, v4:v4 + m4].copy(), st.skip[u8:u8 + m8, v8:v8 + m8].copy(),
-            st.mvd[u4:u4 + m4, v4:v4 + m4].copy())
+            st.mvd[u4:u4 + m4, v4:v4 + m4].copy(), st.part[u8:u8 + m8, v8:v8 + m8].copy())
 
 
 @njit(cache=True)
@@ -163,3 +165,4 @@ def restore_region(st, s, x, y, log2):  # pragma: no cover - numba
     st.mvpf[u4:u4 + m4, v4:v4 + m4] = s[10]
     st.skip[u8:u8 + m8, v8:v8 + m8] = s[11]
     st.mvd[u4:u4 + m4, v4:v4 + m4] = s[12]
+    st.part[u8:u8 + m8, v8:v8 + m8] = s[13]

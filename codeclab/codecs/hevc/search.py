@@ -98,7 +98,8 @@ class Preset:
     candidate tried as skip; search_range: integer motion search range in samples;
     intra_p: intra CUs tried in P pictures (0 never, 1 unless the best inter CU is a skip
     or has no residual, 2 always); tu_inter: inter residuals are coded with uniform
-    transform trees 0 .. tu_inter levels below the largest TB, the cheapest kept."""
+    transform trees 0 .. tu_inter levels below the largest TB, the cheapest kept; rect:
+    2NxN and Nx2N inter CUs are tried too (each PB by HM's merge estimation)."""
 
     name: str
     rd: bool
@@ -113,11 +114,12 @@ class Preset:
     search_range: int = 64
     intra_p: int = 1
     tu_inter: int = 1
+    rect: bool = True
 
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset("fast", False, (2, 2, 1, 1, 1), mpm=False, chroma_all=False, early_cu=True,
-                   coarse=True, merge_rd=1, search_range=32, intra_p=1, tu_inter=0),
+                   coarse=True, merge_rd=1, search_range=32, intra_p=1, tu_inter=0, rect=False),
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
                      early_cu=True, coarse=True, merge_rd=2, intra_p=1),
     "slow": Preset("slow", True, (5, 5, 2, 2, 2), mpm=True, tu_modes=2, chroma_all=False,
@@ -150,6 +152,7 @@ class SearchParams(NamedTuple):
     search_range: int
     intra_p: int
     tu_inter: int       # extra uniform transform-tree levels tried for inter residuals
+    rect: bool          # 2NxN and Nx2N inter CUs tried
     max_tu_depth_inter: int  # max_transform_hierarchy_depth_inter of the SPS
 
 
@@ -1034,55 +1037,74 @@ def _clear_motion(st, x, y, log2):  # pragma: no cover - numba
     st.ri[u4:u4 + m4, v4:v4 + m4] = -1
     st.mrg[u4:u4 + m4, v4:v4 + m4] = -1
     _set_cu(st.skip, x, y, log2, 0)
+    _set_cu(st.part, x, y, log2, 0)
 
 
-@unit
-def _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, mvx, mvy, ri, mrg, mvpf,
-                 mvdx, mvdy, residual):  # pragma: no cover - numba
-    """Code the CU as one 2Nx2N inter PB with this motion (merge_idx ``mrg`` >= 0, else AMVP
-    with mvp flag and mvd), its residual coded when ``residual`` (a merge CU left without
-    levels is a skip); the carried contexts advance past it. Returns its RD cost J."""
+@njit(cache=True)
+def _begin_inter_cu(st, x, y, log2, depth, part):  # pragma: no cover - numba
+    """The CU maps of an inter CU with PartMode ``part``, its residual cleared."""
     n = 1 << log2
     nc = n >> 1
-    bd = tp.bit_depth
     xc, yc = x >> 1, y >> 1
     u4, v4, m4 = y >> 2, x >> 2, n >> 2
     mc = max(nc >> 2, 1)
     _set_cu(st.cdepth, x, y, log2, depth)
     _set_cu(st.nxn, x, y, log2, 0)
     _set_cu(st.cidx, x, y, log2, 4)
-    predict_block(refs.ref_y[ri], x, y, n, n, mvx, mvy, True, bd, st.rec[0][y:y + n, x:x + n])
-    for c in range(1, 3):
-        predict_block(refs.ref_c[ri, c - 1], xc, yc, nc, nc, mvx, mvy, False, bd,
-                      st.rec[c][yc:yc + nc, xc:xc + nc])
-    st.av[0][y:y + n, x:x + n] = True
+    _set_cu(st.part, x, y, log2, part)
+    st.mode[u4:u4 + m4, v4:v4 + m4] = -1
     st.lv[0][y:y + n, x:x + n] = 0
     st.cbf[0][u4:u4 + m4, v4:v4 + m4] = 0
     st.ts[0][u4:u4 + m4, v4:v4 + m4] = 0
     st.tdepth[u4:u4 + m4, v4:v4 + m4] = 0
     for c in range(1, 3):
-        st.av[c][yc:yc + nc, xc:xc + nc] = True
         st.lv[c][yc:yc + nc, xc:xc + nc] = 0
         st.cbf[c][yc >> 2:(yc >> 2) + mc, xc >> 2:(xc >> 2) + mc] = 0
         st.ts[c][yc >> 2:(yc >> 2) + mc, xc >> 2:(xc >> 2) + mc] = 0
-    st.mode[u4:u4 + m4, v4:v4 + m4] = -1
-    st.pf[u4:u4 + m4, v4:v4 + m4] = 1
-    st.mv[u4:u4 + m4, v4:v4 + m4, 0] = mvx
-    st.mv[u4:u4 + m4, v4:v4 + m4, 1] = mvy
-    st.mv[u4:u4 + m4, v4:v4 + m4, 2:] = 0
-    st.ri[u4:u4 + m4, v4:v4 + m4, 0] = ri
-    st.ri[u4:u4 + m4, v4:v4 + m4, 1] = -1
-    st.mrg[u4:u4 + m4, v4:v4 + m4] = mrg
-    st.mvpf[u4:u4 + m4, v4:v4 + m4, 0] = mvpf
-    st.mvd[u4:u4 + m4, v4:v4 + m4, 0] = mvdx
-    st.mvd[u4:u4 + m4, v4:v4 + m4, 1] = mvdy
+
+
+@njit(cache=True)
+def _place_pu(st, refs, bd, x, y, w, h, mvx, mvy, ri, mrg, mvpf, mvdx, mvdy, mark_av):  # pragma: no cover
+    """The PB's motion in the maps and its prediction in ``st.rec`` (luma and chroma);
+    ``mark_av``: its samples count as decoded for the motion prediction of the CU's next PB."""
+    u4, v4, mh, mw = y >> 2, x >> 2, h >> 2, w >> 2
+    xc, yc, wc, hc = x >> 1, y >> 1, w >> 1, h >> 1
+    predict_block(refs.ref_y[ri], x, y, w, h, mvx, mvy, True, bd, st.rec[0][y:y + h, x:x + w])
+    for c in range(1, 3):
+        predict_block(refs.ref_c[ri, c - 1], xc, yc, wc, hc, mvx, mvy, False, bd,
+                      st.rec[c][yc:yc + hc, xc:xc + wc])
+    st.pf[u4:u4 + mh, v4:v4 + mw] = 1
+    st.mv[u4:u4 + mh, v4:v4 + mw, 0] = mvx
+    st.mv[u4:u4 + mh, v4:v4 + mw, 1] = mvy
+    st.mv[u4:u4 + mh, v4:v4 + mw, 2:] = 0
+    st.ri[u4:u4 + mh, v4:v4 + mw, 0] = ri
+    st.ri[u4:u4 + mh, v4:v4 + mw, 1] = -1
+    st.mrg[u4:u4 + mh, v4:v4 + mw] = mrg
+    st.mvpf[u4:u4 + mh, v4:v4 + mw, 0] = mvpf
+    st.mvd[u4:u4 + mh, v4:v4 + mw, 0] = mvdx
+    st.mvd[u4:u4 + mh, v4:v4 + mw, 1] = mvdy
+    if mark_av:
+        st.av[0][y:y + h, x:x + w] = True
+
+
+@unit
+def _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, residual):  # pragma: no cover - numba
+    """With the inter CU's motion and prediction in the state: its residual, coded with
+    uniform transform trees 0 .. tu_inter levels below the largest TB and kept by RD cost
+    (``residual``), or none; a 2Nx2N merge CU left without levels is a skip. The carried
+    contexts advance past the CU; its RD cost J."""
+    n = 1 << log2
+    nc = n >> 1
+    st.av[0][y:y + n, x:x + n] = True
+    st.av[1][y >> 1:(y >> 1) + nc, x >> 1:(x >> 1) + nc] = True
+    st.av[2][y >> 1:(y >> 1) + nc, x >> 1:(x >> 1) + nc] = True
+    merge2n = st.part[y >> 3, x >> 3] == 0 and st.mrg[y >> 2, x >> 2] >= 0
     if not residual:
-        _set_cu(st.skip, x, y, log2, 1 if mrg >= 0 else 0)
+        _set_cu(st.skip, x, y, log2, 1 if merge2n else 0)
         b0 = eng[E_FRAC]
         write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
                  tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
         return _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
-    # the residual with uniform transform trees of 0 .. tu_inter extra levels, by RD cost
     forced = log2 - min(log2, sp.log2_max_tb)
     last = min(sp.tu_inter, sp.max_tu_depth_inter - forced, min(log2, sp.log2_max_tb) - 2)
     ctx0 = _snap(eng, ctx)
@@ -1096,7 +1118,7 @@ def _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, mvx, mvy, r
             _restore(eng, ctx, ctx0)
             restore_region(st, pred, x, y, log2)
         inter_tree(st, tp, ctx, np.bool_(True), x, y, log2, np.int64(sp.log2_max_tb), np.int64(extra))
-        _set_cu(st.skip, x, y, log2, 1 if (mrg >= 0 and not cu_has_residual(st, x, y, log2)) else 0)
+        _set_cu(st.skip, x, y, log2, 1 if (merge2n and not cu_has_residual(st, x, y, log2)) else 0)
         b0 = eng[E_FRAC]
         write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
                  tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
@@ -1111,43 +1133,22 @@ def _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, mvx, mvy, r
     return best_j
 
 
+@njit(cache=True)
+def _tile_of(w, h):  # pragma: no cover - numba
+    return 8 if (w % 8 == 0 and h % 8 == 0) else 4
+
+
 @unit
-def _inter_cu(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no cover - numba
-    """The cheapest 2Nx2N inter coding of the CU, left in the state with the contexts past
-    it; its J."""
-    n = 1 << log2
-    bd = tp.bit_depth
-    ctx0 = _snap(eng, ctx)
-    reg0 = save_region(st, x, y, log2)
-    best_j = np.inf
-    best_ctx = ctx0
-    best_reg = reg0
-    mmv = np.zeros((5, 2), dtype=np.int64)
-    mri = np.zeros(5, dtype=np.int64)
-    nm = merge_candidates(st, refs, x, y, n, n, sp.log2_ctb, mmv, mri)
-    ob = st.org[0][y:y + n, x:x + n]
-    pred = np.empty((n, n), dtype=np.int32)
-    sd = np.empty((8, max(n, 4)), dtype=np.int32)
-    rough = np.empty(nm)
-    for i in range(nm):
-        predict_block(refs.ref_y[mri[i]], x, y, n, n, mmv[i, 0], mmv[i, 1], True, bd, pred)
-        rough[i] = _satd_tiles(ob, pred, 8, sd) + sp.sqrt_lam * min(i + 1, nm - 1)
-    order = np.argsort(rough)
-    for t in range(nm + min(sp.merge_rd, nm)):
-        i = order[t - nm] if t >= nm else t
-        j = _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, mmv[i, 0], mmv[i, 1],
-                         mri[i], i, 0, 0, 0, t >= nm)
-        if j < best_j:
-            best_j, best_ctx, best_reg = j, _snap(eng, ctx), save_region(st, x, y, log2)
-        _restore(eng, ctx, ctx0)
-        restore_region(st, reg0, x, y, log2)
-    # AMVP: a motion search per reference picture, the cheapest by SATD + motion bits
+def _amvp_search(st, sp, refs, bd, x, y, w, h, mmv, mri, nm):  # pragma: no cover - numba
+    """AMVP for the PB: a motion search per reference picture (started from its predictors,
+    zero and the merge candidates of that picture); the cheapest by SATD + lambda * (mvd
+    and ref_idx bits): (cost, ref_idx, mvx, mvy, mvp flag, mvdx, mvdy)."""
     starts = np.zeros((8, 2), dtype=np.int64)
     mvp = np.zeros((2, 2), dtype=np.int64)
     best_mvp = np.zeros((2, 2), dtype=np.int64)
     bc, bri, bmx, bmy = np.inf, 0, 0, 0
     for r in range(sp.nref):
-        mvp_candidates(st, refs, x, y, n, n, r, sp.log2_ctb, mvp)
+        mvp_candidates(st, refs, x, y, w, h, r, sp.log2_ctb, mvp)
         ns = 0
         for k in range(2):
             starts[ns, 0], starts[ns, 1] = mvp[k, 0], mvp[k, 1]
@@ -1158,7 +1159,7 @@ def _inter_cu(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no
             if mri[i] == r and ns < 8:
                 starts[ns, 0], starts[ns, 1] = mmv[i, 0], mmv[i, 1]
                 ns += 1
-        mx, my, c = motion_search(st.org[0], refs.ref_y[r], x, y, n, n, starts, ns, mvp,
+        mx, my, c = motion_search(st.org[0], refs.ref_y[r], x, y, w, h, starts, ns, mvp,
                                   sp.sqrt_lam, sp.search_range, bd, True)
         c += sp.sqrt_lam * (min(r + 1, sp.nref - 1) if sp.nref > 1 else 0)
         if c < bc:
@@ -1167,13 +1168,111 @@ def _inter_cu(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no
     b0 = mvd_bits(bmx - best_mvp[0, 0]) + mvd_bits(bmy - best_mvp[0, 1])
     b1 = mvd_bits(bmx - best_mvp[1, 0]) + mvd_bits(bmy - best_mvp[1, 1])
     f = 1 if b1 < b0 else 0
-    j = _inter_trial(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, bmx, bmy, bri, -1, f,
-                     bmx - best_mvp[f, 0], bmy - best_mvp[f, 1], True)
+    return bc, bri, bmx, bmy, f, bmx - best_mvp[f, 0], bmy - best_mvp[f, 1]
+
+
+@njit(cache=True)
+def _merge_rough(st, sp, refs, bd, x, y, w, h, mmv, mri, nm, out):  # pragma: no cover - numba
+    """SATD + sqrt(lambda) * merge_idx bits of each merge candidate of the PB."""
+    ob = st.org[0][y:y + h, x:x + w]
+    pred = np.empty((h, w), dtype=np.int32)
+    sd = np.empty((8, max(w, 4)), dtype=np.int32)
+    tile = _tile_of(w, h)
+    for i in range(nm):
+        predict_block(refs.ref_y[mri[i]], x, y, w, h, mmv[i, 0], mmv[i, 1], True, bd, pred)
+        out[i] = _satd_tiles(ob, pred, tile, sd) + sp.sqrt_lam * min(i + 1, nm - 1)
+
+
+@unit
+def _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no cover - numba
+    """The cheapest 2Nx2N inter coding of the CU (every merge candidate as skip, the best
+    merge_rd of them with a residual, AMVP with a residual), left in the state with the
+    contexts past it; its J."""
+    n = 1 << log2
+    bd = tp.bit_depth
+    ctx0 = _snap(eng, ctx)
+    reg0 = save_region(st, x, y, log2)
+    best_j = np.inf
+    best_ctx = ctx0
+    best_reg = reg0
+    mmv = np.zeros((5, 2), dtype=np.int64)
+    mri = np.zeros(5, dtype=np.int64)
+    nm = merge_candidates(st, refs, x, y, n, n, sp.log2_ctb, 0, 0, mmv, mri)
+    rough = np.empty(nm)
+    _merge_rough(st, sp, refs, bd, x, y, n, n, mmv, mri, nm, rough)
+    order = np.argsort(rough)
+    for t in range(nm + min(sp.merge_rd, nm)):
+        i = order[t - nm] if t >= nm else t
+        _begin_inter_cu(st, x, y, log2, depth, 0)
+        _place_pu(st, refs, bd, x, y, n, n, mmv[i, 0], mmv[i, 1], mri[i], i, 0, 0, 0, False)
+        j = _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, t >= nm)
+        if j < best_j:
+            best_j, best_ctx, best_reg = j, _snap(eng, ctx), save_region(st, x, y, log2)
+        _restore(eng, ctx, ctx0)
+        restore_region(st, reg0, x, y, log2)
+    _, ri, mx, my, f, dx, dy = _amvp_search(st, sp, refs, bd, x, y, n, n, mmv, mri, nm)
+    _begin_inter_cu(st, x, y, log2, depth, 0)
+    _place_pu(st, refs, bd, x, y, n, n, mx, my, ri, -1, f, dx, dy, False)
+    j = _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, True)
     if j < best_j:
         return j
     _restore(eng, ctx, best_ctx)
     restore_region(st, best_reg, x, y, log2)
     return best_j
+
+
+@unit
+def _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, part):  # pragma: no cover
+    """The CU as two PBs, 2NxN (``part`` 1) or Nx2N (2): each takes the cheaper of its best
+    merge candidate and its AMVP motion search by SATD + lambda * bits (HM's merge
+    estimation), then the CU's residual is coded by RD. Left in the state; its J."""
+    n = 1 << log2
+    half = n >> 1
+    bd = tp.bit_depth
+    mmv = np.zeros((5, 2), dtype=np.int64)
+    mri = np.zeros(5, dtype=np.int64)
+    rough = np.empty(5)
+    _begin_inter_cu(st, x, y, log2, depth, part)
+    for k in range(2):
+        if part == 1:
+            px, py, w, h = x, y + k * half, n, half
+        else:
+            px, py, w, h = x + k * half, y, half, n
+        nm = merge_candidates(st, refs, px, py, w, h, sp.log2_ctb, part, k, mmv, mri)
+        _merge_rough(st, sp, refs, bd, px, py, w, h, mmv, mri, nm, rough)
+        i = np.argmin(rough[:nm])
+        c, ri, mx, my, f, dx, dy = _amvp_search(st, sp, refs, bd, px, py, w, h, mmv, mri, nm)
+        # the first PB is available to the second (6.4.2: a neighbour in the same coding
+        # block is; merge_candidates drops the one A1 / B1 rule 8.5.3.2.3 excludes)
+        mark = k == 0
+        if rough[i] <= c:
+            _place_pu(st, refs, bd, px, py, w, h, mmv[i, 0], mmv[i, 1], mri[i], i, 0, 0, 0, mark)
+        else:
+            _place_pu(st, refs, bd, px, py, w, h, mx, my, ri, -1, f, dx, dy, mark)
+    return _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, True)
+
+
+@unit
+def _inter_cu(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no cover - numba
+    """The cheapest inter coding of the CU: 2Nx2N, then (preset ``rect``) 2NxN and Nx2N;
+    left in the state with the contexts past it; its J."""
+    if not sp.rect:
+        return _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)
+    ctx0 = _snap(eng, ctx)
+    reg0 = save_region(st, x, y, log2)
+    best = _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)
+    keep_ctx = _snap(eng, ctx)
+    keep = save_region(st, x, y, log2)
+    for part in (1, 2):
+        _restore(eng, ctx, ctx0)
+        restore_region(st, reg0, x, y, log2)
+        jp = _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, np.int64(part))
+        if jp < best:
+            best = jp
+            keep_ctx, keep = _snap(eng, ctx), save_region(st, x, y, log2)
+    _restore(eng, ctx, keep_ctx)
+    restore_region(st, keep, x, y, log2)
+    return best
 
 
 @unit
