@@ -276,11 +276,11 @@ def test_demo(tmp_path):
     assert "x265 qp=32" in r.stdout and "PSNR-Y" in r.stdout
     d = tmp_path / "d"
     names = {p.name for p in d.iterdir()}
-    assert {"demo-x265-qp32.csv", "demo-x265-qp32.json", "demo-x265-qp32.mp4"} <= names
+    assert {"demo-x265-qp32-keyint250.csv", "demo-x265-qp32-keyint250.json", "demo-x265-qp32-keyint250.mp4"} <= names
     assert not any(n.startswith(".") for n in names)  # no temporary files left
-    with av.open(str(d / "demo-x265-qp32.mp4")) as c:
+    with av.open(str(d / "demo-x265-qp32-keyint250.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 12
-    assert len(json.loads((d / "demo-x265-qp32.json").read_text())["frames"]) == 12
+    assert len(json.loads((d / "demo-x265-qp32-keyint250.json").read_text())["frames"]) == 12
 
 
 def test_demo_clip_is_the_original_first_frames():

@@ -130,6 +130,13 @@ def test_ffmpeg_bit_exact_qp_extremes(qp):
     check_ffmpeg(moving(8, 40, 24, n=5), 8, f"qp{qp}", qp=qp, preset="medium", quant="rdoq", refs=2)
 
 
+@pytest.mark.parametrize("quant", ["nrdoq-fcn", "nrdoq-ar"])
+def test_neural_quantizers_code_p_pictures(quant):
+    """The registry's other quantizers run on inter TBs too (called back with the P slice's
+    live contexts) and the stream still decodes to our reconstruction."""
+    check_ffmpeg(moving(8, 40, 32, n=3), 8, quant, qp=30, preset="fast", quant=quant, refs=2)
+
+
 def test_motion_is_used_and_hm_checks_every_picture():
     """The P pictures mostly predict (few intra units, some skips); HM's decoder checks the
     MD5 SEI of every picture and outputs our reconstruction."""
