@@ -197,7 +197,8 @@ class PictureEncoder:
             mpm=pr.mpm, tu_modes=pr.tu_modes, chroma_all=pr.chroma_all, early_cu=pr.early_cu,
             coarse=pr.coarse, inter=slice_p, nref=nref, max_merge=MAX_MERGE_CAND,
             merge_rd=pr.merge_rd, search_range=pr.search_range, intra_p=pr.intra_p,
-            tu_inter=pr.tu_inter, max_tu_depth_inter=p.max_tu_depth_inter, rect=pr.rect)
+            tu_inter=pr.tu_inter, max_tu_depth_inter=p.max_tu_depth_inter, rect=pr.rect,
+            rect_all_refs=pr.rect_all_refs)
         self._setups[key] = _PictureSetup(tp, sp, lambdas, init_values)
         return self._setups[key]
 

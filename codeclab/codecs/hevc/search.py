@@ -99,7 +99,9 @@ class Preset:
     intra_p: intra CUs tried in P pictures (0 never, 1 unless the best inter CU is a skip
     or has no residual, 2 always); tu_inter: inter residuals are coded with uniform
     transform trees 0 .. tu_inter levels below the largest TB, the cheapest kept; rect:
-    2NxN and Nx2N inter CUs are tried too (each PB by HM's merge estimation)."""
+    2NxN and Nx2N inter CUs are tried too (each PB by HM's merge estimation), their motion
+    searched in every reference picture (rect_all_refs, as HM) or only in the one the
+    2Nx2N search chose."""
 
     name: str
     rd: bool
@@ -115,6 +117,7 @@ class Preset:
     intra_p: int = 1
     tu_inter: int = 1
     rect: bool = True
+    rect_all_refs: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -123,7 +126,7 @@ PRESETS: dict[str, Preset] = {
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
                      early_cu=True, coarse=True, merge_rd=2, intra_p=1),
     "slow": Preset("slow", True, (5, 5, 2, 2, 2), mpm=True, tu_modes=2, chroma_all=False,
-                   early_cu=True, merge_rd=5, intra_p=2, tu_inter=2),
+                   early_cu=True, merge_rd=5, intra_p=2, tu_inter=2, rect_all_refs=True),
 }
 
 
@@ -153,6 +156,7 @@ class SearchParams(NamedTuple):
     intra_p: int
     tu_inter: int       # extra uniform transform-tree levels tried for inter residuals
     rect: bool          # 2NxN and Nx2N inter CUs tried
+    rect_all_refs: bool  # their PBs search every reference picture (else 2Nx2N's choice)
     max_tu_depth_inter: int  # max_transform_hierarchy_depth_inter of the SPS
 
 
@@ -1139,15 +1143,18 @@ def _tile_of(w, h):  # pragma: no cover - numba
 
 
 @unit
-def _amvp_search(st, sp, refs, bd, x, y, w, h, mmv, mri, nm):  # pragma: no cover - numba
-    """AMVP for the PB: a motion search per reference picture (started from its predictors,
-    zero and the merge candidates of that picture); the cheapest by SATD + lambda * (mvd
-    and ref_idx bits): (cost, ref_idx, mvx, mvy, mvp flag, mvdx, mvdy)."""
+def _amvp_search(st, sp, refs, bd, x, y, w, h, mmv, mri, nm, only):  # pragma: no cover - numba
+    """AMVP for the PB: a motion search per reference picture (``only`` >= 0: that one),
+    started from its predictors, zero and the merge candidates of that picture; the
+    cheapest by SATD + lambda * (mvd and ref_idx bits): (cost, ref_idx, mvx, mvy, mvp flag,
+    mvdx, mvdy)."""
     starts = np.zeros((8, 2), dtype=np.int64)
     mvp = np.zeros((2, 2), dtype=np.int64)
     best_mvp = np.zeros((2, 2), dtype=np.int64)
     bc, bri, bmx, bmy = np.inf, 0, 0, 0
     for r in range(sp.nref):
+        if only >= 0 and r != only:
+            continue
         mvp_candidates(st, refs, x, y, w, h, r, sp.log2_ctb, mvp)
         ns = 0
         for k in range(2):
@@ -1187,7 +1194,7 @@ def _merge_rough(st, sp, refs, bd, x, y, w, h, mmv, mri, nm, out):  # pragma: no
 def _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no cover - numba
     """The cheapest 2Nx2N inter coding of the CU (every merge candidate as skip, the best
     merge_rd of them with a residual, AMVP with a residual), left in the state with the
-    contexts past it; its J."""
+    contexts past it; (its J, the reference picture AMVP chose)."""
     n = 1 << log2
     bd = tp.bit_depth
     ctx0 = _snap(eng, ctx)
@@ -1210,22 +1217,23 @@ def _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no
             best_j, best_ctx, best_reg = j, _snap(eng, ctx), save_region(st, x, y, log2)
         _restore(eng, ctx, ctx0)
         restore_region(st, reg0, x, y, log2)
-    _, ri, mx, my, f, dx, dy = _amvp_search(st, sp, refs, bd, x, y, n, n, mmv, mri, nm)
+    _, ri, mx, my, f, dx, dy = _amvp_search(st, sp, refs, bd, x, y, n, n, mmv, mri, nm, np.int64(-1))
     _begin_inter_cu(st, x, y, log2, depth, 0)
     _place_pu(st, refs, bd, x, y, n, n, mx, my, ri, -1, f, dx, dy, False)
     j = _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, True)
     if j < best_j:
-        return j
+        return j, ri
     _restore(eng, ctx, best_ctx)
     restore_region(st, best_reg, x, y, log2)
-    return best_j
+    return best_j, ri
 
 
 @unit
-def _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, part):  # pragma: no cover
+def _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, part, ref):  # pragma: no cover
     """The CU as two PBs, 2NxN (``part`` 1) or Nx2N (2): each takes the cheaper of its best
-    merge candidate and its AMVP motion search by SATD + lambda * bits (HM's merge
-    estimation), then the CU's residual is coded by RD. Left in the state; its J."""
+    merge candidate and its AMVP motion search (in reference picture ``ref``, or all when
+    -1) by SATD + lambda * bits (HM's merge estimation), then the CU's residual is coded
+    by RD. Left in the state; its J."""
     n = 1 << log2
     half = n >> 1
     bd = tp.bit_depth
@@ -1241,7 +1249,7 @@ def _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, part):  # p
         nm = merge_candidates(st, refs, px, py, w, h, sp.log2_ctb, part, k, mmv, mri)
         _merge_rough(st, sp, refs, bd, px, py, w, h, mmv, mri, nm, rough)
         i = np.argmin(rough[:nm])
-        c, ri, mx, my, f, dx, dy = _amvp_search(st, sp, refs, bd, px, py, w, h, mmv, mri, nm)
+        c, ri, mx, my, f, dx, dy = _amvp_search(st, sp, refs, bd, px, py, w, h, mmv, mri, nm, ref)
         # the first PB is available to the second (6.4.2: a neighbour in the same coding
         # block is; merge_candidates drops the one A1 / B1 rule 8.5.3.2.3 excludes)
         mark = k == 0
@@ -1257,16 +1265,17 @@ def _inter_cu(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no
     """The cheapest inter coding of the CU: 2Nx2N, then (preset ``rect``) 2NxN and Nx2N;
     left in the state with the contexts past it; its J."""
     if not sp.rect:
-        return _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)
+        return _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)[0]
     ctx0 = _snap(eng, ctx)
     reg0 = save_region(st, x, y, log2)
-    best = _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)
+    best, ref = _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)
     keep_ctx = _snap(eng, ctx)
     keep = save_region(st, x, y, log2)
     for part in (1, 2):
         _restore(eng, ctx, ctx0)
         restore_region(st, reg0, x, y, log2)
-        jp = _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, np.int64(part))
+        jp = _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, np.int64(part),
+                          np.int64(-1) if sp.rect_all_refs else ref)
         if jp < best:
             best = jp
             keep_ctx, keep = _snap(eng, ctx), save_region(st, x, y, log2)
