@@ -97,7 +97,7 @@ def job(args: tuple[str, str, int, dict[str, Any], int]) -> dict[str, Any]:
                    "-i", str(src), "-wdt", str(w), "-hgt", str(h), "-fr", "25", "-f", str(nframes),
                    "-q", str(qp), "--InputBitDepth=8", "--OutputBitDepth=8", "--InternalBitDepth=8",
                    "-b", str(out), "-o", os.devnull]
-            r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+            r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, check=False)
             if r.returncode != 0:
                 raise SystemExit(f"HM failed: {r.stdout[-500:]} {r.stderr[-500:]}")
             cpu = float(next(ln.split()[2] for ln in r.stdout.splitlines() if "Total Time" in ln))

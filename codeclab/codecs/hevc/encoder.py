@@ -37,7 +37,7 @@ from codeclab.codecs.hevc import loopfilter as lf
 from codeclab.codecs.hevc import tb_coding
 from codeclab.codecs.hevc.ctu_syntax import write_slice_data
 from codeclab.codecs.hevc.inter import InterRefs
-from codeclab.codecs.hevc.lambdas import slice_lambdas
+from codeclab.codecs.hevc.lambdas import SliceLambdas, slice_lambdas
 from codeclab.codecs.hevc.params import (
     MAX_MERGE_CAND,
     SliceInfo,
@@ -82,7 +82,7 @@ class _PictureSetup(NamedTuple):
 
     tp: tb_coding.TbParams
     sp: SearchParams
-    lambdas: object
+    lambdas: SliceLambdas
     init_values: np.ndarray
 
 
@@ -169,7 +169,8 @@ class PictureEncoder:
         self._setups[key] = self._setup(self.p.qp, False)._replace(sp=v)
 
     def _setup(self, qp: int, slice_p: bool, nref: int = 0) -> _PictureSetup:
-        """TB and search parameters of a picture at QP ``qp`` (cached per QP and type)."""
+        """TB and search parameters of a picture at QP ``qp`` (cached per QP, slice type and
+        number of active references)."""
         key = (qp, slice_p, nref)
         if key in self._setups:
             return self._setups[key]

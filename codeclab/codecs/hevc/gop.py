@@ -35,7 +35,7 @@ def _ldp_qp(qp: int, k: int, min_qp: int) -> int:
     off, model_off, scale, _ = _LDP[k]
     q = qp + off
     if scale != 0:
-        q += int(math.floor(min(max(q * scale + model_off + 0.5, 0.0), 3.0)))
+        q += math.floor(min(max(q * scale + model_off + 0.5, 0.0), 3.0))
     return min(max(q, min_qp), 51)
 
 
