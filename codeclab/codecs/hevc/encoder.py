@@ -236,7 +236,7 @@ class PictureEncoder:
             sh = (H, W) if c == 0 else (H // 2, W // 2)
             a = np.asarray(pl, dtype=np.int32)
             org.append(np.pad(a, ((0, sh[0] - a.shape[0]), (0, sh[1] - a.shape[1])), mode="edge"))
-        st = new_picture_state(org)
+        st = new_picture_state(org, inter=slice_p)
         ctx = init_contexts(su.init_values, sl.qp)
         refs = self._refs(sl, dpb or {}) if slice_p else _no_refs(H, W)
         tb_coding.EXTERNAL[:] = [self.q if su.tp.qkind == tb_coding.QUANT_EXTERNAL else None, None]
@@ -265,7 +265,9 @@ class PictureEncoder:
         t1 = time.perf_counter()
         out = [np.array(r) for r in st.rec]
         ref_poc = np.array([sl.poc + d for d in sl.refs], dtype=np.int64)
-        rpoc = np.full(st.ri.shape, -1, dtype=np.int64)
+        pf = st.pf if slice_p else np.zeros((H // 4, W // 4), dtype=np.uint8)  # I: all intra
+        mv = st.mv if slice_p else np.zeros((H // 4, W // 4, 4), dtype=np.int32)
+        rpoc = np.full((H // 4, W // 4, 2), -1, dtype=np.int64)
         if slice_p:
             used = st.ri[..., 0] >= 0
             rpoc[..., 0][used] = ref_poc[st.ri[..., 0][used]]
@@ -300,7 +302,7 @@ class PictureEncoder:
             stats["intra_share"] = float((st.pf == 0).sum()) / n4
         decoded = None
         if p.max_refs:
-            decoded = DecodedPicture(sl.poc, (out[0], out[1], out[2]), st.pf.copy(), st.mv.copy(), rpoc)
+            decoded = DecodedPicture(sl.poc, (out[0], out[1], out[2]), pf.copy(), mv.copy(), rpoc)
         return EncodedPicture(data, recon, 8 * len(data), stats, decoded)
 
     def write_slice(self, st: PictureState, sao: lf.SaoParams | None = None, sao_l: bool = False,

@@ -53,10 +53,14 @@ class PictureState(NamedTuple):
     part: np.ndarray     # uint8 (H/8, W/8) PartMode of an inter CU: 0 2Nx2N, 1 2NxN, 2 Nx2N
 
 
-def new_picture_state(org: list[np.ndarray]) -> PictureState:
-    """A blank state for the source planes ``org`` (int32, coded size, 4:2:0)."""
+def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState:
+    """A blank state for the source planes ``org`` (int32, coded size, 4:2:0). Without
+    ``inter`` (an I picture) the motion maps are empty: nothing reads them, and a snapshot
+    of a region then copies none of them."""
     H, W = org[0].shape
     sizes = [(H, W), (H // 2, W // 2), (H // 2, W // 2)]
+    h4, w4 = (H // 4, W // 4) if inter else (0, 0)
+    h8, w8 = (H // 8, W // 8) if inter else (0, 0)
 
     def three(dtype, div: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return tuple(np.zeros((h // div, w // div), dtype=dtype) for h, w in sizes)  # type: ignore[return-value]
@@ -70,14 +74,14 @@ def new_picture_state(org: list[np.ndarray]) -> PictureState:
         cdepth=np.zeros((H // 8, W // 8), dtype=np.int32),
         nxn=np.zeros((H // 8, W // 8), dtype=np.uint8),
         cidx=np.zeros((H // 8, W // 8), dtype=np.uint8),
-        pf=np.zeros((H // 4, W // 4), dtype=np.uint8),
-        mv=np.zeros((H // 4, W // 4, 4), dtype=np.int32),
-        ri=np.full((H // 4, W // 4, 2), -1, dtype=np.int8),
-        mrg=np.full((H // 4, W // 4), -1, dtype=np.int8),
-        mvpf=np.zeros((H // 4, W // 4, 2), dtype=np.uint8),
-        mvd=np.zeros((H // 4, W // 4, 4), dtype=np.int32),
-        skip=np.zeros((H // 8, W // 8), dtype=np.uint8),
-        part=np.zeros((H // 8, W // 8), dtype=np.uint8))
+        pf=np.zeros((h4, w4), dtype=np.uint8),
+        mv=np.zeros((h4, w4, 4), dtype=np.int32),
+        ri=np.full((h4, w4, 2), -1, dtype=np.int8),
+        mrg=np.full((h4, w4), -1, dtype=np.int8),
+        mvpf=np.zeros((h4, w4, 2), dtype=np.uint8),
+        mvd=np.zeros((h4, w4, 4), dtype=np.int32),
+        skip=np.zeros((h8, w8), dtype=np.uint8),
+        part=np.zeros((h8, w8), dtype=np.uint8))
 
 
 # ------------------------------------------------------------------ snapshots -------------
@@ -134,17 +138,21 @@ def restore_chroma(st, s, xc, yc, n):  # pragma: no cover - numba
 @njit(cache=True)
 def save_region(st, x, y, log2):  # pragma: no cover - numba
     """Everything coding the CU square (x, y, 2^log2) changes: both luma and chroma parts
-    and the CU maps (modes, depths, part mode, chroma mode, motion, skip)."""
+    and the CU maps (modes, depths, part mode, chroma mode, motion, skip; the motion maps of
+    an I picture's state are empty and stand for themselves)."""
     n = 1 << log2
     u8, v8, m8 = y >> 3, x >> 3, n >> 3
     u4, v4, m4 = y >> 2, x >> 2, n >> 2
+    if st.pf.size == 0:
+        motion = (st.pf, st.mv, st.ri, st.mrg, st.mvpf, st.skip, st.mvd, st.part)
+    else:
+        motion = (st.pf[u4:u4 + m4, v4:v4 + m4].copy(), st.mv[u4:u4 + m4, v4:v4 + m4].copy(),
+                  st.ri[u4:u4 + m4, v4:v4 + m4].copy(), st.mrg[u4:u4 + m4, v4:v4 + m4].copy(),
+                  st.mvpf[u4:u4 + m4, v4:v4 + m4].copy(), st.skip[u8:u8 + m8, v8:v8 + m8].copy(),
+                  st.mvd[u4:u4 + m4, v4:v4 + m4].copy(), st.part[u8:u8 + m8, v8:v8 + m8].copy())
     return (save_luma(st, x, y, n), save_chroma(st, x >> 1, y >> 1, n >> 1),
             st.mode[u4:u4 + m4, v4:v4 + m4].copy(), st.cdepth[u8:u8 + m8, v8:v8 + m8].copy(),
-            st.nxn[u8:u8 + m8, v8:v8 + m8].copy(), st.cidx[u8:u8 + m8, v8:v8 + m8].copy(),
-            st.pf[u4:u4 + m4, v4:v4 + m4].copy(), st.mv[u4:u4 + m4, v4:v4 + m4].copy(),
-            st.ri[u4:u4 + m4, v4:v4 + m4].copy(), st.mrg[u4:u4 + m4, v4:v4 + m4].copy(),
-            st.mvpf[u4:u4 + m4, v4:v4 + m4].copy(), st.skip[u8:u8 + m8, v8:v8 + m8].copy(),
-            st.mvd[u4:u4 + m4, v4:v4 + m4].copy(), st.part[u8:u8 + m8, v8:v8 + m8].copy())
+            st.nxn[u8:u8 + m8, v8:v8 + m8].copy(), st.cidx[u8:u8 + m8, v8:v8 + m8].copy(), motion)
 
 
 @njit(cache=True)
@@ -158,11 +166,13 @@ def restore_region(st, s, x, y, log2):  # pragma: no cover - numba
     st.cdepth[u8:u8 + m8, v8:v8 + m8] = s[3]
     st.nxn[u8:u8 + m8, v8:v8 + m8] = s[4]
     st.cidx[u8:u8 + m8, v8:v8 + m8] = s[5]
-    st.pf[u4:u4 + m4, v4:v4 + m4] = s[6]
-    st.mv[u4:u4 + m4, v4:v4 + m4] = s[7]
-    st.ri[u4:u4 + m4, v4:v4 + m4] = s[8]
-    st.mrg[u4:u4 + m4, v4:v4 + m4] = s[9]
-    st.mvpf[u4:u4 + m4, v4:v4 + m4] = s[10]
-    st.skip[u8:u8 + m8, v8:v8 + m8] = s[11]
-    st.mvd[u4:u4 + m4, v4:v4 + m4] = s[12]
-    st.part[u8:u8 + m8, v8:v8 + m8] = s[13]
+    if st.pf.size != 0:
+        m = s[6]
+        st.pf[u4:u4 + m4, v4:v4 + m4] = m[0]
+        st.mv[u4:u4 + m4, v4:v4 + m4] = m[1]
+        st.ri[u4:u4 + m4, v4:v4 + m4] = m[2]
+        st.mrg[u4:u4 + m4, v4:v4 + m4] = m[3]
+        st.mvpf[u4:u4 + m4, v4:v4 + m4] = m[4]
+        st.skip[u8:u8 + m8, v8:v8 + m8] = m[5]
+        st.mvd[u4:u4 + m4, v4:v4 + m4] = m[6]
+        st.part[u8:u8 + m8, v8:v8 + m8] = m[7]
