@@ -21,6 +21,12 @@ coding their TBs with :func:`codeclab.codecs.hevc.tb_coding.code_tb`:
   contexts, so RDOQ prices levels with the states the block will be coded with. Every
   trial is undone with the state's save / restore of a region.
 
+P pictures always take the RD search (each preset's fields set its effort) and try inter
+CUs before the intra ones (:func:`_inter_cu`): every merge candidate as a skip, the best
+with a residual, AMVP after a motion search per reference picture, 2NxN / Nx2N; inter
+residuals use :func:`codeclab.codecs.hevc.tb_coding.inter_tree` (uniform transform trees
+chosen by RD cost); the cheapest whole-CU RD cost wins.
+
 The final bitstream is written afterwards from the state, so a search only chooses: it
 cannot break decodability.
 """
