@@ -19,6 +19,7 @@ from codeclab.base.jit import unit
 from codeclab.bitstream.cabac import encode_bin, encode_bypass, encode_bypass_bits, encode_terminate
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.intra import chroma_mode_from, most_probable_modes
+from codeclab.codecs.hevc.picture_state import ICU_PART, ICU_SKIP, MOT_MRG, MOT_MVD, MOT_MVPF, MOT_PF, MOT_RI
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.scan import scan_idx_for
 
@@ -173,7 +174,7 @@ def _write_mvd(eng, ctx, buf, dx, dy):  # pragma: no cover - numba
 def _write_pu(eng, ctx, buf, st, x, y, skip, nref, max_merge):  # pragma: no cover - numba
     """prediction_unit() of a P slice's PB whose top-left 4x4 unit is (x, y)."""
     u, v = y >> 2, x >> 2
-    mi = st.mrg[u, v]
+    mi = st.mot[u, v, MOT_MRG]
     if not skip:
         encode_bin(eng, ctx, buf, T.CTX_MERGE_FLAG, 1 if mi >= 0 else 0)
     if mi >= 0:
@@ -181,9 +182,9 @@ def _write_pu(eng, ctx, buf, st, x, y, skip, nref, max_merge):  # pragma: no cov
             _write_tr(eng, ctx, buf, T.CTX_MERGE_IDX, 1, mi, max_merge - 1)
         return
     if nref > 1:
-        _write_tr(eng, ctx, buf, T.CTX_REF_IDX, 2, st.ri[u, v, 0], nref - 1)
-    _write_mvd(eng, ctx, buf, st.mvd[u, v, 0], st.mvd[u, v, 1])
-    encode_bin(eng, ctx, buf, T.CTX_MVP_FLAG, st.mvpf[u, v, 0])
+        _write_tr(eng, ctx, buf, T.CTX_REF_IDX, 2, st.mot[u, v, MOT_RI], nref - 1)
+    _write_mvd(eng, ctx, buf, st.mot[u, v, MOT_MVD], st.mot[u, v, MOT_MVD + 1])
+    encode_bin(eng, ctx, buf, T.CTX_MVP_FLAG, st.mot[u, v, MOT_MVPF])
 
 
 @njit(cache=True)
@@ -202,20 +203,20 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
     slice, with nref active references and MaxNumMergeCand max_merge); in estimate mode it
     prices the CU (the neighbours must hold the state it is coded in)."""
     if slice_p:
-        skip = st.skip[y >> 3, x >> 3] != 0
+        skip = st.icu[y >> 3, x >> 3, ICU_SKIP] != 0
         inc = 0
-        if x > 0 and st.skip[y >> 3, (x - 1) >> 3]:
+        if x > 0 and st.icu[y >> 3, (x - 1) >> 3, ICU_SKIP]:
             inc += 1
-        if y > 0 and st.skip[(y - 1) >> 3, x >> 3]:
+        if y > 0 and st.icu[(y - 1) >> 3, x >> 3, ICU_SKIP]:
             inc += 1
         encode_bin(eng, ctx, buf, T.CTX_SKIP + inc, 1 if skip else 0)
         if skip:
             _write_pu(eng, ctx, buf, st, x, y, True, nref, max_merge)
             return
-        inter = st.pf[y >> 2, x >> 2] != 0
+        inter = st.mot[y >> 2, x >> 2, MOT_PF] != 0
         encode_bin(eng, ctx, buf, T.CTX_PRED_MODE, 0 if inter else 1)
         if inter:
-            part = st.part[y >> 3, x >> 3]
+            part = st.icu[y >> 3, x >> 3, ICU_PART]
             half = 1 << (log2 - 1)
             encode_bin(eng, ctx, buf, T.CTX_PART_MODE, 1 if part == 0 else 0)  # AMP off:
             if part != 0:                                                    # 1, 01, 00
@@ -226,7 +227,7 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
             elif part == 2:
                 _write_pu(eng, ctx, buf, st, x + half, y, False, nref, max_merge)
             root = cu_has_residual(st, x, y, log2)
-            if part != 0 or st.mrg[y >> 2, x >> 2] < 0:  # 2Nx2N merge: rqt_root_cbf inferred 1
+            if part != 0 or st.mot[y >> 2, x >> 2, MOT_MRG] < 0:  # 2Nx2N merge: rqt_root_cbf inferred 1
                 encode_bin(eng, ctx, buf, T.CTX_RQT_ROOT_CBF, 1 if root else 0)
             if root:
                 _write_tt(eng, ctx, buf, st, x, y, log2, max_tu_depth_inter, False, log2_max_tb,

@@ -45,7 +45,16 @@ from codeclab.codecs.hevc.params import (
     parameter_set_nals,
     slice_header_bits,
 )
-from codeclab.codecs.hevc.picture_state import PictureState, new_picture_state
+from codeclab.codecs.hevc.picture_state import (
+    ICU_PART,
+    ICU_SKIP,
+    MOT_MV,
+    MOT_PF,
+    MOT_RI,
+    PictureState,
+    blank_motion,
+    new_picture_state,
+)
 from codeclab.codecs.hevc.quantizer import EncoderQuantizer, RDOQQuantizer, SQQuantizer
 from codeclab.codecs.hevc.scalar_quant import chroma_qp
 from codeclab.codecs.hevc.search import PRESETS, SearchParams, search_picture
@@ -120,9 +129,9 @@ def pu_edges(st: PictureState, log2_ctb: int) -> tuple[np.ndarray, np.ndarray]:
     """Edge maps of the prediction block boundaries inside 2NxN / Nx2N inter CUs."""
     cu_log2 = log2_ctb - np.repeat(np.repeat(st.cdepth, 2, axis=0), 2, axis=1)
     half = 1 << (cu_log2 - 1)
-    part = np.repeat(np.repeat(st.part, 2, axis=0), 2, axis=1)
-    inter = st.pf != 0
-    h4, w4 = st.pf.shape
+    part = np.repeat(np.repeat(st.icu[..., ICU_PART], 2, axis=0), 2, axis=1)
+    inter = st.mot[..., MOT_PF] != 0
+    h4, w4 = inter.shape
     xs = (np.arange(w4) * 4)[None, :]
     ys = (np.arange(h4) * 4)[:, None]
     return (inter & (part == 2) & ((xs % (2 * half)) == half),
@@ -265,18 +274,20 @@ class PictureEncoder:
         t1 = time.perf_counter()
         out = [np.array(r) for r in st.rec]
         ref_poc = np.array([sl.poc + d for d in sl.refs], dtype=np.int64)
-        pf = st.pf if slice_p else np.zeros((H // 4, W // 4), dtype=np.uint8)  # I: all intra
-        mv = st.mv if slice_p else np.zeros((H // 4, W // 4, 4), dtype=np.int32)
+        mot = st.mot if slice_p else blank_motion(H // 4, W // 4)  # I: all intra
+        pf = mot[..., MOT_PF].astype(np.uint8)
+        mv = np.ascontiguousarray(mot[..., MOT_MV:MOT_MV + 4])
         rpoc = np.full((H // 4, W // 4, 2), -1, dtype=np.int64)
         if slice_p:
-            used = st.ri[..., 0] >= 0
-            rpoc[..., 0][used] = ref_poc[st.ri[..., 0][used]]
+            ri = mot[..., MOT_RI]
+            used = ri >= 0
+            rpoc[..., 0][used] = ref_poc[ri[used]]
         if p.deblock:
             qp_map = np.full((H // 4, W // 4), sl.qp, dtype=np.int32)
             edges = tb_edges(st, p.log2_ctb)
             if slice_p:
                 pu = pu_edges(st, p.log2_ctb)
-                edges = lf.boundary_strengths((edges[0] | pu[0], edges[1] | pu[1]), st.pf, st.mv,
+                edges = lf.boundary_strengths((edges[0] | pu[0], edges[1] | pu[1]), pf, mv,
                                               rpoc[..., 0].copy(), st.cbf[0], edges)
             out = lf.deblock(out, edges, qp_map, self.bd)
         sao = None
@@ -297,12 +308,12 @@ class PictureEncoder:
         stats = {"decide_s": t1 - t0, "filter_s": t2 - t1, "write_s": t3 - t2, "cus": int(round(cus)),
                  "qp": sl.qp, "pict_type": sl.slice_type, "poc": sl.poc}
         if slice_p:
-            n4 = st.pf.size
-            stats["skip_share"] = float(np.repeat(np.repeat(st.skip, 2, 0), 2, 1).sum()) / n4
-            stats["intra_share"] = float((st.pf == 0).sum()) / n4
+            n4 = pf.size
+            stats["skip_share"] = float(np.repeat(np.repeat(st.icu[..., ICU_SKIP], 2, 0), 2, 1).sum()) / n4
+            stats["intra_share"] = float((pf == 0).sum()) / n4
         decoded = None
         if p.max_refs:
-            decoded = DecodedPicture(sl.poc, (out[0], out[1], out[2]), pf.copy(), mv.copy(), rpoc)
+            decoded = DecodedPicture(sl.poc, (out[0], out[1], out[2]), pf, mv, rpoc)
         return EncodedPicture(data, recon, 8 * len(data), stats, decoded)
 
     def write_slice(self, st: PictureState, sao: lf.SaoParams | None = None, sao_l: bool = False,

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from codeclab.codecs.hevc.picture_state import MOT_MV, MOT_PF, MOT_RI
+
 __all__ = ["InterRefs", "LUMA_TAPS", "CHROMA_TAPS", "predict_block", "interp_block",
            "merge_candidates", "mvp_candidates", "scale_mv"]
 
@@ -164,19 +166,20 @@ def _avail(st, xn, yn):  # pragma: no cover - numba
     H, W = st.av[0].shape
     if xn < 0 or yn < 0 or xn >= W or yn >= H:
         return False
-    return st.av[0][yn, xn] and st.pf[yn >> 2, xn >> 2] != 0
+    return st.av[0][yn, xn] and st.mot[yn >> 2, xn >> 2, MOT_PF] != 0
 
 
 @njit(cache=True)
 def _same_motion(st, ya, xa, yb, xb):  # pragma: no cover - numba
     """The two 4x4 units have the same motion vectors and reference indices."""
-    if st.pf[ya, xa] != st.pf[yb, xb]:
+    if st.mot[ya, xa, MOT_PF] != st.mot[yb, xb, MOT_PF]:
         return False
-    p = st.pf[ya, xa]
+    p = st.mot[ya, xa, MOT_PF]
     for lx in range(2):
         if p & (1 << lx):
-            if st.ri[ya, xa, lx] != st.ri[yb, xb, lx] or st.mv[ya, xa, 2 * lx] != st.mv[yb, xb, 2 * lx] \
-                    or st.mv[ya, xa, 2 * lx + 1] != st.mv[yb, xb, 2 * lx + 1]:
+            a, b = st.mot[ya, xa], st.mot[yb, xb]
+            if a[MOT_RI + lx] != b[MOT_RI + lx] or a[MOT_MV + 2 * lx] != b[MOT_MV + 2 * lx] \
+                    or a[MOT_MV + 2 * lx + 1] != b[MOT_MV + 2 * lx + 1]:
                 return False
     return True
 
@@ -234,8 +237,8 @@ def merge_candidates(st, refs, x, y, w, h, log2_ctb, part, part_idx, out_mv, out
         and not (rb1 and _same_motion(st, ub2, vb2, ub1, vb1)) and not (a1 and b1 and b0 and a0)
     for ok, u, v in ((a1, ua1, va1), (b1, ub1, vb1), (b0, ub0, vb0), (a0, ua0, va0), (b2, ub2, vb2)):
         if ok and n < refs.max_merge:
-            out_mv[n, 0], out_mv[n, 1] = st.mv[u, v, 0], st.mv[u, v, 1]
-            out_ri[n] = st.ri[u, v, 0]
+            out_mv[n, 0], out_mv[n, 1] = st.mot[u, v, MOT_MV], st.mot[u, v, MOT_MV + 1]
+            out_ri[n] = st.mot[u, v, MOT_RI]
             n += 1
     if refs.tmvp and n < refs.max_merge:  # temporal candidate, refIdxL0Col = 0
         ok, mvx, mvy = _temporal(refs, st, x, y, w, h, 0, log2_ctb)
@@ -256,10 +259,10 @@ def merge_candidates(st, refs, x, y, w, h, log2_ctb, part, part_idx, out_mv, out
 @njit(cache=True)
 def _cand_same(st, refs, u, v, target_poc):  # pragma: no cover - numba
     """A neighbour's motion vector that refers to the target picture (L0 first, then L1)."""
-    p = st.pf[u, v]
+    p = st.mot[u, v, MOT_PF]
     for lx in range(2):
-        if p & (1 << lx) and refs.ref_poc[st.ri[u, v, lx]] == target_poc:
-            return True, st.mv[u, v, 2 * lx], st.mv[u, v, 2 * lx + 1]
+        if p & (1 << lx) and refs.ref_poc[st.mot[u, v, MOT_RI + lx]] == target_poc:
+            return True, st.mot[u, v, MOT_MV + 2 * lx], st.mot[u, v, MOT_MV + 2 * lx + 1]
     return False, 0, 0
 
 
@@ -267,11 +270,11 @@ def _cand_same(st, refs, u, v, target_poc):  # pragma: no cover - numba
 def _cand_scaled(st, refs, u, v, target_poc):  # pragma: no cover - numba
     """A neighbour's motion vector (L0 first, then L1) scaled to the target picture (all our
     references are short-term)."""
-    p = st.pf[u, v]
+    p = st.mot[u, v, MOT_PF]
     for lx in range(2):
         if p & (1 << lx):
-            npoc = refs.ref_poc[st.ri[u, v, lx]]
-            mvx, mvy = st.mv[u, v, 2 * lx], st.mv[u, v, 2 * lx + 1]
+            npoc = refs.ref_poc[st.mot[u, v, MOT_RI + lx]]
+            mvx, mvy = st.mot[u, v, MOT_MV + 2 * lx], st.mot[u, v, MOT_MV + 2 * lx + 1]
             if npoc != target_poc:
                 td, tb = refs.poc - npoc, refs.poc - target_poc
                 mvx, mvy = scale_mv(mvx, td, tb), scale_mv(mvy, td, tb)

@@ -12,8 +12,11 @@ Per-position maps: a TB's levels sit at the TB's own position in ``lv`` (luma co
 for Y, chroma coordinates for Cb/Cr); ``cbf`` / ``ts`` have one entry per 4x4 unit of
 their component, set over the whole TB; luma modes and trafoDepth per 4x4 luma unit, the
 CU's depth, part mode and intra_chroma_pred_mode per 8x8 luma unit; inter prediction per
-4x4 luma unit (prediction list flags, motion vectors in quarter samples, reference indices,
-merge index or -1, mvp flags, the coded mvd) cu_skip_flag and the inter PartMode per 8x8. The TU tree is
+4x4 luma unit in the channels of ``mot`` (prediction list flags, motion vectors in quarter
+samples, reference indices, merge index or -1, mvp flags, the coded mvd), cu_skip_flag and
+the inter PartMode per 8x8 in ``icu``. (Two packed arrays, not eight: every compiled call
+that takes the state passes each of its arrays by value, so each array adds to the cost of
+every call, intra ones included.) The TU tree is
 implied: a node (x, y, log2, depth) is split iff ``tdepth`` at its top-left exceeds
 ``depth``; a CU's size is ``log2_ctb - cdepth``.
 """
@@ -26,7 +29,21 @@ import numpy as np
 from numba import njit
 
 __all__ = ["PictureState", "new_picture_state", "save_region", "restore_region",
-           "save_luma", "restore_luma", "save_chroma", "restore_chroma"]
+           "save_luma", "restore_luma", "save_chroma", "restore_chroma",
+           "MOT_PF", "MOT_MV", "MOT_RI", "MOT_MRG", "MOT_MVPF", "MOT_MVD", "MOT_CH",
+           "ICU_SKIP", "ICU_PART", "blank_motion"]
+
+# channels of the motion map ``mot`` (int32 per 4x4 luma unit); list X = 0, 1
+MOT_PF = 0     # predFlagL0 | predFlagL1 << 1; 0 = intra or not coded
+MOT_MV = 1     # mvLX (x, y) at MOT_MV + 2X, MOT_MV + 2X + 1, quarter samples
+MOT_RI = 5     # refIdxLX at MOT_RI + X; -1: list unused
+MOT_MRG = 7    # merge_idx of the PB; -1: coded with mvd (AMVP)
+MOT_MVPF = 8   # mvp_lX_flag at MOT_MVPF + X
+MOT_MVD = 10   # the coded MvdLX (x, y) at MOT_MVD + 2X, MOT_MVD + 2X + 1
+MOT_CH = 14
+# channels of the inter CU map ``icu`` (uint8 per 8x8 luma unit)
+ICU_SKIP = 0   # cu_skip_flag
+ICU_PART = 1   # PartMode of an inter CU: 0 2Nx2N, 1 2NxN, 2 Nx2N
 
 
 class PictureState(NamedTuple):
@@ -43,14 +60,8 @@ class PictureState(NamedTuple):
     cdepth: np.ndarray   # int32 (H/8, W/8) CU depth (coding quadtree)
     nxn: np.ndarray      # uint8 (H/8, W/8) part_mode NxN (8x8 CUs only)
     cidx: np.ndarray     # uint8 (H/8, W/8) intra_chroma_pred_mode (0..4) of the CU
-    pf: np.ndarray       # uint8 (H/4, W/4) predFlagL0 | predFlagL1 << 1; 0 = intra or not coded
-    mv: np.ndarray       # int32 (H/4, W/4, 4) mvL0 (x, y), mvL1 (x, y), quarter samples
-    ri: np.ndarray       # int8 (H/4, W/4, 2) refIdxL0, refIdxL1 (-1: list unused)
-    mrg: np.ndarray      # int8 (H/4, W/4) merge_idx of the PB, -1: coded with mvd (AMVP)
-    mvpf: np.ndarray     # uint8 (H/4, W/4, 2) mvp_l0_flag, mvp_l1_flag
-    mvd: np.ndarray      # int32 (H/4, W/4, 4) the coded MvdL0 (x, y), MvdL1 (x, y) of AMVP PBs
-    skip: np.ndarray     # uint8 (H/8, W/8) cu_skip_flag
-    part: np.ndarray     # uint8 (H/8, W/8) PartMode of an inter CU: 0 2Nx2N, 1 2NxN, 2 Nx2N
+    mot: np.ndarray      # int32 (H/4, W/4, MOT_CH) motion of the PB covering the unit
+    icu: np.ndarray      # uint8 (H/8, W/8, 2) cu_skip_flag, inter PartMode
 
 
 def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState:
@@ -74,14 +85,15 @@ def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState
         cdepth=np.zeros((H // 8, W // 8), dtype=np.int32),
         nxn=np.zeros((H // 8, W // 8), dtype=np.uint8),
         cidx=np.zeros((H // 8, W // 8), dtype=np.uint8),
-        pf=np.zeros((h4, w4), dtype=np.uint8),
-        mv=np.zeros((h4, w4, 4), dtype=np.int32),
-        ri=np.full((h4, w4, 2), -1, dtype=np.int8),
-        mrg=np.full((h4, w4), -1, dtype=np.int8),
-        mvpf=np.zeros((h4, w4, 2), dtype=np.uint8),
-        mvd=np.zeros((h4, w4, 4), dtype=np.int32),
-        skip=np.zeros((h8, w8), dtype=np.uint8),
-        part=np.zeros((h8, w8), dtype=np.uint8))
+        mot=blank_motion(h4, w4), icu=np.zeros((h8, w8, 2), dtype=np.uint8))
+
+
+def blank_motion(h4: int, w4: int) -> np.ndarray:
+    """A motion map of intra units: no prediction list, no reference, no merge index."""
+    mot = np.zeros((h4, w4, MOT_CH), dtype=np.int32)
+    mot[..., MOT_RI:MOT_RI + 2] = -1
+    mot[..., MOT_MRG] = -1
+    return mot
 
 
 # ------------------------------------------------------------------ snapshots -------------
@@ -143,13 +155,10 @@ def save_region(st, x, y, log2):  # pragma: no cover - numba
     n = 1 << log2
     u8, v8, m8 = y >> 3, x >> 3, n >> 3
     u4, v4, m4 = y >> 2, x >> 2, n >> 2
-    if st.pf.size == 0:
-        motion = (st.pf, st.mv, st.ri, st.mrg, st.mvpf, st.skip, st.mvd, st.part)
+    if st.mot.size == 0:
+        motion = (st.mot, st.icu)
     else:
-        motion = (st.pf[u4:u4 + m4, v4:v4 + m4].copy(), st.mv[u4:u4 + m4, v4:v4 + m4].copy(),
-                  st.ri[u4:u4 + m4, v4:v4 + m4].copy(), st.mrg[u4:u4 + m4, v4:v4 + m4].copy(),
-                  st.mvpf[u4:u4 + m4, v4:v4 + m4].copy(), st.skip[u8:u8 + m8, v8:v8 + m8].copy(),
-                  st.mvd[u4:u4 + m4, v4:v4 + m4].copy(), st.part[u8:u8 + m8, v8:v8 + m8].copy())
+        motion = (st.mot[u4:u4 + m4, v4:v4 + m4].copy(), st.icu[u8:u8 + m8, v8:v8 + m8].copy())
     return (save_luma(st, x, y, n), save_chroma(st, x >> 1, y >> 1, n >> 1),
             st.mode[u4:u4 + m4, v4:v4 + m4].copy(), st.cdepth[u8:u8 + m8, v8:v8 + m8].copy(),
             st.nxn[u8:u8 + m8, v8:v8 + m8].copy(), st.cidx[u8:u8 + m8, v8:v8 + m8].copy(), motion)
@@ -166,13 +175,6 @@ def restore_region(st, s, x, y, log2):  # pragma: no cover - numba
     st.cdepth[u8:u8 + m8, v8:v8 + m8] = s[3]
     st.nxn[u8:u8 + m8, v8:v8 + m8] = s[4]
     st.cidx[u8:u8 + m8, v8:v8 + m8] = s[5]
-    if st.pf.size != 0:
-        m = s[6]
-        st.pf[u4:u4 + m4, v4:v4 + m4] = m[0]
-        st.mv[u4:u4 + m4, v4:v4 + m4] = m[1]
-        st.ri[u4:u4 + m4, v4:v4 + m4] = m[2]
-        st.mrg[u4:u4 + m4, v4:v4 + m4] = m[3]
-        st.mvpf[u4:u4 + m4, v4:v4 + m4] = m[4]
-        st.skip[u8:u8 + m8, v8:v8 + m8] = m[5]
-        st.mvd[u4:u4 + m4, v4:v4 + m4] = m[6]
-        st.part[u8:u8 + m8, v8:v8 + m8] = m[7]
+    if st.mot.size != 0:
+        st.mot[u4:u4 + m4, v4:v4 + m4] = s[6][0]
+        st.icu[u8:u8 + m8, v8:v8 + m8] = s[6][1]

@@ -56,6 +56,14 @@ from codeclab.codecs.hevc.intra import (
     chroma_mode_from,
 )
 from codeclab.codecs.hevc.picture_state import (
+    ICU_PART,
+    ICU_SKIP,
+    MOT_MRG,
+    MOT_MV,
+    MOT_MVD,
+    MOT_MVPF,
+    MOT_PF,
+    MOT_RI,
     restore_chroma,
     restore_luma,
     restore_region,
@@ -1043,11 +1051,18 @@ def _clear_motion(st, x, y, log2):  # pragma: no cover - numba
     """Mark the CU (x, y, 2^log2) intra in the motion maps (no prediction lists, no skip)."""
     n = 1 << log2
     u4, v4, m4 = y >> 2, x >> 2, n >> 2
-    st.pf[u4:u4 + m4, v4:v4 + m4] = 0
-    st.ri[u4:u4 + m4, v4:v4 + m4] = -1
-    st.mrg[u4:u4 + m4, v4:v4 + m4] = -1
-    _set_cu(st.skip, x, y, log2, 0)
-    _set_cu(st.part, x, y, log2, 0)
+    st.mot[u4:u4 + m4, v4:v4 + m4, MOT_PF] = 0
+    st.mot[u4:u4 + m4, v4:v4 + m4, MOT_RI:MOT_RI + 2] = -1
+    st.mot[u4:u4 + m4, v4:v4 + m4, MOT_MRG] = -1
+    _set_icu(st, x, y, log2, ICU_SKIP, 0)
+    _set_icu(st, x, y, log2, ICU_PART, 0)
+
+
+@njit(cache=True)
+def _set_icu(st, x, y, log2, ch, v):  # pragma: no cover - numba
+    """Set channel ``ch`` of the inter CU map over the CU."""
+    m = 1 << (log2 - 3)
+    st.icu[y >> 3:(y >> 3) + m, x >> 3:(x >> 3) + m, ch] = v
 
 
 @njit(cache=True)
@@ -1061,7 +1076,7 @@ def _begin_inter_cu(st, x, y, log2, depth, part):  # pragma: no cover - numba
     _set_cu(st.cdepth, x, y, log2, depth)
     _set_cu(st.nxn, x, y, log2, 0)
     _set_cu(st.cidx, x, y, log2, 4)
-    _set_cu(st.part, x, y, log2, part)
+    _set_icu(st, x, y, log2, ICU_PART, part)
     st.mode[u4:u4 + m4, v4:v4 + m4] = -1
     st.lv[0][y:y + n, x:x + n] = 0
     st.cbf[0][u4:u4 + m4, v4:v4 + m4] = 0
@@ -1083,16 +1098,17 @@ def _place_pu(st, refs, bd, x, y, w, h, mvx, mvy, ri, mrg, mvpf, mvdx, mvdy, mar
     for c in range(1, 3):
         predict_block(refs.ref_c[ri, c - 1], xc, yc, wc, hc, mvx, mvy, False, bd,
                       st.rec[c][yc:yc + hc, xc:xc + wc])
-    st.pf[u4:u4 + mh, v4:v4 + mw] = 1
-    st.mv[u4:u4 + mh, v4:v4 + mw, 0] = mvx
-    st.mv[u4:u4 + mh, v4:v4 + mw, 1] = mvy
-    st.mv[u4:u4 + mh, v4:v4 + mw, 2:] = 0
-    st.ri[u4:u4 + mh, v4:v4 + mw, 0] = ri
-    st.ri[u4:u4 + mh, v4:v4 + mw, 1] = -1
-    st.mrg[u4:u4 + mh, v4:v4 + mw] = mrg
-    st.mvpf[u4:u4 + mh, v4:v4 + mw, 0] = mvpf
-    st.mvd[u4:u4 + mh, v4:v4 + mw, 0] = mvdx
-    st.mvd[u4:u4 + mh, v4:v4 + mw, 1] = mvdy
+    m = st.mot[u4:u4 + mh, v4:v4 + mw]
+    m[..., MOT_PF] = 1
+    m[..., MOT_MV] = mvx
+    m[..., MOT_MV + 1] = mvy
+    m[..., MOT_MV + 2:MOT_MV + 4] = 0
+    m[..., MOT_RI] = ri
+    m[..., MOT_RI + 1] = -1
+    m[..., MOT_MRG] = mrg
+    m[..., MOT_MVPF] = mvpf
+    m[..., MOT_MVD] = mvdx
+    m[..., MOT_MVD + 1] = mvdy
     if mark_av:
         st.av[0][y:y + h, x:x + w] = True
 
@@ -1108,15 +1124,17 @@ def _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, residual):  # pragma: 
     st.av[0][y:y + n, x:x + n] = True
     st.av[1][y >> 1:(y >> 1) + nc, x >> 1:(x >> 1) + nc] = True
     st.av[2][y >> 1:(y >> 1) + nc, x >> 1:(x >> 1) + nc] = True
-    merge2n = st.part[y >> 3, x >> 3] == 0 and st.mrg[y >> 2, x >> 2] >= 0
+    merge2n = st.icu[y >> 3, x >> 3, ICU_PART] == 0 and st.mot[y >> 2, x >> 2, MOT_MRG] >= 0
     if not residual:
-        _set_cu(st.skip, x, y, log2, 1 if merge2n else 0)
+        _set_icu(st, x, y, log2, ICU_SKIP, 1 if merge2n else 0)
         b0 = eng[E_FRAC]
         write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
                  tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
         return _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
     forced = log2 - min(log2, sp.log2_max_tb)
     last = min(sp.tu_inter, sp.max_tu_depth_inter - forced, min(log2, sp.log2_max_tb) - 2)
+    if last == 0:  # one tree to try: no snapshots
+        return _inter_residual(st, tp, sp, eng, ctx, buf, x, y, log2, 0, merge2n)
     ctx0 = _snap(eng, ctx)
     pred = save_region(st, x, y, log2)
     best_j = np.inf
@@ -1127,12 +1145,7 @@ def _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, residual):  # pragma: 
         if extra > 0:
             _restore(eng, ctx, ctx0)
             restore_region(st, pred, x, y, log2)
-        inter_tree(st, tp, ctx, np.bool_(True), x, y, log2, np.int64(sp.log2_max_tb), np.int64(extra))
-        _set_cu(st.skip, x, y, log2, 1 if (merge2n and not cu_has_residual(st, x, y, log2)) else 0)
-        b0 = eng[E_FRAC]
-        write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-                 tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
-        j = _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
+        j = _inter_residual(st, tp, sp, eng, ctx, buf, x, y, log2, extra, merge2n)
         if j < best_j:
             best_j, best = j, extra
             if extra < last:
@@ -1141,6 +1154,18 @@ def _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, residual):  # pragma: 
         _restore(eng, ctx, keep_ctx)
         restore_region(st, keep, x, y, log2)
     return best_j
+
+
+@unit
+def _inter_residual(st, tp, sp, eng, ctx, buf, x, y, log2, extra, merge2n):  # pragma: no cover
+    """The inter CU's residual coded with a uniform transform tree ``extra`` levels below
+    its largest TB, the CU written (contexts advance); its J."""
+    inter_tree(st, tp, ctx, np.bool_(True), x, y, log2, np.int64(sp.log2_max_tb), np.int64(extra))
+    _set_icu(st, x, y, log2, ICU_SKIP, 1 if (merge2n and not cu_has_residual(st, x, y, log2)) else 0)
+    b0 = eng[E_FRAC]
+    write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
+             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
+    return _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
 
 
 @njit(cache=True)
