@@ -1,18 +1,28 @@
-"""Our HEVC encoder with P pictures against HM 16.20 and x265, compression and CPU time, in
-one run.
+"""Our HEVC encoder with P / B pictures against HM 16.20 and x265, compression and CPU time,
+in one run.
 
-    .venv/bin/python benchmarks/bench_inter.py [--frames 17] [--presets medium]
-        [--qps 22 27 32 37] [--refs 4] [--no-x265] [--jobs 2] [--json out.json]
+    .venv/bin/python benchmarks/bench_inter.py [--gop ldp|ldb|ra] [--frames 17]
+        [--presets medium] [--qps 22 27 32 37] [--refs 4] [--no-x265] [--jobs 2] [--json out.json]
 
 Clips: the three real clips of ``../shared/media/clips``, first ``--frames`` frames, 8-bit
 4:2:0 (FFmpeg's conversion): ``realshort.mp4`` and ``balle1-vp9.avi`` whole (320x240),
 ``cockatoo.mp4`` as its 416x240 centre window (the others are smaller than 416x240).
 
-Structures: HM with its own ``encoder_lowdelay_P_main.cfg`` (GOP 4 of P pictures, 4
-references, QP offsets, RDOQ, TZ search, AMP, TU depth 3 inter); ours ``gop=ldp`` (HM's
-structure, QPs and references; 2Nx2N inter CUs only, inter TBs unsplit) with RDOQ at each
-preset; x265 ``--preset medium --tune psnr`` with one IDR (keyint = frames), no B frames, no
-scene cut, constant QP. Every stream is decoded by FFmpeg and measured by our metrics
+Structures (``--gop``), HM with its own configuration and ours with the same structure,
+QPs and references (RDOQ at each preset):
+
+- ``ldp``: HM's ``encoder_lowdelay_P_main.cfg`` (GOP 4 of P pictures, 4 references, QP
+  offsets, RDOQ, TZ search, AMP, TU depth 3 inter); x265 ``--preset medium --tune psnr``
+  with one IDR (keyint = frames), no B frames, no scene cut, constant QP.
+- ``ldb``: the same configuration with B slices (HM 16.20's ``encoder_lowdelay_main.cfg``
+  differs from the P one only in the slice type; it is written from it); x265 as for ldp
+  (it has no generalised-B low-delay mode).
+- ``ra``: HM's ``encoder_randomaccess_main.cfg`` (hierarchical B, GOP 16, intra period 32,
+  CRA, QP offsets); ours ``gop=ra`` with ``intra_period=32``; x265 with keyint 32, 15
+  B-frames in a fixed pyramid (bframes=15, b-adapt=0, b-pyramid), open GOP, no scene
+  cut, and its own I/P/B QP ratios (ipratio 1.4, pbratio 1.3, x265's defaults).
+
+Every stream is decoded by FFmpeg and measured by our metrics
 (PSNR per frame, averaged over the clip; PSNR-YUV = (6 Y + U + V) / 8). Printed per clip
 and averaged over the clips: BD-rate (PSNR-Y and PSNR-YUV, PCHIP and cubic) of ours
 against HM and against x265, and of x265 against HM; CPU seconds per frame at QP 32
@@ -83,6 +93,22 @@ def _ffmpeg_decode(data: bytes) -> list[list[np.ndarray]]:
         return [[np.from_dlpack(p).copy() for p in f.planes] for f in c.decode(video=0)]
 
 
+HM_CFG = {"ldp": "encoder_lowdelay_P_main.cfg", "ldb": "encoder_lowdelay_P_main.cfg",
+          "ra": "encoder_randomaccess_main.cfg"}
+
+
+def _hm_cfg(gop: str, tmp: Path) -> Path:
+    """HM's configuration of the structure (ldb: the low-delay P one with B slices)."""
+    cfg = HM_DIR / HM_CFG[gop]
+    if gop != "ldb":
+        return cfg
+    text = "\n".join(line.replace(":  P ", ":  B ", 1) if line.startswith("Frame") else line
+                     for line in cfg.read_text().splitlines())
+    out = tmp / "encoder_lowdelay_main.cfg"
+    out.write_text(text + "\n")
+    return out
+
+
 def job(args: tuple[str, str, int, dict[str, Any], int]) -> dict[str, Any]:
     """One (clip, label, qp, options, frames) encode, decoded by FFmpeg and measured."""
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -93,7 +119,7 @@ def job(args: tuple[str, str, int, dict[str, Any], int]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="bench-inter-hm-") as tmp:
             src, out = Path(tmp) / "in.yuv", Path(tmp) / "out.bin"
             src.write_bytes(b"".join(p.tobytes() for f in frames for p in f))
-            cmd = [str(HM_DIR / "TAppEncoderStatic"), "-c", str(HM_DIR / "encoder_lowdelay_P_main.cfg"),
+            cmd = [str(HM_DIR / "TAppEncoderStatic"), "-c", str(_hm_cfg(opts["gop"], Path(tmp))),
                    "-i", str(src), "-wdt", str(w), "-hgt", str(h), "-fr", "25", "-f", str(nframes),
                    "-q", str(qp), "--InputBitDepth=8", "--OutputBitDepth=8", "--InternalBitDepth=8",
                    "-b", str(out), "-o", os.devnull]
@@ -142,6 +168,7 @@ def bd(rows: list[dict], test: str, anchor: str, clip: str) -> dict[str, float |
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gop", default="ldp", choices=list(HM_CFG))
     ap.add_argument("--frames", type=int, default=17)
     ap.add_argument("--presets", nargs="+", default=["medium"])
     ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
@@ -154,12 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     if not CLIPS.exists() or not (HM_DIR / "TAppEncoderStatic").exists():
         print(f"bench_inter: needs {CLIPS} and {HM_DIR}/TAppEncoderStatic", file=sys.stderr)
         return 1
-    labels: dict[str, dict[str, Any]] = {"hm": {}}
+    labels: dict[str, dict[str, Any]] = {"hm": {"gop": a.gop}}
     for p in a.presets:
-        labels[f"ours-{p}"] = {"gop": "ldp", "refs": a.refs, "preset": p, "quant": "rdoq"}
+        labels[f"ours-{p}"] = {"gop": a.gop, "refs": a.refs, "preset": p, "quant": "rdoq",
+                               "intra_period": 32 if a.gop == "ra" else 0}
     if not a.no_x265:
-        labels["x265-medium"] = {"preset": "medium", "tune": "psnr", "keyint": a.frames,
-                                 "params": "pools=1:frame-threads=1"}
+        params = "pools=1:frame-threads=1"
+        if a.gop == "ra":
+            params += ":bframes=15:b-adapt=0:b-pyramid=1:open-gop=1:ipratio=1.4:pbratio=1.3"
+        labels["x265-medium"] = {"preset": "medium", "tune": "psnr", "keyint": 32 if a.gop == "ra" else a.frames,
+                                 "params": params}
     todo = [(clip, label, qp, opts, a.frames) for clip in a.clips for label, opts in labels.items() for qp in a.qps]
     todo.sort(key=lambda j: 0 if j[1].startswith("ours") else 1)
     rows, t0 = [], time.time()
@@ -172,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(f"ours-{p}", "hm") for p in a.presets]
     if not a.no_x265:
         pairs += [(f"ours-{p}", "x265-medium") for p in a.presets] + [("x265-medium", "hm")]
-    result: dict[str, Any] = {"frames": a.frames, "qps": a.qps, "rows": rows, "bd": {}}
-    print(f"\nBD-rate (negative: fewer bits than the anchor), {a.frames} frames, QP {a.qps}; CPU s/frame at QP 32")
+    result: dict[str, Any] = {"gop": a.gop, "frames": a.frames, "qps": a.qps, "rows": rows, "bd": {}}
+    print(f"\nBD-rate (negative: fewer bits than the anchor), gop {a.gop}, {a.frames} frames, QP {a.qps}; "
+          "CPU s/frame at QP 32")
     print(f"{'test':<13} {'anchor':<12} {'clip':<15} {'Y pchip':>9} {'Y cubic':>9} {'YUV pchip':>10} {'YUV cubic':>10}")
     for test, anchor in pairs:
         per = {clip: bd(rows, test, anchor, clip) for clip in a.clips}

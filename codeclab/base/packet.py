@@ -14,13 +14,15 @@ __all__ = ["Packet"]
 
 @dataclass
 class Packet:
-    """One coded access unit (one frame for every intra codec we have)."""
+    """One coded access unit (one frame). Codecs that reorder pictures emit packets in
+    decoding order with their ``dts`` (None: decoded when presented, ``dts`` = ``pts``)."""
 
     data: bytes
     index: int
     pts: int | None = None
     keyframe: bool = True
     props: dict[str, Any] = field(default_factory=dict)  # bits, qp, encode_s ...
+    dts: int | None = None
 
     @property
     def bits(self) -> int:

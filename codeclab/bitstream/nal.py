@@ -7,6 +7,7 @@ from numba import njit
 
 __all__ = [
     "NAL_TRAIL_R",
+    "NAL_RASL_R",
     "NAL_IDR_W_RADL",
     "NAL_IDR_N_LP",
     "NAL_CRA",
@@ -21,6 +22,7 @@ __all__ = [
 ]
 
 NAL_TRAIL_R = 1
+NAL_RASL_R = 9
 NAL_IDR_W_RADL = 19
 NAL_IDR_N_LP = 20
 NAL_CRA = 21

@@ -49,11 +49,13 @@ CODEC_FLAGS: list[CodecFlag] = [
               {"action": "store_const", "const": False}),
     CodecFlag("--md5", "md5", "decoded picture hash SEI (MD5) in every access unit: HM's decoder checks it (hevc)",
               {"action": "store_const", "const": True}),
-    CodecFlag("--gop", "gop", "picture structure of our HEVC encoder: ldp (default: HM's low-delay P) or ai "
+    CodecFlag("--gop", "gop", "picture structure of our HEVC encoder (HM's configurations): ldp (low-delay P, "
+              "default), ldb (low-delay B), ra (random access: hierarchical B, GOP 16, reordered) or ai "
               "(all-intra)", {"metavar": "NAME"}),
-    CodecFlag("--refs", "refs", "reference pictures of a P picture (hevc, 1..4, default 4)", {"metavar": "N"}),
-    CodecFlag("--intra-period", "intra_period", "an IDR every N pictures (hevc, default 0: only the first)",
+    CodecFlag("--refs", "refs", "reference pictures of a low-delay P/B picture (hevc, 1..4, default 4)",
               {"metavar": "N"}),
+    CodecFlag("--intra-period", "intra_period", "an intra picture every N pictures (hevc: IDR in ldp/ldb, CRA "
+              "in ra, where N is a multiple of 16; default 0: only the first)", {"metavar": "N"}),
     CodecFlag("--quant", "quant", "quantizer of our HEVC encoder: rdoq (default), sq, nrdoq-fcn ...", {"metavar": "NAME"}),
 ]
 

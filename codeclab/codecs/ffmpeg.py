@@ -7,8 +7,8 @@ carries one access unit as Annex-B bytes with the parameter sets in band: ready 
 Defaults and why:
 
 - ``keyint=1`` (all-intra): these are the anchors for our intra codecs. ``keyint > 1``
-  gives I + P pictures; **B-frames are always off**, so decode order equals display order
-  (what the packet sinks and the per-frame coding loop assume).
+  gives I + P pictures; B-frames are off unless ``params`` turns them on (``bframes=N``),
+  then packets come in decoding order with their ``dts``.
 - ``qp=32`` is the QP of *every* picture: ``ipratio=1:pbratio=1`` is passed, because both
   encoders otherwise code I pictures about 3 QP finer than the ``qp`` asked for.
   ``crf`` switches to constant-quality rate control instead (``qp`` is then ignored;
@@ -192,7 +192,8 @@ class FFmpegEncoder:
             if "qp" not in props and self.qp is not None:
                 props["qp"] = float(self.qp)
             index = int(p.pts) if p.pts is not None else -1
-            out.append(Packet(data, index, index, bool(p.is_keyframe), props))
+            dts = int(p.dts) if p.dts is not None else None
+            out.append(Packet(data, index, index, bool(p.is_keyframe), props, dts=dts))
         return out
 
     def encode(self, frame: Frame) -> list[Packet]:

@@ -52,6 +52,7 @@ class CodedFrame:
     packets: list[Packet]
     decoded: Frame
     metrics: dict[str, Any]
+    packet_seq: list[int] = field(default_factory=list)  # each packet's place in decoding order
 
     @property
     def row(self) -> dict[str, Any]:
@@ -62,6 +63,7 @@ class CodedFrame:
 class _Pending:
     frame: Frame
     packets: list[Packet] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
     encode_s: float = 0.0
     decode_s: float = 0.0
 
@@ -71,9 +73,10 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
     """Encode, decode back and measure every frame, in input order, lazily.
 
     The encoder and decoder are made from the first frame's format; every frame must have
-    that format. Codecs must not reorder frames (none of ours do: intra or I/P only), so
-    decoded frames are matched to source frames in order; packets are matched by
-    ``Packet.index`` (the source frame's index), else to the oldest frame still waiting.
+    that format. Decoders return frames in presentation order, so decoded frames are
+    matched to source frames in order; packets (which a codec that reorders pictures emits
+    in decoding order) are matched by ``Packet.index`` (the source frame's index), else to
+    the oldest frame still waiting; ``CodedFrame.packet_seq`` keeps their decoding order.
 
     ``jobs`` > 1 codes the frames of a ``spec.frame_parallel`` codec in that many worker
     processes (:mod:`codeclab.pipeline.frame_parallel`; same packets, at most 2 x jobs
@@ -89,6 +92,7 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
     """
     dec: Decoder | None = None
     waiting: deque[_Pending] = deque()  # coded, not yet decoded; bounded by codec delay
+    emitted = itertools.count()  # packets in the order the encoder emits them (decoding order)
 
     def attach(packets: list[Packet], seconds: float, current: _Pending | None) -> list[Packet]:
         """Give packets to their frames; spread ``seconds`` of encoder time over them."""
@@ -102,6 +106,7 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
             if owner is None:
                 raise CodecError(f"codec {spec.name}: packet {p.index} matches no frame waiting to be coded")
             owner.packets.append(p)
+            owner.seq.append(next(emitted))
             owners.append(owner)
         if current is None and owners:  # flush: time goes to the frames it completes
             for o in owners:
@@ -161,6 +166,23 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
                          f"(first: frame {waiting[0].frame.index})")
 
 
+class _DecodingOrder:
+    """Frames come out of :func:`code_frames` in presentation order, but a stream is written
+    in decoding order: packets wait here until every packet before them has been written
+    (at most the codec's reordering depth)."""
+
+    def __init__(self, write: Any) -> None:
+        self._write = write
+        self._next = 0
+        self._held: dict[int, tuple[Any, ...]] = {}
+
+    def add(self, seq: int, *args: Any) -> None:
+        self._held[seq] = args
+        while self._next in self._held:
+            self._write(*self._held.pop(self._next))
+            self._next += 1
+
+
 def _same_format(frames: Iterable[Frame], fmt: VideoFormat) -> Iterator[Frame]:
     """The frames, each checked to have the stream's format."""
     for frame in frames:
@@ -194,7 +216,7 @@ def _finish(w: _Pending, decoded: Frame, ms_ssim: bool) -> CodedFrame:
     if pict is not None:
         row["pict_type"] = pict
     out = Frame(decoded.planes, decoded.format, src.index, src.pts, dict(decoded.props))
-    return CodedFrame(src, w.packets, out, row)
+    return CodedFrame(src, w.packets, out, row, w.seq)
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,13 +328,14 @@ def transcode(src: str | os.PathLike[str], out: str | os.PathLike[str], codec: s
                 jobs = min(jobs, max(total, 1))
             coded = code_frames(source, spec, options, ms_ssim=ms_ssim, jobs=jobs)
             with _progress(total, f"{spec.name} {src_p.name}", progress) as bar, contextlib.closing(coded):
+                ordered = _DecodingOrder(sink.write)
                 for cf in coded:
                     last = len(cf.packets) - 1
-                    for i, p in enumerate(cf.packets):
+                    for i, (p, seq) in enumerate(zip(cf.packets, cf.packet_seq)):
                         if spec.stream_codec is None and i == last:
-                            sink.write(p, cf.metrics)
+                            ordered.add(seq, p, cf.metrics)
                         else:
-                            sink.write(p)
+                            ordered.add(seq, p)
                     if recon is not None:
                         recon.write(cf.decoded)
                     log.add(cf.metrics)

@@ -1,8 +1,10 @@
 """Our own HEVC (H.265) encoder: codec ``hevc`` of the registry (:data:`SPEC`).
 
 Streams are Main / Main 10, 4:2:0. All-intra (``gop=ai``): every picture an IDR with its
-parameter sets; low-delay P (``gop=ldp``): an IDR, then P pictures predicted from up to
-``refs`` earlier pictures (HM's low-delay P structure, :mod:`gop`). FFmpeg's decoder
+parameter sets; low-delay P / B (``gop=ldp`` / ``ldb``): an IDR, then P (or generalised B)
+pictures predicted from up to ``refs`` earlier pictures; random access (``gop=ra``):
+hierarchical B pictures in GOPs of 16, coded out of order, CRA pictures every
+``intra_period`` (HM's structures, :mod:`gop`). FFmpeg's decoder
 (``FFmpegDecoder``) decodes them bit-exactly to our reconstruction. Kernels live
 in small modules (scan, intra, transform, scalar_quant, rdoq, satd, loopfilter; the
 quantizer interface in quantizer, the neural quantizers in nrdoq/), the syntax in
@@ -52,10 +54,13 @@ class HevcOptions:
     on every packet as props["recon"]; md5: end every access unit with a decoded picture
     hash SEI (suffix SEI, MD5 of each component at the coded size, as HM writes it), which
     HM's decoder checks by itself (FFmpeg with err_detect=crccheck too); gop: picture
-    structure, ``ai`` (all-intra, every picture coded on its own) or ``ldp`` (HM's
-    low-delay P: IDR then P pictures, GOP 4 with HM's QP offsets); refs: reference pictures
-    of a P picture (1..4, HM: 4); intra_period: an IDR every that many pictures (0: only the
-    first).
+    structure, ``ai`` (all-intra, every picture coded on its own), ``ldp`` (HM's low-delay
+    P: IDR then P pictures, GOP 4 with HM's QP offsets), ``ldb`` (the same with B slices
+    whose two lists hold the same earlier pictures) or ``ra`` (HM's random access:
+    hierarchical B, GOP 16, two references per list; packets come in decoding order with
+    their ``dts``); refs: reference pictures of a low-delay picture (1..4, HM: 4);
+    intra_period: an intra picture every that many pictures (IDR in ldp / ldb, CRA in ra,
+    where it must be a multiple of 16; 0: only the first).
     """
 
     qp: int = 32
@@ -101,13 +106,17 @@ class HevcOptions:
             raise UsageError(f"hevc: refs {self.refs} outside 1..4")
         if self.intra_period < 0:
             raise UsageError(f"hevc: intra_period {self.intra_period} is negative")
+        if self.gop == "ra" and self.intra_period % 16:
+            raise UsageError(f"hevc: gop ra needs an intra_period that is a multiple of 16, not {self.intra_period}")
         if self.quant not in available_quantizers():
             raise UsageError(f"hevc: unknown quantizer {self.quant!r} (have {', '.join(available_quantizers())})")
 
 
 class HevcEncoder:
-    """Frame -> one Annex-B access unit per packet (IDR: VPS, SPS, PPS and the slice; P: the
-    slice; each with its MD5 SEI when asked), in input order (no reordering)."""
+    """Frame -> one Annex-B access unit per packet (IRAP pictures: VPS, SPS, PPS and the
+    slice; others: the slice; each with its MD5 SEI when asked), in decoding order: input
+    order except with ``gop=ra``, which buffers a GOP of 16 frames and emits its packets in
+    coding order (``pts`` the frame's, ``dts`` increasing)."""
 
     def __init__(self, fmt: VideoFormat, opts: HevcOptions) -> None:
         from fractions import Fraction
@@ -128,13 +137,16 @@ class HevcEncoder:
         params = StreamParams(fmt.width, fmt.height, depth, opts.ctb.bit_length() - 1,
                               opts.max_tu_depth, opts.qp, Fraction(fmt.fps), opts.sign_hiding,
                               opts.transform_skip, opts.deblock, opts.sao, opts.md5,
-                              max_refs=self._gop.max_refs)
+                              max_refs=self._gop.max_refs, max_reorder=self._gop.max_reorder)
         from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 
         qopts = {"rounding": opts.rounding} if opts.quant == "sq" else {}
         self._pic = PictureEncoder(params, EncoderQuantizer(opts.quant, opts.qp, **qopts), opts.preset)
         self._flushed = False
-        self._count = 0
+        self._count = 0                 # frames received and planned
+        self._decoded = 0               # packets emitted
+        self._pending: list[Frame] = []  # frames waiting for the rest of their GOP
+        self._pts_in: list[int] = []   # presentation times of the frames received, in order
         self._dpb: dict = {}  # POC -> encoder.DecodedPicture of the current coded video sequence
 
     def encode(self, frame: Frame) -> list[Packet]:
@@ -143,29 +155,51 @@ class HevcEncoder:
         if frame.format.width != self.fmt.width or frame.format.height != self.fmt.height:
             raise FormatError(f"hevc: frame {frame.index} is {frame.format.width}x{frame.format.height}, "
                               f"stream is {self.fmt.width}x{self.fmt.height}")
-        planes = convert_depth(frame.planes, frame.format.bit_depth, self.depth)
-        t0 = time.perf_counter()
-        sl = self._gop.slice_info(self._count)
-        self._count += 1
-        if sl.idr:
-            self._dpb.clear()
-        else:  # the RPS: keep what this and later pictures reference
-            wanted = {sl.poc + d for d in sl.refs + sl.keep}
-            self._dpb = {k: v for k, v in self._dpb.items() if k in wanted}
-        pic = self._pic.encode(list(planes), sl, self._dpb)
-        if pic.decoded is not None:
-            self._dpb[sl.poc] = pic.decoded
-        props: dict[str, Any] = {"bits": pic.bits, "encode_s": time.perf_counter() - t0, **pic.stats}
-        props["qp"] = float(sl.qp)
-        if self.opts.keep_recon:
-            dt = np.uint8 if self.depth == 8 else np.uint16
-            props["recon"] = tuple(r.astype(dt) for r in pic.recon)
-        pts = frame.pts if frame.pts is not None else frame.index
-        return [Packet(pic.data, frame.index, pts, sl.idr, props)]
+        self._pending.append(frame)
+        self._pts_in.append(frame.pts if frame.pts is not None else frame.index)
+        if len(self._pending) < self._gop.batch_size(self._count):
+            return []
+        return self._code_pending()
 
     def flush(self) -> list[Packet]:
+        """Code the frames still buffered (random access: the last, shorter GOP)."""
+        out = self._code_pending() if self._pending else []
         self._flushed = True
-        return []
+        return out
+
+    def _code_pending(self) -> list[Packet]:
+        """Code the buffered frames in the structure's coding order; one packet each, in
+        decoding order, with its presentation (``pts``) and decoding (``dts``) times."""
+        frames, self._pending = self._pending, []
+        first = self._count
+        self._count += len(frames)
+        out = []
+        for index, sl in self._gop.plan(first, len(frames)):
+            frame = frames[index - first]
+            t0 = time.perf_counter()
+            planes = convert_depth(frame.planes, frame.format.bit_depth, self.depth)
+            if sl.idr:
+                self._dpb.clear()
+            else:  # the RPS: keep what this and later pictures reference
+                wanted = {sl.poc + d for d in sl.refs + sl.keep}
+                self._dpb = {k: v for k, v in self._dpb.items() if k in wanted}
+            pic = self._pic.encode(list(planes), sl, self._dpb)
+            if pic.decoded is not None:
+                self._dpb[sl.poc] = pic.decoded
+            props: dict[str, Any] = {"bits": pic.bits, "encode_s": time.perf_counter() - t0, **pic.stats}
+            props["qp"] = float(sl.qp)
+            if self.opts.keep_recon:
+                dt = np.uint8 if self.depth == 8 else np.uint16
+                props["recon"] = tuple(r.astype(dt) for r in pic.recon)
+            pts = self._pts_in[index]
+            # decoding time of the k-th packet: the k-th presentation time, delayed by the
+            # reordering depth R (the first R packets before the first presentation time),
+            # so no picture is decoded after it is presented
+            k, r = self._decoded, self._gop.max_reorder
+            dts = self._pts_in[k - r] if k >= r else self._pts_in[0] - (r - k)
+            self._decoded += 1
+            out.append(Packet(pic.data, frame.index, pts, sl.irap, props, dts=dts))
+        return out
 
 
 def _decoder(fmt: VideoFormat, _opts: HevcOptions) -> Any:
@@ -180,6 +214,6 @@ def _frame_parallel(opts: HevcOptions) -> bool:
 
 
 #: codec ``hevc`` of the registry
-SPEC = CodecSpec("hevc", "our own HEVC encoder (all-intra or low-delay P; RD search, presets fast/medium/slow, "
+SPEC = CodecSpec("hevc", "our own HEVC encoder (all-intra, low-delay P/B or random access; RD search, presets fast/medium/slow, "
                  "pluggable quantizer sq/rdoq), decoded by FFmpeg", HevcOptions, HevcEncoder, _decoder, "hevc",
                  ".hevc", frame_parallel=_frame_parallel)

@@ -1,8 +1,9 @@
 """Slice data syntax above the residual level (7.3.8) in numba, read from a PictureState:
 SAO, coding_quadtree, coding_unit with intra mode coding (MPM derivation 8.4.2) and, in P
-slices, cu_skip_flag, pred_mode_flag, part_mode (2Nx2N, 2NxN, Nx2N) and each
-prediction_unit (merge_idx, or ref_idx, mvd_coding and mvp flag), rqt_root_cbf, transform_tree / transform_unit with the 4:2:0 cbf
-rules, end_of_slice_segment_flag.
+and B slices, cu_skip_flag, pred_mode_flag, part_mode (2Nx2N, 2NxN, Nx2N) and each
+prediction_unit (merge_idx, or inter_pred_idc and per list ref_idx, mvd_coding and mvp
+flag), rqt_root_cbf, transform_tree / transform_unit with the 4:2:0 cbf rules,
+end_of_slice_segment_flag.
 
 The same functions write the slice (engine in write mode) and price a CU for the search
 (engine in estimate mode, :mod:`codeclab.bitstream.cabac`): the syntax order lives only
@@ -171,20 +172,30 @@ def _write_mvd(eng, ctx, buf, dx, dy):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _write_pu(eng, ctx, buf, st, x, y, skip, nref, max_merge):  # pragma: no cover - numba
-    """prediction_unit() of a P slice's PB whose top-left 4x4 unit is (x, y)."""
-    u, v = y >> 2, x >> 2
-    mi = st.mot[u, v, MOT_MRG]
+def _write_pu(eng, ctx, buf, st, x, y, w, h, depth, skip, nref, nref1, max_merge):  # pragma: no cover
+    """prediction_unit() of the PB (x, y, w, h) of a CU at quadtree depth ``depth`` in a P
+    slice (nref1 = 0) or a B slice (nref / nref1 active references in list 0 / 1)."""
+    m = st.mot[y >> 2, x >> 2]
+    mi = m[MOT_MRG]
     if not skip:
         encode_bin(eng, ctx, buf, T.CTX_MERGE_FLAG, 1 if mi >= 0 else 0)
     if mi >= 0:
         if max_merge > 1:
             _write_tr(eng, ctx, buf, T.CTX_MERGE_IDX, 1, mi, max_merge - 1)
         return
-    if nref > 1:
-        _write_tr(eng, ctx, buf, T.CTX_REF_IDX, 2, st.mot[u, v, MOT_RI], nref - 1)
-    _write_mvd(eng, ctx, buf, st.mot[u, v, MOT_MVD], st.mot[u, v, MOT_MVD + 1])
-    encode_bin(eng, ctx, buf, T.CTX_MVP_FLAG, st.mot[u, v, MOT_MVPF])
+    pf = m[MOT_PF]
+    if nref1 > 0:  # inter_pred_idc: PRED_BI "1", PRED_L0 "00", PRED_L1 "01" (8x4 / 4x8: "0" / "1")
+        if w + h != 12:
+            encode_bin(eng, ctx, buf, T.CTX_INTER_DIR + depth, 1 if pf == 3 else 0)
+        if pf != 3:
+            encode_bin(eng, ctx, buf, T.CTX_INTER_DIR + 4, 0 if pf == 1 else 1)
+    for lx in range(2):
+        if pf & (1 << lx):
+            n = nref if lx == 0 else nref1
+            if n > 1:
+                _write_tr(eng, ctx, buf, T.CTX_REF_IDX, 2, m[MOT_RI + lx], n - 1)
+            _write_mvd(eng, ctx, buf, m[MOT_MVD + 2 * lx], m[MOT_MVD + 2 * lx + 1])  # mvd_l1_zero_flag 0
+            encode_bin(eng, ctx, buf, T.CTX_MVP_FLAG, m[MOT_MVPF + lx])
 
 
 @njit(cache=True)
@@ -198,10 +209,11 @@ def cu_has_residual(st, x, y, log2):  # pragma: no cover - numba
 
 @unit
 def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
-             ts_enabled, slice_p, nref, max_merge, max_tu_depth_inter):  # pragma: no cover - numba
+             ts_enabled, slice_p, nref, nref1, max_merge, max_tu_depth_inter):  # pragma: no cover - numba
     """coding_unit() of the CU at (x, y, 2^log2) as the state holds it (``slice_p``: in a P
-    slice, with nref active references and MaxNumMergeCand max_merge); in estimate mode it
-    prices the CU (the neighbours must hold the state it is coded in)."""
+    or B slice, with nref / nref1 active references in list 0 / 1 - nref1 0 in a P slice -
+    and MaxNumMergeCand max_merge); in estimate mode it prices the CU (the neighbours must
+    hold the state it is coded in)."""
     if slice_p:
         skip = st.icu[y >> 3, x >> 3, ICU_SKIP] != 0
         inc = 0
@@ -210,8 +222,10 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
         if y > 0 and st.icu[(y - 1) >> 3, x >> 3, ICU_SKIP]:
             inc += 1
         encode_bin(eng, ctx, buf, T.CTX_SKIP + inc, 1 if skip else 0)
+        n = 1 << log2
+        depth = st.cdepth[y >> 3, x >> 3]
         if skip:
-            _write_pu(eng, ctx, buf, st, x, y, True, nref, max_merge)
+            _write_pu(eng, ctx, buf, st, x, y, n, n, depth, True, nref, nref1, max_merge)
             return
         inter = st.mot[y >> 2, x >> 2, MOT_PF] != 0
         encode_bin(eng, ctx, buf, T.CTX_PRED_MODE, 0 if inter else 1)
@@ -221,11 +235,14 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
             encode_bin(eng, ctx, buf, T.CTX_PART_MODE, 1 if part == 0 else 0)  # AMP off:
             if part != 0:                                                    # 1, 01, 00
                 encode_bin(eng, ctx, buf, T.CTX_PART_MODE + 1, 1 if part == 1 else 0)
-            _write_pu(eng, ctx, buf, st, x, y, False, nref, max_merge)
-            if part == 1:
-                _write_pu(eng, ctx, buf, st, x, y + half, False, nref, max_merge)
-            elif part == 2:
-                _write_pu(eng, ctx, buf, st, x + half, y, False, nref, max_merge)
+            if part == 0:
+                _write_pu(eng, ctx, buf, st, x, y, n, n, depth, False, nref, nref1, max_merge)
+            elif part == 1:
+                _write_pu(eng, ctx, buf, st, x, y, n, half, depth, False, nref, nref1, max_merge)
+                _write_pu(eng, ctx, buf, st, x, y + half, n, half, depth, False, nref, nref1, max_merge)
+            else:
+                _write_pu(eng, ctx, buf, st, x, y, half, n, depth, False, nref, nref1, max_merge)
+                _write_pu(eng, ctx, buf, st, x + half, y, half, n, depth, False, nref, nref1, max_merge)
             root = cu_has_residual(st, x, y, log2)
             if part != 0 or st.mot[y >> 2, x >> 2, MOT_MRG] < 0:  # 2Nx2N merge: rqt_root_cbf inferred 1
                 encode_bin(eng, ctx, buf, T.CTX_RQT_ROOT_CBF, 1 if root else 0)
@@ -273,7 +290,7 @@ def write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb,
 
 @unit
 def write_ctu(eng, ctx, buf, st, x0, y0, W, H, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
-              ts_enabled, slice_p, nref, max_merge, max_tu_depth_inter):  # pragma: no cover - numba
+              ts_enabled, slice_p, nref, nref1, max_merge, max_tu_depth_inter):  # pragma: no cover - numba
     """coding_quadtree() of the CTU at (x0, y0), depth first with an explicit stack."""
     stack = np.empty((16, 4), dtype=np.int64)
     top = _push(stack, 0, x0, y0, log2_ctb, 0)
@@ -300,7 +317,7 @@ def write_ctu(eng, ctx, buf, st, x0, y0, W, H, log2_ctb, max_tu_depth, log2_max_
                             depth + 1)
         else:
             write_cu(eng, ctx, buf, st, x, y, log2, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
-                     ts_enabled, slice_p, nref, max_merge, max_tu_depth_inter)
+                     ts_enabled, slice_p, nref, nref1, max_merge, max_tu_depth_inter)
 
 
 @unit
@@ -349,7 +366,7 @@ def _write_sao(eng, ctx, buf, r, q, luma, chroma, bit_depth, typ, offsets, band_
 @njit(cache=True)
 def write_slice_data(eng, ctx, buf, st, log2_ctb, max_tu_depth, log2_max_tb, sign_hiding,
                      ts_enabled, bit_depth, sao_luma, sao_chroma, typ, offsets, band_position,
-                     eo_class, merge_left, merge_up, slice_p, nref, max_merge,
+                     eo_class, merge_left, merge_up, slice_p, nref, nref1, max_merge,
                      max_tu_depth_inter):  # pragma: no cover - numba
     """slice_segment_data() of the whole picture: per CTU its SAO parameters (when either
     slice flag is on), its coding quadtree and end_of_slice_segment_flag (the last one
@@ -363,5 +380,5 @@ def write_slice_data(eng, ctx, buf, st, log2_ctb, max_tu_depth, log2_max_tb, sig
                 _write_sao(eng, ctx, buf, r, q, sao_luma, sao_chroma, bit_depth, typ, offsets,
                            band_position, eo_class, merge_left, merge_up)
             write_ctu(eng, ctx, buf, st, q * ctb, r * ctb, W, H, log2_ctb, max_tu_depth,
-                      log2_max_tb, sign_hiding, ts_enabled, slice_p, nref, max_merge, max_tu_depth_inter)
+                      log2_max_tb, sign_hiding, ts_enabled, slice_p, nref, nref1, max_merge, max_tu_depth_inter)
             encode_terminate(eng, buf, 1 if (r == rows - 1 and q == cols - 1) else 0)

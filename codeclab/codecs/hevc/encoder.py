@@ -59,15 +59,17 @@ from codeclab.codecs.hevc.quantizer import EncoderQuantizer, RDOQQuantizer, SQQu
 from codeclab.codecs.hevc.scalar_quant import chroma_qp
 from codeclab.codecs.hevc.search import PRESETS, SearchParams, search_picture
 from codeclab.codecs.hevc.sei import md5_sei_nal
-from codeclab.codecs.hevc.tables import INIT_VALUES_I, INIT_VALUES_P
+from codeclab.codecs.hevc.tables import INIT_VALUES_B, INIT_VALUES_I, INIT_VALUES_P
 
 __all__ = ["PictureEncoder", "EncodedPicture", "DecodedPicture"]
+
+_INIT_VALUES = {"I": INIT_VALUES_I, "P": INIT_VALUES_P, "B": INIT_VALUES_B}  # initType 0, 1, 2
 
 
 class DecodedPicture(NamedTuple):
     """A coded picture as later pictures see it: the filtered samples at the coded size and
-    its motion field (per 4x4 luma unit: prediction flags, list-0 motion vector, POC of the
-    picture it refers to) for temporal motion vector prediction."""
+    its motion field (per 4x4 luma unit: prediction flags, the motion vectors of both lists,
+    the POC of the picture each list refers to) for temporal motion vector prediction."""
 
     poc: int
     planes: tuple[np.ndarray, np.ndarray, np.ndarray]  # int32, coded size
@@ -98,9 +100,10 @@ class _PictureSetup(NamedTuple):
 def _no_refs(H: int, W: int) -> InterRefs:
     """The reference side of an I picture (never read; typed as a P picture's)."""
     return InterRefs(0, np.zeros((0, 1, 1), dtype=np.int32), np.zeros((0, 2, 1, 1), dtype=np.int32),
-                     np.zeros(0, dtype=np.int64), MAX_MERGE_CAND, False, 0,
+                     np.zeros((2, 16), dtype=np.int64), np.zeros((2, 16), dtype=np.int64),
+                     np.zeros(2, dtype=np.int64), MAX_MERGE_CAND, False, 0,
                      np.zeros((1, 1), dtype=np.uint8), np.zeros((1, 1, 4), dtype=np.int32),
-                     np.zeros((1, 1, 2), dtype=np.int64))
+                     np.zeros((1, 1, 2), dtype=np.int64), False, True)
 
 
 def _quant_kind(q: EncoderQuantizer) -> tuple[int, int]:
@@ -153,44 +156,45 @@ class PictureEncoder:
         self.bd = params.bit_depth
         self.preset = PRESETS[preset]
         self._kind = _quant_kind(quantizer)
-        self._setups: dict[tuple[int, bool, int], _PictureSetup] = {}
-        self.lambdas = self._setup(params.qp, False).lambdas
+        self._setups: dict[tuple[int, str, int, int], _PictureSetup] = {}
+        self.lambdas = self._setup(params.qp, "I").lambdas
         self.param_nals = parameter_set_nals(params)
 
     @property
     def tp(self) -> tb_coding.TbParams:
         """TB parameters of an I picture at the stream QP (settable, for experiments)."""
-        return self._setup(self.p.qp, False).tp
+        return self._setup(self.p.qp, "I").tp
 
     @tp.setter
     def tp(self, v: tb_coding.TbParams) -> None:
-        key = (self.p.qp, False, 0)
-        self._setups[key] = self._setup(self.p.qp, False)._replace(tp=v)
+        key = (self.p.qp, "I", 0, 0)
+        self._setups[key] = self._setup(self.p.qp, "I")._replace(tp=v)
 
     @property
     def sp(self) -> SearchParams:
         """Search parameters of an I picture at the stream QP (settable, for experiments)."""
-        return self._setup(self.p.qp, False).sp
+        return self._setup(self.p.qp, "I").sp
 
     @sp.setter
     def sp(self, v: SearchParams) -> None:
-        key = (self.p.qp, False, 0)
-        self._setups[key] = self._setup(self.p.qp, False)._replace(sp=v)
+        key = (self.p.qp, "I", 0, 0)
+        self._setups[key] = self._setup(self.p.qp, "I")._replace(sp=v)
 
-    def _setup(self, qp: int, slice_p: bool, nref: int = 0) -> _PictureSetup:
+    def _setup(self, qp: int, slice_type: str, nref: int = 0, nref1: int = 0) -> _PictureSetup:
         """TB and search parameters of a picture at QP ``qp`` (cached per QP, slice type and
-        number of active references)."""
-        key = (qp, slice_p, nref)
+        numbers of active references)."""
+        key = (qp, slice_type, nref, nref1)
         if key in self._setups:
             return self._setups[key]
+        slice_p = slice_type != "I"
         p, pr = self.p, self.preset
         lambdas = slice_lambdas(qp, self.bd)
         lam_satd = lambdas.satd
         kind, add512 = self._kind
-        if slice_p:  # HM's dead-zone offset halves in P slices (85 / 171 of 512)
+        if slice_p:  # HM's dead-zone offset halves in P and B slices (85 / 171 of 512)
             add512 //= 2
         qpc = chroma_qp(qp, 1, bit_depth_c=self.bd), chroma_qp(qp, 2, bit_depth_c=self.bd)
-        init_values = INIT_VALUES_P if slice_p else INIT_VALUES_I
+        init_values = _INIT_VALUES[slice_type]
         tp = tb_coding.TbParams(
             bit_depth=self.bd, qp=(qp, qpc[0], qpc[1]), sign_hiding=bool(p.sign_hiding),
             ts_enabled=bool(p.transform_skip), lam=float(lambdas.rd), qkind=kind,
@@ -205,25 +209,33 @@ class PictureEncoder:
             lam=float(lambdas.rd), sqrt_lam=float(lam_satd), wc=float(lambdas.chroma_weight),
             lam_mode=6.0 * lam_satd, lam_split=6.0 * lam_satd, rd=pr.rd, n_rd=tuple(pr.n_rd),
             mpm=pr.mpm, tu_modes=pr.tu_modes, chroma_all=pr.chroma_all, early_cu=pr.early_cu,
-            coarse=pr.coarse, inter=slice_p, nref=nref, max_merge=MAX_MERGE_CAND,
+            coarse=pr.coarse, inter=slice_p, nref=nref, nref1=nref1, max_merge=MAX_MERGE_CAND,
             merge_rd=pr.merge_rd, search_range=pr.search_range, intra_p=pr.intra_p,
             tu_inter=pr.tu_inter, max_tu_depth_inter=p.max_tu_depth_inter, rect=pr.rect,
-            rect_all_refs=pr.rect_all_refs)
+            rect_all_refs=pr.rect_all_refs, bi_iters=pr.bi_iters)
         self._setups[key] = _PictureSetup(tp, sp, lambdas, init_values)
         return self._setups[key]
 
     def _refs(self, sl: SliceInfo, dpb: dict[int, DecodedPicture]) -> InterRefs:
-        """The references of P picture ``sl`` from the decoded picture buffer (POC -> picture)."""
+        """The reference lists of P / B picture ``sl`` from the decoded picture buffer (POC ->
+        picture); the collocated picture is RefPicList1[0] in B slices, RefPicList0[0] in P
+        slices (the slice header says so)."""
+        pocs = sorted({sl.poc + d for d in sl.refs})
         try:
-            pics = [dpb[sl.poc + d] for d in sl.refs]
+            pics = [dpb[q] for q in pocs]
         except KeyError as e:
             raise UsageError(f"hevc: picture {sl.poc} needs picture {e.args[0]}, not in the buffer") from None
-        col = pics[0]
+        pic = np.zeros((2, 16), dtype=np.int64)
+        ref_poc = np.zeros((2, 16), dtype=np.int64)
+        for lx in range(2):
+            for i, d in enumerate(sl.ref_list(lx)):
+                pic[lx, i], ref_poc[lx, i] = pocs.index(sl.poc + d), sl.poc + d
+        b = sl.slice_type == "B"
+        col = pics[pic[1, 0] if b else pic[0, 0]]
         return InterRefs(
-            sl.poc, np.stack([q.planes[0] for q in pics]),
-            np.stack([np.stack(q.planes[1:]) for q in pics]),
-            np.array([q.poc for q in pics], dtype=np.int64), MAX_MERGE_CAND,
-            bool(self.p.tmvp), col.poc, col.pf, col.mv, col.rpoc)
+            sl.poc, np.stack([q.planes[0] for q in pics]), np.stack([np.stack(q.planes[1:]) for q in pics]),
+            pic, ref_poc, np.array([sl.num_active(0), sl.num_active(1)], dtype=np.int64), MAX_MERGE_CAND,
+            bool(self.p.tmvp), col.poc, col.pf, col.mv, col.rpoc, not b, all(d < 0 for d in sl.refs))
 
     # ----------------------------------------------------------------- picture -----------
     def search(self, planes: list[np.ndarray] | tuple[np.ndarray, ...], sl: SliceInfo | None = None,
@@ -235,8 +247,8 @@ class PictureEncoder:
         the stream QP)."""
         p = self.p
         sl = sl or SliceInfo("I", 0, p.qp)
-        slice_p = sl.slice_type == "P"
-        su = self._setup(sl.qp, slice_p, len(sl.refs))
+        slice_p = sl.slice_type != "I"
+        su = self._setup(sl.qp, sl.slice_type, sl.num_active(0), sl.num_active(1))
         W, H = p.coded_width, p.coded_height
         if planes[0].shape != (p.height, p.width):
             raise FormatError(f"hevc: picture {planes[0].shape[::-1]} is not {p.width}x{p.height}")
@@ -267,28 +279,28 @@ class PictureEncoder:
         t0 = time.perf_counter()
         p = self.p
         sl = sl or SliceInfo("I", 0, p.qp)
-        slice_p = sl.slice_type == "P"
-        su = self._setup(sl.qp, slice_p, len(sl.refs))
+        slice_p = sl.slice_type != "I"
+        su = self._setup(sl.qp, sl.slice_type, sl.num_active(0), sl.num_active(1))
         W, H = p.coded_width, p.coded_height
         st, _ = self.search(planes, sl, dpb)
         t1 = time.perf_counter()
         out = [np.array(r) for r in st.rec]
-        ref_poc = np.array([sl.poc + d for d in sl.refs], dtype=np.int64)
         mot = st.mot if slice_p else blank_motion(H // 4, W // 4)  # I: all intra
         pf = mot[..., MOT_PF].astype(np.uint8)
         mv = np.ascontiguousarray(mot[..., MOT_MV:MOT_MV + 4])
         rpoc = np.full((H // 4, W // 4, 2), -1, dtype=np.int64)
-        if slice_p:
-            ri = mot[..., MOT_RI]
+        for lx in range(2):
+            ref_poc = np.array([sl.poc + d for d in sl.ref_list(lx)] or [-1], dtype=np.int64)
+            ri = mot[..., MOT_RI + lx]
             used = ri >= 0
-            rpoc[..., 0][used] = ref_poc[ri[used]]
+            rpoc[..., lx][used] = ref_poc[ri[used]]
         if p.deblock:
             qp_map = np.full((H // 4, W // 4), sl.qp, dtype=np.int32)
             edges = tb_edges(st, p.log2_ctb)
             if slice_p:
                 pu = pu_edges(st, p.log2_ctb)
-                edges = lf.boundary_strengths((edges[0] | pu[0], edges[1] | pu[1]), pf, mv,
-                                              rpoc[..., 0].copy(), st.cbf[0], edges)
+                edges = lf.boundary_strengths((edges[0] | pu[0], edges[1] | pu[1]), pf, mv, rpoc,
+                                              st.cbf[0], edges)
             out = lf.deblock(out, edges, qp_map, self.bd)
         sao = None
         sao_l = sao_c = False
@@ -322,18 +334,18 @@ class PictureEncoder:
         estimate mode it only counts bits and ends with the contexts the syntax left)."""
         p = self.p
         sl = sl or SliceInfo("I", 0, p.qp)
-        slice_p = sl.slice_type == "P"
+        slice_p = sl.slice_type != "I"
         ctb = 1 << p.log2_ctb
         if sao is None:
             sao = lf.SaoParams(-(-p.coded_height // ctb), -(-p.coded_width // ctb))
         cap = 16 if estimate else p.coded_width * p.coded_height * 4 + 4096
         while True:
-            w = CabacWriter(INIT_VALUES_P if slice_p else INIT_VALUES_I, sl.qp, capacity=cap,
+            w = CabacWriter(_INIT_VALUES[sl.slice_type], sl.qp, capacity=cap,
                             estimate=estimate)
             write_slice_data(w.eng, w.ctx, w.buf, st, p.log2_ctb, p.max_tu_depth, p.log2_max_tb,
                              bool(p.sign_hiding), bool(p.transform_skip), self.bd, sao_l, sao_c,
                              sao.type, sao.offsets, sao.band_position, sao.eo_class,
-                             sao.merge_left, sao.merge_up, slice_p, len(sl.refs), MAX_MERGE_CAND,
+                             sao.merge_left, sao.merge_up, slice_p, sl.num_active(0), sl.num_active(1), MAX_MERGE_CAND,
                              p.max_tu_depth_inter)
             if estimate:
                 return w
@@ -347,4 +359,4 @@ class PictureEncoder:
                sl: SliceInfo) -> bytes:
         slice_nal = nal_unit(sl.nal_type, slice_header_bits(self.p, sao_l, sao_c, sl)
                              + self.write_slice(st, sao, sao_l, sao_c, sl=sl).getvalue())
-        return annexb((self.param_nals if sl.idr else []) + [slice_nal])
+        return annexb((self.param_nals if sl.irap else []) + [slice_nal])

@@ -20,9 +20,9 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from codeclab.codecs.hevc.picture_state import MOT_MV, MOT_PF, MOT_RI
+from codeclab.codecs.hevc.picture_state import MOT_CH, MOT_MV, MOT_PF, MOT_RI
 
-__all__ = ["InterRefs", "LUMA_TAPS", "CHROMA_TAPS", "predict_block", "interp_block",
+__all__ = ["InterRefs", "LUMA_TAPS", "CHROMA_TAPS", "predict_block", "predict_pb", "interp_block",
            "merge_candidates", "mvp_candidates", "scale_mv"]
 
 # Table 8-11 / 8-12: the interpolation filters (index = fractional position)
@@ -36,23 +36,30 @@ for _t in (LUMA_TAPS, CHROMA_TAPS):
 
 
 class InterRefs(NamedTuple):
-    """The reference side of one P slice.
+    """The reference side of one P or B slice.
 
-    ref_y[i], ref_c[i]: RefPicList0[i] after the in-loop filters (luma; Cb and Cr stacked),
-    ref_poc[i] its POC; col_*: the collocated picture (RefPicList0[0]) motion field per 4x4
-    luma unit as it was coded (pf: 0 = intra; rpoc: POC of the picture each list referred
-    to), used only when ``tmvp``."""
+    ref_y[k], ref_c[k]: the distinct reference pictures after the in-loop filters (luma;
+    Cb and Cr stacked); pic[X, i]: which of them is RefPicListX[i], ref_poc[X, i] its POC,
+    nref[X] = num_ref_idx_lX_active (nref[1] = 0 in a P slice); col_*: the collocated
+    picture's motion field per 4x4 luma unit as it was coded (pf: 0 = intra; mv: both
+    lists; rpoc: POC of the picture each list referred to), used only when ``tmvp``;
+    col_from_l0: collocated_from_l0_flag; no_backward: NoBackwardPredFlag (no reference
+    follows the current picture in output order)."""
 
     poc: int
-    ref_y: np.ndarray      # int32 (nref, H, W)
-    ref_c: np.ndarray      # int32 (nref, 2, H/2, W/2)
-    ref_poc: np.ndarray    # int64 (nref,)
+    ref_y: np.ndarray      # int32 (npic, H, W)
+    ref_c: np.ndarray      # int32 (npic, 2, H/2, W/2)
+    pic: np.ndarray        # int64 (2, 16)
+    ref_poc: np.ndarray    # int64 (2, 16)
+    nref: np.ndarray       # int64 (2,)
     max_merge: int         # MaxNumMergeCand
     tmvp: bool             # slice_temporal_mvp_enabled_flag
     col_poc: int
     col_pf: np.ndarray     # uint8 (H/4, W/4)
     col_mv: np.ndarray     # int32 (H/4, W/4, 4)
     col_rpoc: np.ndarray   # int64 (H/4, W/4, 2)
+    col_from_l0: bool
+    no_backward: bool
 
 
 # ------------------------------------------------------------------ interpolation ---------
@@ -138,6 +145,37 @@ def predict_block(ref, x, y, w, h, mvx, mvy, luma, bd, out):  # pragma: no cover
             out[i, j] = min(max((tmp[i, j] + off) >> shift, 0), maxv)
 
 
+@njit(cache=True)
+def predict_pb(refs, m, x, y, w, h, c, bd, out):  # pragma: no cover - numba
+    """Component ``c`` (0 Y, 1 Cb, 2 Cr) of the prediction of the luma PB (x, y, w, h) with
+    the motion ``m`` (motion-map channels) into out: one list's samples rounded, or both
+    lists' averaged (default weighted sample prediction, 8.5.3.3.4.2)."""
+    if c == 0:
+        xs, ys, ws, hs = x, y, w, h
+    else:
+        xs, ys, ws, hs = x >> 1, y >> 1, w >> 1, h >> 1
+    pf = m[MOT_PF]
+    if pf != 3:
+        lx = 0 if pf == 1 else 1
+        k = refs.pic[lx, m[MOT_RI + lx]]
+        plane = refs.ref_y[k] if c == 0 else refs.ref_c[k, c - 1]
+        predict_block(plane, xs, ys, ws, hs, m[MOT_MV + 2 * lx], m[MOT_MV + 2 * lx + 1], c == 0, bd, out)
+        return
+    a = np.empty((hs, ws), dtype=np.int64)
+    b = np.empty((hs, ws), dtype=np.int64)
+    for lx in range(2):
+        k = refs.pic[lx, m[MOT_RI + lx]]
+        plane = refs.ref_y[k] if c == 0 else refs.ref_c[k, c - 1]
+        interp_block(plane, xs, ys, ws, hs, m[MOT_MV + 2 * lx], m[MOT_MV + 2 * lx + 1], c == 0, bd,
+                     a if lx == 0 else b)
+    shift = 15 - bd
+    off = 1 << (shift - 1)
+    maxv = (1 << bd) - 1
+    for i in range(hs):
+        for j in range(ws):
+            out[i, j] = min(max((a[i, j] + b[i, j] + off) >> shift, 0), maxv)
+
+
 # ------------------------------------------------------------------ motion vector prediction
 
 @njit(cache=True)
@@ -172,12 +210,11 @@ def _avail(st, xn, yn):  # pragma: no cover - numba
 @njit(cache=True)
 def _same_motion(st, ya, xa, yb, xb):  # pragma: no cover - numba
     """The two 4x4 units have the same motion vectors and reference indices."""
-    if st.mot[ya, xa, MOT_PF] != st.mot[yb, xb, MOT_PF]:
+    a, b = st.mot[ya, xa], st.mot[yb, xb]
+    if a[MOT_PF] != b[MOT_PF]:
         return False
-    p = st.mot[ya, xa, MOT_PF]
     for lx in range(2):
-        if p & (1 << lx):
-            a, b = st.mot[ya, xa], st.mot[yb, xb]
+        if a[MOT_PF] & (1 << lx):
             if a[MOT_RI + lx] != b[MOT_RI + lx] or a[MOT_MV + 2 * lx] != b[MOT_MV + 2 * lx] \
                     or a[MOT_MV + 2 * lx + 1] != b[MOT_MV + 2 * lx + 1]:
                 return False
@@ -185,11 +222,31 @@ def _same_motion(st, ya, xa, yb, xb):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _temporal(refs, st, x, y, w, h, ref_idx, log2_ctb):  # pragma: no cover - numba
-    """8.5.3.2.8 for list 0 of a P slice: (available, mvx, mvy) of the collocated PB
-    (bottom right, else centre, on the 16x16 grid of the compressed motion field)."""
+def _col_mv(refs, u, v, lx):  # pragma: no cover - numba
+    """(available, mvx, mvy, POC distance) of the collocated unit's motion chosen for list
+    X (8.5.3.2.9): its only list, or with two lists, list X when no reference follows the
+    current picture, else list N = collocated_from_l0_flag."""
+    p = refs.col_pf[u, v]
+    if p == 0:
+        return False, 0, 0, 0
+    if p == 1:
+        c = 0
+    elif p == 2:
+        c = 1
+    elif refs.no_backward:
+        c = lx
+    else:
+        c = 1 if refs.col_from_l0 else 0
+    return True, refs.col_mv[u, v, 2 * c], refs.col_mv[u, v, 2 * c + 1], refs.col_poc - refs.col_rpoc[u, v, c]
+
+
+@njit(cache=True)
+def _temporal(refs, st, x, y, w, h, lx, ref_idx, log2_ctb):  # pragma: no cover - numba
+    """8.5.3.2.8: (available, mvx, mvy) of the temporal predictor of list X for refIdxLX
+    (collocated PB bottom right, else centre, on the 16x16 grid of the compressed motion
+    field), scaled by the POC distances."""
     H, W = st.av[0].shape
-    cur_diff = refs.poc - refs.ref_poc[ref_idx]
+    cur_diff = refs.poc - refs.ref_poc[lx, ref_idx]
     for k in range(2):
         if k == 0:
             xc, yc = x + w, y + h
@@ -197,24 +254,33 @@ def _temporal(refs, st, x, y, w, h, ref_idx, log2_ctb):  # pragma: no cover - nu
                 continue
         else:
             xc, yc = x + (w >> 1), y + (h >> 1)
-        u, v = (yc >> 4) << 2, (xc >> 4) << 2
-        p = refs.col_pf[u, v]
-        if p == 0:
+        ok, mvx, mvy, col_diff = _col_mv(refs, (yc >> 4) << 2, (xc >> 4) << 2, lx)
+        if not ok:
             continue
-        lx = 0 if p & 1 else 1  # a P picture's collocated blocks: L0 when present
-        mvx, mvy = refs.col_mv[u, v, 2 * lx], refs.col_mv[u, v, 2 * lx + 1]
-        col_diff = refs.col_poc - refs.col_rpoc[u, v, lx]
         if col_diff == cur_diff or col_diff == 0:
             return True, mvx, mvy
         return True, scale_mv(mvx, col_diff, cur_diff), scale_mv(mvy, col_diff, cur_diff)
     return False, 0, 0
 
 
+# the combined bi-predictive candidates' pairs (Table 8-6: l0CandIdx, l1CandIdx)
+_COMB_L0 = np.array([0, 1, 0, 2, 1, 2, 0, 3, 1, 3, 2, 3], dtype=np.int64)
+_COMB_L1 = np.array([1, 0, 2, 0, 2, 1, 3, 0, 3, 1, 3, 2], dtype=np.int64)
+for _t in (_COMB_L0, _COMB_L1):
+    _t.setflags(write=False)
+
+
 @njit(cache=True)
-def merge_candidates(st, refs, x, y, w, h, log2_ctb, part, part_idx, out_mv, out_ri):  # pragma: no cover
+def merge_candidates(st, refs, x, y, w, h, log2_ctb, part, part_idx, out):  # pragma: no cover
     """mergeCandList of the PB (x, y, w, h), partition ``part_idx`` of a CU with PartMode
-    ``part`` (0 2Nx2N, 1 2NxN, 2 Nx2N), in a P slice: out_mv[i] = (mvx, mvy), out_ri[i] =
-    refIdxL0 for i < MaxNumMergeCand (Log2ParMrgLevel 2, so no shared lists)."""
+    ``part`` (0 2Nx2N, 1 2NxN, 2 Nx2N): out[i] holds candidate i's motion in the channels
+    of the motion map (MOT_PF, MOT_MV.., MOT_RI..) for i < MaxNumMergeCand (Log2ParMrgLevel
+    2, so no shared lists); the 8x4 / 4x8 rule (a bi candidate predicts from list 0 only)
+    applied. Returns the count."""
+    out[:, :] = 0
+    out[:, MOT_RI] = -1
+    out[:, MOT_RI + 1] = -1
+    b_slice = refs.nref[1] > 0
     n = 0
     # spatial candidates A1, B1, B0, A0, B2 (8.5.3.2.3) as 4x4 unit coordinates
     ua1, va1 = (y + h - 1) >> 2, (x - 1) >> 2
@@ -237,44 +303,76 @@ def merge_candidates(st, refs, x, y, w, h, log2_ctb, part, part_idx, out_mv, out
         and not (rb1 and _same_motion(st, ub2, vb2, ub1, vb1)) and not (a1 and b1 and b0 and a0)
     for ok, u, v in ((a1, ua1, va1), (b1, ub1, vb1), (b0, ub0, vb0), (a0, ua0, va0), (b2, ub2, vb2)):
         if ok and n < refs.max_merge:
-            out_mv[n, 0], out_mv[n, 1] = st.mot[u, v, MOT_MV], st.mot[u, v, MOT_MV + 1]
-            out_ri[n] = st.mot[u, v, MOT_RI]
+            out[n, MOT_PF:MOT_RI + 2] = st.mot[u, v, MOT_PF:MOT_RI + 2]
             n += 1
-    if refs.tmvp and n < refs.max_merge:  # temporal candidate, refIdxL0Col = 0
-        ok, mvx, mvy = _temporal(refs, st, x, y, w, h, 0, log2_ctb)
-        if ok:
-            out_mv[n, 0], out_mv[n, 1] = mvx, mvy
-            out_ri[n] = 0
+    if refs.tmvp and n < refs.max_merge:  # temporal candidate, refIdxLXCol = 0 (8.5.3.2.2)
+        ok0, mx0, my0 = _temporal(refs, st, x, y, w, h, 0, 0, log2_ctb)
+        ok1, mx1, my1 = False, 0, 0
+        if b_slice:
+            ok1, mx1, my1 = _temporal(refs, st, x, y, w, h, 1, 0, log2_ctb)
+        if ok0 or ok1:
+            if ok0:
+                out[n, MOT_MV], out[n, MOT_MV + 1], out[n, MOT_RI] = mx0, my0, 0
+            if ok1:
+                out[n, MOT_MV + 2], out[n, MOT_MV + 3], out[n, MOT_RI + 1] = mx1, my1, 0
+            out[n, MOT_PF] = (1 if ok0 else 0) | (2 if ok1 else 0)
             n += 1
-    nref = refs.ref_poc.shape[0]
+    if b_slice and 1 < n < refs.max_merge:  # combined bi-predictive candidates (8.5.3.2.4)
+        orig = n
+        for k in range(orig * (orig - 1)):
+            if n == refs.max_merge:
+                break
+            c0, c1 = out[_COMB_L0[k]], out[_COMB_L1[k]]
+            if c0[MOT_PF] & 1 and c1[MOT_PF] & 2 and (
+                    refs.ref_poc[0, c0[MOT_RI]] != refs.ref_poc[1, c1[MOT_RI + 1]]
+                    or c0[MOT_MV] != c1[MOT_MV + 2] or c0[MOT_MV + 1] != c1[MOT_MV + 3]):
+                out[n, MOT_PF] = 3
+                out[n, MOT_MV], out[n, MOT_MV + 1], out[n, MOT_RI] = c0[MOT_MV], c0[MOT_MV + 1], c0[MOT_RI]
+                out[n, MOT_MV + 2], out[n, MOT_MV + 3] = c1[MOT_MV + 2], c1[MOT_MV + 3]
+                out[n, MOT_RI + 1] = c1[MOT_RI + 1]
+                n += 1
+    nz = min(refs.nref[0], refs.nref[1]) if b_slice else refs.nref[0]
     z = 0
     while n < refs.max_merge:  # zero candidates (8.5.3.2.5)
-        out_mv[n, 0], out_mv[n, 1] = 0, 0
-        out_ri[n] = z if z < nref else 0
+        r = z if z < nz else 0
+        out[n, MOT_PF] = 3 if b_slice else 1
+        out[n, MOT_RI] = r
+        if b_slice:
+            out[n, MOT_RI + 1] = r
         n += 1
         z += 1
+    if w + h == 12:  # 8.5.3.2.2: an 8x4 / 4x8 PB is never bi-predicted
+        for i in range(n):
+            if out[i, MOT_PF] == 3:
+                out[i, MOT_PF] = 1
+                out[i, MOT_RI + 1] = -1
+                out[i, MOT_MV + 2] = 0
+                out[i, MOT_MV + 3] = 0
     return n
 
 
 @njit(cache=True)
-def _cand_same(st, refs, u, v, target_poc):  # pragma: no cover - numba
-    """A neighbour's motion vector that refers to the target picture (L0 first, then L1)."""
-    p = st.mot[u, v, MOT_PF]
-    for lx in range(2):
-        if p & (1 << lx) and refs.ref_poc[st.mot[u, v, MOT_RI + lx]] == target_poc:
-            return True, st.mot[u, v, MOT_MV + 2 * lx], st.mot[u, v, MOT_MV + 2 * lx + 1]
+def _cand_same(st, refs, u, v, lx, target_poc):  # pragma: no cover - numba
+    """A neighbour's motion vector that refers to the target picture (list X first, then
+    the other list)."""
+    m = st.mot[u, v]
+    for k in range(2):
+        c = lx if k == 0 else 1 - lx
+        if m[MOT_PF] & (1 << c) and refs.ref_poc[c, m[MOT_RI + c]] == target_poc:
+            return True, m[MOT_MV + 2 * c], m[MOT_MV + 2 * c + 1]
     return False, 0, 0
 
 
 @njit(cache=True)
-def _cand_scaled(st, refs, u, v, target_poc):  # pragma: no cover - numba
-    """A neighbour's motion vector (L0 first, then L1) scaled to the target picture (all our
-    references are short-term)."""
-    p = st.mot[u, v, MOT_PF]
-    for lx in range(2):
-        if p & (1 << lx):
-            npoc = refs.ref_poc[st.mot[u, v, MOT_RI + lx]]
-            mvx, mvy = st.mot[u, v, MOT_MV + 2 * lx], st.mot[u, v, MOT_MV + 2 * lx + 1]
+def _cand_scaled(st, refs, u, v, lx, target_poc):  # pragma: no cover - numba
+    """A neighbour's motion vector (list X first, then the other list) scaled to the
+    target picture (all our references are short-term)."""
+    m = st.mot[u, v]
+    for k in range(2):
+        c = lx if k == 0 else 1 - lx
+        if m[MOT_PF] & (1 << c):
+            npoc = refs.ref_poc[c, m[MOT_RI + c]]
+            mvx, mvy = m[MOT_MV + 2 * c], m[MOT_MV + 2 * c + 1]
             if npoc != target_poc:
                 td, tb = refs.poc - npoc, refs.poc - target_poc
                 mvx, mvy = scale_mv(mvx, td, tb), scale_mv(mvy, td, tb)
@@ -283,9 +381,9 @@ def _cand_scaled(st, refs, u, v, target_poc):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def mvp_candidates(st, refs, x, y, w, h, ref_idx, log2_ctb, out):  # pragma: no cover - numba
-    """mvpListL0 (two entries, out[i] = (mvx, mvy)) of the PB (x, y, w, h) for refIdxL0."""
-    target = refs.ref_poc[ref_idx]
+def mvp_candidates(st, refs, x, y, w, h, lx, ref_idx, log2_ctb, out):  # pragma: no cover - numba
+    """mvpListLX (two entries, out[i] = (mvx, mvy)) of the PB (x, y, w, h) for refIdxLX."""
+    target = refs.ref_poc[lx, ref_idx]
     a_pos = ((x - 1, y + h), (x - 1, y + h - 1))            # A0, A1
     b_pos = ((x + w, y - 1), (x + w - 1, y - 1), (x - 1, y - 1))  # B0, B1, B2
     a_av = np.zeros(2, dtype=np.bool_)
@@ -298,21 +396,21 @@ def mvp_candidates(st, refs, x, y, w, h, ref_idx, log2_ctb, out):  # pragma: no 
     fa, ax, ay = False, 0, 0
     for k in range(2):
         if a_av[k] and not fa:
-            fa, ax, ay = _cand_same(st, refs, a_pos[k][1] >> 2, a_pos[k][0] >> 2, target)
+            fa, ax, ay = _cand_same(st, refs, a_pos[k][1] >> 2, a_pos[k][0] >> 2, lx, target)
     for k in range(2):
         if a_av[k] and not fa:
-            fa, ax, ay = _cand_scaled(st, refs, a_pos[k][1] >> 2, a_pos[k][0] >> 2, target)
+            fa, ax, ay = _cand_scaled(st, refs, a_pos[k][1] >> 2, a_pos[k][0] >> 2, lx, target)
     fb, bx, by = False, 0, 0
     for k in range(3):
         if b_av[k] and not fb:
-            fb, bx, by = _cand_same(st, refs, b_pos[k][1] >> 2, b_pos[k][0] >> 2, target)
+            fb, bx, by = _cand_same(st, refs, b_pos[k][1] >> 2, b_pos[k][0] >> 2, lx, target)
     if not scaled_flag and fb:
         fa, ax, ay = True, bx, by
     if not scaled_flag:
         fb, bx, by = False, 0, 0
         for k in range(3):
             if b_av[k] and not fb:
-                fb, bx, by = _cand_scaled(st, refs, b_pos[k][1] >> 2, b_pos[k][0] >> 2, target)
+                fb, bx, by = _cand_scaled(st, refs, b_pos[k][1] >> 2, b_pos[k][0] >> 2, lx, target)
     n = 0
     if fa:
         out[n, 0], out[n, 1] = ax, ay
@@ -321,7 +419,7 @@ def mvp_candidates(st, refs, x, y, w, h, ref_idx, log2_ctb, out):  # pragma: no 
         out[n, 0], out[n, 1] = bx, by
         n += 1
     if n < 2 and refs.tmvp:
-        ok, cx, cy = _temporal(refs, st, x, y, w, h, ref_idx, log2_ctb)
+        ok, cx, cy = _temporal(refs, st, x, y, w, h, lx, ref_idx, log2_ctb)
         if ok:
             out[n, 0], out[n, 1] = cx, cy
             n += 1

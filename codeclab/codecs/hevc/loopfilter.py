@@ -205,6 +205,39 @@ def deblock(planes: list[np.ndarray], edges: tuple[np.ndarray, np.ndarray], qp_m
 
 
 @njit(cache=True)
+def _mv_far(mv, py, px, a, qy, qx, b):  # pragma: no cover - numba
+    """List a's vector of unit p and list b's of unit q differ by a whole luma sample or more."""
+    return abs(mv[py, px, 2 * a] - mv[qy, qx, 2 * b]) >= 4 or abs(mv[py, px, 2 * a + 1] - mv[qy, qx, 2 * b + 1]) >= 4
+
+
+@njit(cache=True)
+def _motion_bs(pf, mv, rpoc, py, px, qy, qx):  # pragma: no cover - numba
+    """1 where the motion of two inter units differs as 8.7.2.4 counts it (other reference
+    pictures - whichever list names them -, another number of vectors, or vectors a whole
+    sample apart), else 0."""
+    p, q = pf[py, px], pf[qy, qx]
+    n_p = (p & 1) + (p >> 1)
+    if n_p != (q & 1) + (q >> 1):
+        return 1
+    if n_p == 1:
+        a, b = (0 if p == 1 else 1), (0 if q == 1 else 1)
+        if rpoc[py, px, a] != rpoc[qy, qx, b]:
+            return 1
+        return 1 if _mv_far(mv, py, px, a, qy, qx, b) else 0
+    p0, p1, q0, q1 = rpoc[py, px, 0], rpoc[py, px, 1], rpoc[qy, qx, 0], rpoc[qy, qx, 1]
+    if not ((p0 == q0 and p1 == q1) or (p0 == q1 and p1 == q0)):
+        return 1
+    if p0 != p1:  # two different pictures: compare the vectors referring to the same one
+        if p0 == q0:
+            return 1 if _mv_far(mv, py, px, 0, qy, qx, 0) or _mv_far(mv, py, px, 1, qy, qx, 1) else 0
+        return 1 if _mv_far(mv, py, px, 0, qy, qx, 1) or _mv_far(mv, py, px, 1, qy, qx, 0) else 0
+    # both vectors of both units refer to one picture: both pairings must differ
+    straight = _mv_far(mv, py, px, 0, qy, qx, 0) or _mv_far(mv, py, px, 1, qy, qx, 1)
+    crossed = _mv_far(mv, py, px, 0, qy, qx, 1) or _mv_far(mv, py, px, 1, qy, qx, 0)
+    return 1 if straight and crossed else 0
+
+
+@njit(cache=True)
 def _bs_pass(edge, tb, pf, mv, rpoc, cbf, dy, dx, out):  # pragma: no cover - numba
     """bS of each marked edge unit against its neighbour at (-dy, -dx) (8.7.2.4); ``tb``:
     the edge is a transform block edge (else a prediction block edge only)."""
@@ -218,20 +251,20 @@ def _bs_pass(edge, tb, pf, mv, rpoc, cbf, dy, dx, out):  # pragma: no cover - nu
                 out[y4, x4] = 2
             elif tb[y4, x4] and (cbf[py, px] or cbf[y4, x4]):
                 out[y4, x4] = 1
-            elif rpoc[py, px] != rpoc[y4, x4] or abs(mv[py, px, 0] - mv[y4, x4, 0]) >= 4 \
-                    or abs(mv[py, px, 1] - mv[y4, x4, 1]) >= 4:
-                out[y4, x4] = 1
+            else:
+                out[y4, x4] = _motion_bs(pf, mv, rpoc, py, px, y4, x4)
 
 
 def boundary_strengths(edges: tuple[np.ndarray, np.ndarray], pf: np.ndarray, mv: np.ndarray,
                        ref_poc: np.ndarray, cbf_luma: np.ndarray,
                        tb_edges: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """bS maps (vert, hor) of a picture with uni-predicted inter CUs (8.7.2.4) over the
-    marked (transform or prediction block) edges: 2 where a side is intra (pf 0), else 1
-    on a transform block edge (``tb_edges``; default every marked edge) where a side's luma
-    TB has levels, or where the sides use different reference pictures or motion vectors a
-    whole sample apart, else 0. pf, mv (x, y of list 0), ref_poc (POC of each unit's list-0
-    reference) and cbf_luma are per 4x4 luma unit."""
+    """bS maps (vert, hor) of a picture with inter CUs (8.7.2.4) over the marked (transform
+    or prediction block) edges: 2 where a side is intra (pf 0), else 1 on a transform block
+    edge (``tb_edges``; default every marked edge) where a side's luma TB has levels, or
+    where the sides' motion differs (reference pictures, number of vectors, or vectors a
+    whole sample apart), else 0. Per 4x4 luma unit: pf (predFlagL0 | predFlagL1 << 1), mv
+    (x, y of list 0, then of list 1), ref_poc (POC of each list's reference, -1 unused) and
+    cbf_luma."""
     out = []
     for k, edge in enumerate(edges):
         bs = np.zeros(edge.shape, dtype=np.uint8)

@@ -19,7 +19,7 @@ from numba import njit
 from codeclab.codecs.hevc.inter import predict_block
 from codeclab.codecs.hevc.satd import _satd_tiles
 
-__all__ = ["mvd_bits", "motion_search"]
+__all__ = ["mvd_bits", "mv_cost", "motion_search"]
 
 # the 8 neighbours of a diamond / square step, (dx, dy)
 _SQUARE = np.array([[0, -1], [-1, 0], [1, 0], [0, 1], [-1, -1], [1, -1], [-1, 1], [1, 1]], dtype=np.int64)
@@ -48,7 +48,7 @@ def mvd_bits(d):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _mv_cost(mvx, mvy, mvp, lam):  # pragma: no cover - numba
+def mv_cost(mvx, mvy, mvp, lam):  # pragma: no cover - numba
     """lambda * bits of the cheaper of the two predictors (quarter-sample mv and mvp)."""
     b0 = mvd_bits(mvx - mvp[0, 0]) + mvd_bits(mvy - mvp[0, 1])
     b1 = mvd_bits(mvx - mvp[1, 0]) + mvd_bits(mvy - mvp[1, 1])
@@ -56,39 +56,41 @@ def _mv_cost(mvx, mvy, mvp, lam):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _sad(org, ref, x, y, w, h, rx, ry, step):  # pragma: no cover - numba
-    """SAD of org[y:y+h, x:x+w] against the reference block at integer (rx, ry) (clipped at
-    the picture edges), every ``step``-th row (scaled back up)."""
+def _sad(org, ox, oy, ref, w, h, rx, ry, step):  # pragma: no cover - numba
+    """SAD of org[oy:oy+h, ox:ox+w] against the reference block at integer (rx, ry) (clipped
+    at the picture edges), every ``step``-th row (scaled back up)."""
     H, W = ref.shape
     s = 0
     if rx >= 0 and ry >= 0 and rx + w <= W and ry + h <= H:
         for i in range(0, h, step):
-            o = org[y + i]
+            o = org[oy + i]
             r = ref[ry + i]
             for j in range(w):
-                s += abs(np.int64(o[x + j]) - np.int64(r[rx + j]))
+                s += abs(np.int64(o[ox + j]) - np.int64(r[rx + j]))
     else:
         for i in range(0, h, step):
             yy = min(max(ry + i, 0), H - 1)
             for j in range(w):
                 xx = min(max(rx + j, 0), W - 1)
-                s += abs(np.int64(org[y + i, x + j]) - np.int64(ref[yy, xx]))
+                s += abs(np.int64(org[oy + i, ox + j]) - np.int64(ref[yy, xx]))
     return s * step
 
 
 @njit(cache=True)
-def motion_search(org, ref, x, y, w, h, starts, nstart, mvp, lam, sr, bd, subpel):  # pragma: no cover
+def motion_search(org, ox, oy, ref, x, y, w, h, starts, nstart, mvp, lam, sr, bd, subpel, dscale):  # pragma: no cover
     """The best quarter-sample motion vector of the luma PB (x, y, w, h) in ``ref`` and its
-    cost (SATD + lam * bits). starts[:nstart]: quarter-sample start candidates; mvp: the two
-    AMVP predictors; sr: integer search range around the best start; subpel: refine to
-    quarter samples."""
+    cost (dscale * SATD + lam * bits) against the target block org[oy:oy+h, ox:ox+w] (the
+    source itself, or for a bi-prediction refinement twice the source minus the other
+    list's prediction, with dscale 1/2). starts[:nstart]: quarter-sample start candidates;
+    mvp: the two AMVP predictors; sr: integer search range around the best start; subpel:
+    refine to quarter samples."""
     step = 2 if h >= 16 else 1
     # integer start: the cheapest start candidate (rounded to integer samples)
     bx, by = 0, 0
     best = -1.0
     for k in range(nstart):
         cx, cy = (starts[k, 0] + 2) >> 2, (starts[k, 1] + 2) >> 2
-        c = _sad(org, ref, x, y, w, h, x + cx, y + cy, step) + _mv_cost(cx << 2, cy << 2, mvp, lam)
+        c = dscale * _sad(org, ox, oy, ref, w, h, x + cx, y + cy, step) + mv_cost(cx << 2, cy << 2, mvp, lam)
         if best < 0 or c < best:
             best, bx, by = c, cx, cy
     cx0, cy0 = bx, by
@@ -98,39 +100,39 @@ def motion_search(org, ref, x, y, w, h, starts, nstart, mvp, lam, sr, bd, subpel
         for k in range(8):
             px = cx0 + _DIAMOND[k, 0] * dist // 2 if dist > 1 else cx0 + _SQUARE[k, 0]
             py = cy0 + _DIAMOND[k, 1] * dist // 2 if dist > 1 else cy0 + _SQUARE[k, 1]
-            c = _sad(org, ref, x, y, w, h, x + px, y + py, step) + _mv_cost(px << 2, py << 2, mvp, lam)
+            c = dscale * _sad(org, ox, oy, ref, w, h, x + px, y + py, step) + mv_cost(px << 2, py << 2, mvp, lam)
             if c < best:
                 best, bx, by = c, px, py
         dist *= 2
     # 1-sample refinement until no neighbour is cheaper
     for _ in range(64):
         moved = False
-        ox, oy = bx, by
+        qx, qy = bx, by
         for k in range(8):
-            px, py = ox + _SQUARE[k, 0], oy + _SQUARE[k, 1]
+            px, py = qx + _SQUARE[k, 0], qy + _SQUARE[k, 1]
             if abs(px - cx0) > sr or abs(py - cy0) > sr:
                 continue
-            c = _sad(org, ref, x, y, w, h, x + px, y + py, step) + _mv_cost(px << 2, py << 2, mvp, lam)
+            c = dscale * _sad(org, ox, oy, ref, w, h, x + px, y + py, step) + mv_cost(px << 2, py << 2, mvp, lam)
             if c < best:
                 best, bx, by = c, px, py
                 moved = True
         if not moved:
             break
     mx, my = bx << 2, by << 2
-    ob = org[y:y + h, x:x + w]
+    ob = org[oy:oy + h, ox:ox + w]
     pred = np.empty((h, w), dtype=np.int32)
     d = np.empty((8, max(w, 4)), dtype=np.int32)
     tile = 8 if (w % 8 == 0 and h % 8 == 0) else 4
     predict_block(ref, x, y, w, h, mx, my, True, bd, pred)
-    cost = _satd_tiles(ob, pred, tile, d) + _mv_cost(mx, my, mvp, lam)
+    cost = dscale * _satd_tiles(ob, pred, tile, d) + mv_cost(mx, my, mvp, lam)
     if not subpel:
         return mx, my, cost
     for half in (2, 1):  # half-sample, then quarter-sample neighbours of the best so far
-        ox, oy = mx, my
+        qx, qy = mx, my
         for k in range(8):
-            px, py = ox + _SQUARE[k, 0] * half, oy + _SQUARE[k, 1] * half
+            px, py = qx + _SQUARE[k, 0] * half, qy + _SQUARE[k, 1] * half
             predict_block(ref, x, y, w, h, px, py, True, bd, pred)
-            c = _satd_tiles(ob, pred, tile, d) + _mv_cost(px, py, mvp, lam)
+            c = dscale * _satd_tiles(ob, pred, tile, d) + mv_cost(px, py, mvp, lam)
             if c < cost:
                 cost, mx, my = c, px, py
     return mx, my, cost

@@ -2,22 +2,23 @@
 
 Main (8-bit) or Main 10, 4:2:0, one slice per picture. All-intra streams: every picture is
 an IDR (IDR_N_LP) preceded by VPS/SPS/PPS, so each access unit decodes on its own (random
-access to any frame, trivial cutting) and POC is 0 for each. Streams with P pictures
-(``StreamParams.max_refs`` > 0): IDR pictures carry the parameter sets, P pictures are
-TRAIL_R with their reference picture set in the slice header (:class:`SliceInfo`: no RPS in
-the SPS, short-term references only, no list modification). Presentation times come from
+access to any frame, trivial cutting) and POC is 0 for each. Streams with P / B pictures
+(``StreamParams.max_refs`` > 0): IRAP pictures (IDR, CRA) carry the parameter sets, the
+others are TRAIL_R or (leading pictures of a CRA) RASL_R with their reference picture set
+in the slice header (:class:`SliceInfo`: no RPS in the SPS, short-term references only,
+no list modification, every picture in temporal sub-layer 0). Presentation times come from
 the container (or, for raw .hevc, from the VUI frame rate, which FFmpeg reads as the stream
 rate).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 from codeclab.base.errors import FormatError
 from codeclab.bitstream.bitwriter import BitWriter
-from codeclab.bitstream.nal import NAL_IDR_N_LP, NAL_PPS, NAL_SPS, NAL_TRAIL_R, NAL_VPS, nal_unit
+from codeclab.bitstream.nal import NAL_CRA, NAL_IDR_N_LP, NAL_PPS, NAL_SPS, NAL_TRAIL_R, NAL_VPS, nal_unit
 from codeclab.codecs.hevc.scalar_quant import check_qp
 
 __all__ = ["StreamParams", "SliceInfo", "pick_level", "vps_rbsp", "sps_rbsp", "pps_rbsp",
@@ -63,7 +64,8 @@ class StreamParams:
     deblock: bool
     sao: bool
     md5: bool = False       # decoded picture hash SEI (MD5) after each slice (sei.py)
-    max_refs: int = 0       # reference pictures kept (DPB size - 1); 0: all-intra
+    max_refs: int = 0       # sps_max_dec_pic_buffering_minus1; 0: all-intra
+    max_reorder: int = 0    # sps_max_num_reorder_pics (random access)
     tmvp: bool = True       # temporal motion vector prediction (streams with P pictures)
 
     @property
@@ -92,28 +94,56 @@ class StreamParams:
         check_qp(self.qp, self.bit_depth)
         if not 0 <= self.max_tu_depth <= self.log2_ctb - 2:
             raise FormatError(f"hevc: max_tu_depth {self.max_tu_depth} outside 0..{self.log2_ctb - 2}")
-        if not 0 <= self.max_refs <= 4:
-            raise FormatError(f"hevc: {self.max_refs} reference pictures, not 0..4")
+        if not 0 <= self.max_reorder <= self.max_refs <= 15:
+            raise FormatError(f"hevc: decoded picture buffer of {self.max_refs + 1} pictures with "
+                              f"{self.max_reorder} reordered (need 0 <= reordered < size <= 16)")
 
 
 @dataclass(frozen=True)
 class SliceInfo:
     """What the slice header of one picture says: its type, POC, QP and references.
 
-    refs: POC deltas of RefPicList0, closest first (all negative: low-delay, no
-    reordering); keep: further negative deltas the RPS keeps for later pictures
-    (used_by_curr_pic 0). An I picture with ``idr`` starts a new coded video sequence."""
+    refs: POC deltas of the pictures it references (used_by_curr_pic: negative ones
+    precede it in output order, positive ones follow); keep: further deltas the RPS keeps
+    for later pictures (used_by_curr_pic 0); num_ref: num_ref_idx_l0 / l1_active (None:
+    every reference in list 0 of a P slice, in both lists of a B slice). An I picture with
+    ``idr`` starts a new coded video sequence; ``nal`` overrides the NAL unit type (CRA for
+    an I picture that keeps pictures for its leading ones, RASL_R for those)."""
 
-    slice_type: str             # "I" or "P"
+    slice_type: str             # "I", "P" or "B"
     poc: int
     qp: int
     idr: bool = True
     refs: tuple[int, ...] = ()
-    keep: tuple[int, ...] = field(default_factory=tuple)
+    keep: tuple[int, ...] = ()
+    num_ref: tuple[int, int] | None = None
+    nal: int | None = None
 
     @property
     def nal_type(self) -> int:
+        if self.nal is not None:
+            return self.nal
         return NAL_IDR_N_LP if self.idr else NAL_TRAIL_R
+
+    @property
+    def irap(self) -> bool:
+        """An IDR or CRA picture: it carries the parameter sets."""
+        return self.idr or self.nal == NAL_CRA
+
+    def num_active(self, lx: int) -> int:
+        """num_ref_idx_lX_active of the slice (0 for lists it does not have)."""
+        if self.slice_type == "I" or (lx == 1 and self.slice_type == "P"):
+            return 0
+        return self.num_ref[lx] if self.num_ref is not None else len(self.refs)
+
+    def ref_list(self, lx: int) -> tuple[int, ...]:
+        """POC deltas of RefPicListX (8.3.4): the preceding references closest first then the
+        following ones (list 1: the other way round), cycled up to num_ref_idx_lX_active."""
+        before = sorted((d for d in self.refs if d < 0), reverse=True)
+        after = sorted(d for d in self.refs if d > 0)
+        cur = before + after if lx == 0 else after + before
+        n = self.num_active(lx)
+        return tuple(cur[i % len(cur)] for i in range(n)) if cur else ()
 
 
 def _profile_tier_level(w: BitWriter, p: StreamParams) -> None:
@@ -146,7 +176,7 @@ def vps_rbsp(p: StreamParams) -> bytes:
     _profile_tier_level(w, p)
     w.u(1, 1)          # vps_sub_layer_ordering_info_present_flag
     w.ue(p.max_refs)   # vps_max_dec_pic_buffering_minus1
-    w.ue(0)            # vps_max_num_reorder_pics
+    w.ue(p.max_reorder)  # vps_max_num_reorder_pics
     w.ue(0)            # vps_max_latency_increase_plus1
     w.u(6, 0)          # vps_max_layer_id
     w.ue(0)            # vps_num_layer_sets_minus1
@@ -203,7 +233,7 @@ def sps_rbsp(p: StreamParams) -> bytes:
     w.ue(4)            # log2_max_pic_order_cnt_lsb_minus4
     w.u(1, 1)          # sps_sub_layer_ordering_info_present_flag
     w.ue(p.max_refs)   # sps_max_dec_pic_buffering_minus1
-    w.ue(0)            # sps_max_num_reorder_pics
+    w.ue(p.max_reorder)  # sps_max_num_reorder_pics
     w.ue(0)            # sps_max_latency_increase_plus1
     w.ue(0)            # log2_min_luma_coding_block_size_minus3 (8x8)
     w.ue(p.log2_ctb - 3)   # log2_diff_max_min_luma_coding_block_size
@@ -273,33 +303,48 @@ def slice_header_bits(p: StreamParams, sao_luma: bool, sao_chroma: bool,
         sl = SliceInfo("I", 0, p.qp)
     w = BitWriter()
     w.u(1, 1)          # first_slice_segment_in_pic_flag
-    if sl.idr:
-        w.u(1, 0)      # no_output_of_prior_pics_flag (IRAP)
+    if sl.irap:
+        w.u(1, 0)      # no_output_of_prior_pics_flag
     w.ue(0)            # slice_pic_parameter_set_id
-    w.ue(2 if sl.slice_type == "I" else 1)  # slice_type: 2 = I, 1 = P
+    w.ue({"B": 0, "P": 1, "I": 2}[sl.slice_type])  # slice_type
     tmvp = p.tmvp and p.max_refs > 0
+    inter = sl.slice_type != "I"
     if not sl.idr:
         w.u(8, sl.poc & 255)  # slice_pic_order_cnt_lsb (log2_max_pic_order_cnt_lsb = 8)
         w.u(1, 0)      # short_term_ref_pic_set_sps_flag: the RPS follows (st_ref_pic_set(0))
-        neg = sorted(set(sl.refs) | set(sl.keep), reverse=True)
+        rps = set(sl.refs) | set(sl.keep)
+        neg = sorted((d for d in rps if d < 0), reverse=True)
+        pos = sorted(d for d in rps if d > 0)
         w.ue(len(neg))  # num_negative_pics
-        w.ue(0)         # num_positive_pics
+        w.ue(len(pos))  # num_positive_pics
         prev = 0
         for d in neg:
             w.ue(prev - d - 1)  # delta_poc_s0_minus1
             w.u(1, 1 if d in sl.refs else 0)  # used_by_curr_pic_s0_flag
             prev = d
+        prev = 0
+        for d in pos:
+            w.ue(d - prev - 1)  # delta_poc_s1_minus1
+            w.u(1, 1 if d in sl.refs else 0)  # used_by_curr_pic_s1_flag
+            prev = d
         if tmvp:
-            w.u(1, 1 if sl.slice_type == "P" else 0)  # slice_temporal_mvp_enabled_flag
+            w.u(1, 1 if inter else 0)  # slice_temporal_mvp_enabled_flag
     if p.sao:
         w.u(1, 1 if sao_luma else 0)
         w.u(1, 1 if sao_chroma else 0)
-    if sl.slice_type == "P":
+    if inter:
+        n0, n1 = sl.num_active(0), sl.num_active(1)
         w.u(1, 1)      # num_ref_idx_active_override_flag
-        w.ue(len(sl.refs) - 1)  # num_ref_idx_l0_active_minus1
-        # collocated_ref_idx: 0 (inferred while one reference is active)
-        if tmvp and len(sl.refs) > 1:
-            w.ue(0)
+        w.ue(n0 - 1)   # num_ref_idx_l0_active_minus1
+        if sl.slice_type == "B":
+            w.ue(n1 - 1)  # num_ref_idx_l1_active_minus1
+            w.u(1, 0)     # mvd_l1_zero_flag
+        if tmvp:
+            # the collocated picture: RefPicList1[0] in B slices, RefPicList0[0] in P slices
+            if sl.slice_type == "B":
+                w.u(1, 0)  # collocated_from_l0_flag
+            if (n1 if sl.slice_type == "B" else n0) > 1:
+                w.ue(0)    # collocated_ref_idx
         w.ue(5 - MAX_MERGE_CAND)  # five_minus_max_num_merge_cand
     w.se(sl.qp - p.qp)  # slice_qp_delta
     w.byte_alignment()

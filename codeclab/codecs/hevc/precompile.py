@@ -41,6 +41,8 @@ def precompile() -> float:
                 moved = [np.roll(p, 3, axis=1) for p in pl]
                 dpb = {0: first, -1: first._replace(poc=-1)}
                 enc.encode(moved, SliceInfo("P", 1, 32, idr=False, refs=(-1, -2)), dpb)
+                dpb = {0: first, 2: first._replace(poc=2)}
+                enc.encode(moved, SliceInfo("B", 1, 33, idr=False, refs=(-1, 1), num_ref=(2, 2)), dpb)
     return time.process_time() - t0
 
 

@@ -44,8 +44,8 @@ from codeclab.base.jit import unit
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, encode_bin
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.ctu_syntax import _push, cu_has_residual, mpm_at, write_cu
-from codeclab.codecs.hevc.inter import merge_candidates, mvp_candidates, predict_block
-from codeclab.codecs.hevc.motion_search import motion_search, mvd_bits
+from codeclab.codecs.hevc.inter import merge_candidates, mvp_candidates, predict_block, predict_pb
+from codeclab.codecs.hevc.motion_search import motion_search, mv_cost, mvd_bits
 from codeclab.codecs.hevc.intra import (
     _angular_rows,
     _filter,
@@ -58,6 +58,7 @@ from codeclab.codecs.hevc.intra import (
 from codeclab.codecs.hevc.picture_state import (
     ICU_PART,
     ICU_SKIP,
+    MOT_CH,
     MOT_MRG,
     MOT_MV,
     MOT_MVD,
@@ -115,7 +116,9 @@ class Preset:
     transform trees 0 .. tu_inter levels below the largest TB, the cheapest kept; rect:
     2NxN and Nx2N inter CUs are tried too (each PB by HM's merge estimation), their motion
     searched in every reference picture (rect_all_refs, as HM) or only in the one the
-    2Nx2N search chose."""
+    2Nx2N search chose; bi_iters: in B pictures, the bi-prediction refinements (each
+    searches one list's vector against twice the source minus the other list's
+    prediction, alternating lists; HM: up to 4)."""
 
     name: str
     rd: bool
@@ -132,6 +135,7 @@ class Preset:
     tu_inter: int = 1
     rect: bool = True
     rect_all_refs: bool = False
+    bi_iters: int = 1
 
 
 PRESETS: dict[str, Preset] = {
@@ -140,7 +144,7 @@ PRESETS: dict[str, Preset] = {
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
                      early_cu=True, coarse=True, merge_rd=2, intra_p=1),
     "slow": Preset("slow", True, (5, 5, 2, 2, 2), mpm=True, tu_modes=2, chroma_all=False,
-                   early_cu=True, merge_rd=5, intra_p=2, tu_inter=2, rect_all_refs=True),
+                   early_cu=True, merge_rd=5, intra_p=2, tu_inter=2, rect_all_refs=True, bi_iters=2),
 }
 
 
@@ -162,8 +166,9 @@ class SearchParams(NamedTuple):
     chroma_all: bool
     early_cu: bool
     coarse: bool
-    inter: bool         # a P picture (inter CUs tried, P-slice syntax priced)
+    inter: bool         # a P or B picture (inter CUs tried, P/B-slice syntax priced)
     nref: int           # num_ref_idx_l0_active
+    nref1: int          # num_ref_idx_l1_active (0: a P picture)
     max_merge: int      # MaxNumMergeCand
     merge_rd: int
     search_range: int
@@ -172,6 +177,7 @@ class SearchParams(NamedTuple):
     rect: bool          # 2NxN and Nx2N inter CUs tried
     rect_all_refs: bool  # their PBs search every reference picture (else 2Nx2N's choice)
     max_tu_depth_inter: int  # max_transform_hierarchy_depth_inter of the SPS
+    bi_iters: int
 
 
 
@@ -907,7 +913,7 @@ def _chroma_rd(st, tp, sp, eng, ctx, buf, x, y, log2):  # pragma: no cover - num
             d = sp.wc * (_sse(st, 1, xc, yc, nc) + _sse(st, 2, xc, yc, nc))
             b0 = eng[E_FRAC]
             write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-                     tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
+                     tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.nref1, sp.max_merge, sp.max_tu_depth_inter)
             j = d + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
             _restore(eng, ctx, ctx0)
             restore_chroma(st, sv, xc, yc, nc)
@@ -936,7 +942,7 @@ def _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth, nxn):  # pr
     _restore(eng, ctx, ctx_start)
     b0 = eng[E_FRAC]
     write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
+             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.nref1, sp.max_merge, sp.max_tu_depth_inter)
     bits = (eng[E_FRAC] - b0) / FRAC_ONE
     return _cu_cost_d(st, sp, x, y, log2) + sp.lam * bits
 
@@ -1089,26 +1095,19 @@ def _begin_inter_cu(st, x, y, log2, depth, part):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _place_pu(st, refs, bd, x, y, w, h, mvx, mvy, ri, mrg, mvpf, mvdx, mvdy, mark_av):  # pragma: no cover
-    """The PB's motion in the maps and its prediction in ``st.rec`` (luma and chroma);
-    ``mark_av``: its samples count as decoded for the motion prediction of the CU's next PB."""
+def _place_pu(st, refs, bd, x, y, w, h, m, mark_av, luma_done):  # pragma: no cover - numba
+    """The PB's motion ``m`` (motion-map channels) in the maps and its prediction in
+    ``st.rec`` (chroma, and luma unless ``luma_done``: the caller put it there); ``mark_av``:
+    its samples count as decoded for the motion prediction of the CU's next PB."""
     u4, v4, mh, mw = y >> 2, x >> 2, h >> 2, w >> 2
     xc, yc, wc, hc = x >> 1, y >> 1, w >> 1, h >> 1
-    predict_block(refs.ref_y[ri], x, y, w, h, mvx, mvy, True, bd, st.rec[0][y:y + h, x:x + w])
+    if not luma_done:
+        predict_pb(refs, m, x, y, w, h, 0, bd, st.rec[0][y:y + h, x:x + w])
     for c in range(1, 3):
-        predict_block(refs.ref_c[ri, c - 1], xc, yc, wc, hc, mvx, mvy, False, bd,
-                      st.rec[c][yc:yc + hc, xc:xc + wc])
-    m = st.mot[u4:u4 + mh, v4:v4 + mw]
-    m[..., MOT_PF] = 1
-    m[..., MOT_MV] = mvx
-    m[..., MOT_MV + 1] = mvy
-    m[..., MOT_MV + 2:MOT_MV + 4] = 0
-    m[..., MOT_RI] = ri
-    m[..., MOT_RI + 1] = -1
-    m[..., MOT_MRG] = mrg
-    m[..., MOT_MVPF] = mvpf
-    m[..., MOT_MVD] = mvdx
-    m[..., MOT_MVD + 1] = mvdy
+        predict_pb(refs, m, x, y, w, h, c, bd, st.rec[c][yc:yc + hc, xc:xc + wc])
+    for i in range(mh):
+        for j in range(mw):
+            st.mot[u4 + i, v4 + j, :] = m
     if mark_av:
         st.av[0][y:y + h, x:x + w] = True
 
@@ -1129,7 +1128,7 @@ def _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, residual):  # pragma: 
         _set_icu(st, x, y, log2, ICU_SKIP, 1 if merge2n else 0)
         b0 = eng[E_FRAC]
         write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-                 tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
+                 tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.nref1, sp.max_merge, sp.max_tu_depth_inter)
         return _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
     forced = log2 - min(log2, sp.log2_max_tb)
     last = min(sp.tu_inter, sp.max_tu_depth_inter - forced, min(log2, sp.log2_max_tb) - 2)
@@ -1164,7 +1163,7 @@ def _inter_residual(st, tp, sp, eng, ctx, buf, x, y, log2, extra, merge2n):  # p
     _set_icu(st, x, y, log2, ICU_SKIP, 1 if (merge2n and not cu_has_residual(st, x, y, log2)) else 0)
     b0 = eng[E_FRAC]
     write_cu(eng, ctx, buf, st, x, y, log2, sp.log2_ctb, sp.max_tu_depth, sp.log2_max_tb,
-             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.max_merge, sp.max_tu_depth_inter)
+             tp.sign_hiding, tp.ts_enabled, sp.inter, sp.nref, sp.nref1, sp.max_merge, sp.max_tu_depth_inter)
     return _cu_cost_d(st, sp, x, y, log2) + sp.lam * (eng[E_FRAC] - b0) / FRAC_ONE
 
 
@@ -1173,59 +1172,161 @@ def _tile_of(w, h):  # pragma: no cover - numba
     return 8 if (w % 8 == 0 and h % 8 == 0) else 4
 
 
-@unit
-def _amvp_search(st, sp, refs, bd, x, y, w, h, mmv, mri, nm, only):  # pragma: no cover - numba
-    """AMVP for the PB: a motion search per reference picture (``only`` >= 0: that one),
-    started from its predictors, zero and the merge candidates of that picture; the
-    cheapest by SATD + lambda * (mvd and ref_idx bits): (cost, ref_idx, mvx, mvy, mvp flag,
-    mvdx, mvdy)."""
-    starts = np.zeros((8, 2), dtype=np.int64)
-    mvp = np.zeros((2, 2), dtype=np.int64)
-    best_mvp = np.zeros((2, 2), dtype=np.int64)
-    bc, bri, bmx, bmy = np.inf, 0, 0, 0
-    for r in range(sp.nref):
-        if only >= 0 and r != only:
-            continue
-        mvp_candidates(st, refs, x, y, w, h, r, sp.log2_ctb, mvp)
-        ns = 0
-        for k in range(2):
-            starts[ns, 0], starts[ns, 1] = mvp[k, 0], mvp[k, 1]
-            ns += 1
-        starts[ns, 0], starts[ns, 1] = 0, 0
-        ns += 1
-        for i in range(nm):
-            if mri[i] == r and ns < 8:
-                starts[ns, 0], starts[ns, 1] = mmv[i, 0], mmv[i, 1]
-                ns += 1
-        mx, my, c = motion_search(st.org[0], refs.ref_y[r], x, y, w, h, starts, ns, mvp,
-                                  sp.sqrt_lam, sp.search_range, bd, True)
-        c += sp.sqrt_lam * (min(r + 1, sp.nref - 1) if sp.nref > 1 else 0)
-        if c < bc:
-            bc, bri, bmx, bmy = c, r, mx, my
-            best_mvp[:] = mvp
-    b0 = mvd_bits(bmx - best_mvp[0, 0]) + mvd_bits(bmy - best_mvp[0, 1])
-    b1 = mvd_bits(bmx - best_mvp[1, 0]) + mvd_bits(bmy - best_mvp[1, 1])
-    f = 1 if b1 < b0 else 0
-    return bc, bri, bmx, bmy, f, bmx - best_mvp[f, 0], bmy - best_mvp[f, 1]
+@njit(cache=True)
+def _idc_bits(b_slice, lx_or_bi):  # pragma: no cover - numba
+    """Bins of inter_pred_idc (0: L0, 1: L1, 2: BI) of a PB larger than 8x4 in a B slice."""
+    if not b_slice:
+        return 0
+    return 1 if lx_or_bi == 2 else 2
 
 
 @njit(cache=True)
-def _merge_rough(st, sp, refs, bd, x, y, w, h, mmv, mri, nm, out):  # pragma: no cover - numba
-    """SATD + sqrt(lambda) * merge_idx bits of each merge candidate of the PB."""
-    ob = st.org[0][y:y + h, x:x + w]
-    pred = np.empty((h, w), dtype=np.int32)
-    sd = np.empty((8, max(w, 4)), dtype=np.int32)
-    tile = _tile_of(w, h)
-    for i in range(nm):
-        predict_block(refs.ref_y[mri[i]], x, y, w, h, mmv[i, 0], mmv[i, 1], True, bd, pred)
-        out[i] = _satd_tiles(ob, pred, tile, sd) + sp.sqrt_lam * min(i + 1, nm - 1)
+def _ref_bits(r, n):  # pragma: no cover - numba
+    """Bins of ref_idx r among n active references (truncated unary)."""
+    return min(r + 1, n - 1) if n > 1 else 0
+
+
+@njit(cache=True)
+def _set_amvp(refs, st, sp, x, y, w, h, lx, r, mx, my, out):  # pragma: no cover - numba
+    """List X of ``out`` (motion-map channels): reference r, vector (mx, my), the cheaper
+    predictor's flag and the mvd against it; returns the mvd's bins (flag included)."""
+    mvp = np.zeros((2, 2), dtype=np.int64)
+    mvp_candidates(st, refs, x, y, w, h, lx, r, sp.log2_ctb, mvp)
+    b0 = mvd_bits(mx - mvp[0, 0]) + mvd_bits(my - mvp[0, 1])
+    b1 = mvd_bits(mx - mvp[1, 0]) + mvd_bits(my - mvp[1, 1])
+    f = 1 if b1 < b0 else 0
+    out[MOT_PF] |= 1 << lx
+    out[MOT_MV + 2 * lx], out[MOT_MV + 2 * lx + 1] = mx, my
+    out[MOT_RI + lx] = r
+    out[MOT_MVPF + lx] = f
+    out[MOT_MVD + 2 * lx], out[MOT_MVD + 2 * lx + 1] = mx - mvp[f, 0], my - mvp[f, 1]
+    return min(b0, b1) + 1
 
 
 @unit
-def _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no cover - numba
+def _amvp_search(st, sp, refs, bd, x, y, w, h, cands, nm, only, out):  # pragma: no cover - numba
+    """AMVP motion of the PB into ``out`` (motion-map channels, merge index -1): a motion
+    search per reference picture of each list (``only[X]`` >= 0: that one of list X),
+    started from its predictors, zero and the merge candidates' vectors into that picture
+    (a picture already searched through list 0 is re-priced, not searched again, as HM
+    does for identical lists); in a B slice also bi-prediction of the two lists' best,
+    refined ``bi_iters`` times. The cheapest by SATD + sqrt(lambda) * (mvd, ref_idx and
+    inter_pred_idc bins); its cost."""
+    b_slice = refs.nref[1] > 0
+    starts = np.zeros((8, 2), dtype=np.int64)
+    mvp = np.zeros((2, 2), dtype=np.int64)
+    npic = refs.ref_y.shape[0]
+    seen = np.zeros(npic, dtype=np.bool_)
+    s_mv = np.zeros((npic, 2), dtype=np.int64)
+    s_dist = np.zeros(npic)
+    bc = np.full(2, np.inf)
+    br = np.zeros(2, dtype=np.int64)
+    bmv = np.zeros((2, 2), dtype=np.int64)
+    for lx in range(2 if b_slice else 1):
+        nr = refs.nref[lx]
+        for r in range(nr):
+            if only[lx] >= 0 and r != only[lx]:
+                continue
+            k = refs.pic[lx, r]
+            mvp_candidates(st, refs, x, y, w, h, lx, r, sp.log2_ctb, mvp)
+            if seen[k]:
+                mx, my = s_mv[k, 0], s_mv[k, 1]
+                c = s_dist[k] + mv_cost(mx, my, mvp, sp.sqrt_lam)
+            else:
+                ns = 0
+                for q in range(2):
+                    starts[ns, 0], starts[ns, 1] = mvp[q, 0], mvp[q, 1]
+                    ns += 1
+                starts[ns, 0], starts[ns, 1] = 0, 0
+                ns += 1
+                for i in range(nm):
+                    for ly in range(2):
+                        if ns < 8 and cands[i, MOT_PF] & (1 << ly) and refs.pic[ly, cands[i, MOT_RI + ly]] == k:
+                            starts[ns, 0], starts[ns, 1] = cands[i, MOT_MV + 2 * ly], cands[i, MOT_MV + 2 * ly + 1]
+                            ns += 1
+                mx, my, c = motion_search(st.org[0], x, y, refs.ref_y[k], x, y, w, h, starts, ns, mvp,
+                                          sp.sqrt_lam, sp.search_range, bd, True, 1.0)
+                seen[k] = True
+                s_mv[k, 0], s_mv[k, 1] = mx, my
+                s_dist[k] = c - mv_cost(mx, my, mvp, sp.sqrt_lam)
+            c += sp.sqrt_lam * (_ref_bits(r, nr) + _idc_bits(b_slice, lx))
+            if c < bc[lx]:
+                bc[lx], br[lx], bmv[lx, 0], bmv[lx, 1] = c, r, mx, my
+    out[:] = 0
+    out[MOT_RI], out[MOT_RI + 1], out[MOT_MRG] = -1, -1, -1
+    best = 0 if bc[0] <= bc[1] else 1
+    cost = bc[best]
+    if b_slice and w + h != 12 and sp.bi_iters > 0:
+        bi = np.zeros(MOT_CH, dtype=np.int64)
+        cb = _bi_search(st, sp, refs, bd, x, y, w, h, br, bmv, bi)
+        if cb < cost:
+            out[:] = bi
+            return cb
+    _set_amvp(refs, st, sp, x, y, w, h, best, br[best], bmv[best, 0], bmv[best, 1], out)
+    return cost
+
+
+@njit(cache=True)
+def _bi_search(st, sp, refs, bd, x, y, w, h, br, bmv, out):  # pragma: no cover - numba
+    """Bi-prediction from list 0's and list 1's best uni-prediction (references br, vectors
+    bmv), each of ``bi_iters`` rounds refining one list's vector (list 1 first) within HM's
+    BipredSearchRange of 4 samples against 2 x source - the other list's prediction; the
+    motion into ``out`` and its cost (SATD of the real bi-prediction + sqrt(lambda) * bins)."""
+    mv = bmv.copy()
+    org = st.org[0]
+    pred = np.empty((h, w), dtype=np.int32)
+    tgt = np.empty((h, w), dtype=np.int32)
+    mvp = np.zeros((2, 2), dtype=np.int64)
+    starts = np.zeros((1, 2), dtype=np.int64)
+    for it in range(sp.bi_iters):
+        lx = 1 - (it & 1)
+        ly = 1 - lx
+        predict_block(refs.ref_y[refs.pic[ly, br[ly]]], x, y, w, h, mv[ly, 0], mv[ly, 1], True, bd, pred)
+        for i in range(h):
+            for j in range(w):
+                tgt[i, j] = 2 * org[y + i, x + j] - pred[i, j]
+        mvp_candidates(st, refs, x, y, w, h, lx, br[lx], sp.log2_ctb, mvp)
+        starts[0, 0], starts[0, 1] = mv[lx, 0], mv[lx, 1]
+        mx, my, _ = motion_search(tgt, 0, 0, refs.ref_y[refs.pic[lx, br[lx]]], x, y, w, h, starts, 1,
+                                  mvp, sp.sqrt_lam, 4, bd, True, 0.5)
+        mv[lx, 0], mv[lx, 1] = mx, my
+    out[:] = 0
+    out[MOT_RI], out[MOT_RI + 1], out[MOT_MRG] = -1, -1, -1
+    bins = _idc_bits(True, 2)
+    for lx in range(2):
+        bins += _set_amvp(refs, st, sp, x, y, w, h, lx, br[lx], mv[lx, 0], mv[lx, 1], out) \
+            + _ref_bits(br[lx], refs.nref[lx])
+    predict_pb(refs, out, x, y, w, h, 0, bd, pred)
+    sd = np.empty((8, max(w, 4)), dtype=np.int32)
+    return _satd_tiles(org[y:y + h, x:x + w], pred, _tile_of(w, h), sd) + sp.sqrt_lam * bins
+
+
+@njit(cache=True)
+def _merge_rough(st, sp, refs, bd, x, y, w, h, cands, nm, out, preds):  # pragma: no cover - numba
+    """SATD + sqrt(lambda) * merge_idx bins of each merge candidate of the PB; its luma
+    prediction into preds[i] (placed later without predicting again)."""
+    ob = st.org[0][y:y + h, x:x + w]
+    sd = np.empty((8, max(w, 4)), dtype=np.int32)
+    tile = _tile_of(w, h)
+    for i in range(nm):
+        predict_pb(refs, cands[i], x, y, w, h, 0, bd, preds[i])
+        out[i] = _satd_tiles(ob, preds[i], tile, sd) + sp.sqrt_lam * min(i + 1, nm - 1)
+
+
+@njit(cache=True)
+def _place_merge(st, refs, bd, x, y, w, h, cands, i, preds, mark_av):  # pragma: no cover - numba
+    """Merge candidate i of the PB in the state (its luma prediction from ``preds``)."""
+    cands[i, MOT_MRG] = i
+    st.rec[0][y:y + h, x:x + w] = preds[i]
+    _place_pu(st, refs, bd, x, y, w, h, cands[i], mark_av, True)
+
+
+@unit
+def _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, ref_out):  # pragma: no cover - numba
     """The cheapest 2Nx2N inter coding of the CU (every merge candidate as skip, the best
     merge_rd of them with a residual, AMVP with a residual), left in the state with the
-    contexts past it; (its J, the reference picture AMVP chose)."""
+    contexts past it; its J (ref_out: the reference index per list AMVP chose, 0 for a
+    list it left unused)."""
     n = 1 << log2
     bd = tp.bit_depth
     ctx0 = _snap(eng, ctx)
@@ -1233,61 +1334,68 @@ def _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no
     best_j = np.inf
     best_ctx = ctx0
     best_reg = reg0
-    mmv = np.zeros((5, 2), dtype=np.int64)
-    mri = np.zeros(5, dtype=np.int64)
-    nm = merge_candidates(st, refs, x, y, n, n, sp.log2_ctb, 0, 0, mmv, mri)
+    cands = np.zeros((5, MOT_CH), dtype=np.int64)
+    nm = merge_candidates(st, refs, x, y, n, n, sp.log2_ctb, 0, 0, cands)
     rough = np.empty(nm)
-    _merge_rough(st, sp, refs, bd, x, y, n, n, mmv, mri, nm, rough)
+    preds = np.empty((nm, n, n), dtype=np.int32)
+    _merge_rough(st, sp, refs, bd, x, y, n, n, cands, nm, rough, preds)
     order = np.argsort(rough)
     for t in range(nm + min(sp.merge_rd, nm)):
         i = order[t - nm] if t >= nm else t
         _begin_inter_cu(st, x, y, log2, depth, 0)
-        _place_pu(st, refs, bd, x, y, n, n, mmv[i, 0], mmv[i, 1], mri[i], i, 0, 0, 0, False)
+        _place_merge(st, refs, bd, x, y, n, n, cands, i, preds, False)
         j = _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, t >= nm)
         if j < best_j:
             best_j, best_ctx, best_reg = j, _snap(eng, ctx), save_region(st, x, y, log2)
         _restore(eng, ctx, ctx0)
         restore_region(st, reg0, x, y, log2)
-    _, ri, mx, my, f, dx, dy = _amvp_search(st, sp, refs, bd, x, y, n, n, mmv, mri, nm, np.int64(-1))
+    m = np.zeros(MOT_CH, dtype=np.int64)
+    only = np.full(2, -1, dtype=np.int64)
+    _amvp_search(st, sp, refs, bd, x, y, n, n, cands, nm, only, m)
+    ref_out[0], ref_out[1] = max(m[MOT_RI], 0), max(m[MOT_RI + 1], 0)
     _begin_inter_cu(st, x, y, log2, depth, 0)
-    _place_pu(st, refs, bd, x, y, n, n, mx, my, ri, -1, f, dx, dy, False)
+    _place_pu(st, refs, bd, x, y, n, n, m, False, False)
     j = _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, True)
     if j < best_j:
-        return j, ri
+        return j
     _restore(eng, ctx, best_ctx)
     restore_region(st, best_reg, x, y, log2)
-    return best_j, ri
+    return best_j
 
 
 @unit
-def _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, part, ref):  # pragma: no cover
+def _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, part, only):  # pragma: no cover
     """The CU as two PBs, 2NxN (``part`` 1) or Nx2N (2): each takes the cheaper of its best
-    merge candidate and its AMVP motion search (in reference picture ``ref``, or all when
-    -1) by SATD + lambda * bits (HM's merge estimation), then the CU's residual is coded
-    by RD. Left in the state; its J."""
+    merge candidate and its AMVP motion (``only[X]`` >= 0: searched in that reference of
+    list X only) by SATD + lambda * bits (HM's merge estimation), then the CU's residual
+    is coded by RD. Left in the state; its J."""
     n = 1 << log2
     half = n >> 1
     bd = tp.bit_depth
-    mmv = np.zeros((5, 2), dtype=np.int64)
-    mri = np.zeros(5, dtype=np.int64)
+    cands = np.zeros((5, MOT_CH), dtype=np.int64)
+    m = np.zeros(MOT_CH, dtype=np.int64)
     rough = np.empty(5)
+    if part == 1:
+        preds = np.empty((5, half, n), dtype=np.int32)
+    else:
+        preds = np.empty((5, n, half), dtype=np.int32)
     _begin_inter_cu(st, x, y, log2, depth, part)
     for k in range(2):
         if part == 1:
             px, py, w, h = x, y + k * half, n, half
         else:
             px, py, w, h = x + k * half, y, half, n
-        nm = merge_candidates(st, refs, px, py, w, h, sp.log2_ctb, part, k, mmv, mri)
-        _merge_rough(st, sp, refs, bd, px, py, w, h, mmv, mri, nm, rough)
+        nm = merge_candidates(st, refs, px, py, w, h, sp.log2_ctb, part, k, cands)
+        _merge_rough(st, sp, refs, bd, px, py, w, h, cands, nm, rough, preds)
         i = np.argmin(rough[:nm])
-        c, ri, mx, my, f, dx, dy = _amvp_search(st, sp, refs, bd, px, py, w, h, mmv, mri, nm, ref)
+        c = _amvp_search(st, sp, refs, bd, px, py, w, h, cands, nm, only, m)
         # the first PB is available to the second (6.4.2: a neighbour in the same coding
         # block is; merge_candidates drops the one A1 / B1 rule 8.5.3.2.3 excludes)
         mark = k == 0
         if rough[i] <= c:
-            _place_pu(st, refs, bd, px, py, w, h, mmv[i, 0], mmv[i, 1], mri[i], i, 0, 0, 0, mark)
+            _place_merge(st, refs, bd, px, py, w, h, cands, i, preds, mark)
         else:
-            _place_pu(st, refs, bd, px, py, w, h, mx, my, ri, -1, f, dx, dy, mark)
+            _place_pu(st, refs, bd, px, py, w, h, m, mark, False)
     return _code_inter_cu(st, tp, sp, eng, ctx, buf, x, y, log2, True)
 
 
@@ -1295,18 +1403,20 @@ def _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, part, ref):
 def _inter_cu(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth):  # pragma: no cover - numba
     """The cheapest inter coding of the CU: 2Nx2N, then (preset ``rect``) 2NxN and Nx2N;
     left in the state with the contexts past it; its J."""
+    only = np.full(2, -1, dtype=np.int64)
     if not sp.rect:
-        return _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)[0]
+        return _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, only)
     ctx0 = _snap(eng, ctx)
     reg0 = save_region(st, x, y, log2)
-    best, ref = _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth)
+    best = _inter_2n(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, only)
+    if sp.rect_all_refs:
+        only[:] = -1
     keep_ctx = _snap(eng, ctx)
     keep = save_region(st, x, y, log2)
     for part in (1, 2):
         _restore(eng, ctx, ctx0)
         restore_region(st, reg0, x, y, log2)
-        jp = _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, np.int64(part),
-                          np.int64(-1) if sp.rect_all_refs else ref)
+        jp = _inter_parts(st, tp, sp, refs, eng, ctx, buf, x, y, log2, depth, np.int64(part), only)
         if jp < best:
             best = jp
             keep_ctx, keep = _snap(eng, ctx), save_region(st, x, y, log2)

@@ -295,7 +295,7 @@ class PacketSink(_Sink):
         self.stream_codec = stream_codec
         self.format = fmt
         self.packets_written = 0
-        self._last_pts = -1
+        self._last_dts: int | None = None
         self._file = _AtomicFile(path)
         self._out: Any = None
         self._fh: Any = None
@@ -316,7 +316,8 @@ class PacketSink(_Sink):
             raise InputError(f"{path}: cannot create ({ffmpeg_msg(e)})") from None
 
     def write(self, packet: Any) -> None:
-        """Append one access unit (Annex-B bytes with start codes); intra-only timing."""
+        """Append one access unit (Annex-B bytes with start codes) in decoding order: its
+        ``pts`` and ``dts`` (``dts`` None: the packet is decoded when presented)."""
         if self._file.done:
             raise UsageError(f"{self.path}: write after close")
         if self._fh is not None:
@@ -326,14 +327,15 @@ class PacketSink(_Sink):
         import av
 
         pts = packet.pts if packet.pts is not None else packet.index
-        if pts <= self._last_pts:
-            raise FormatError(f"{self.path}: packet {packet.index} has pts {pts}, not after {self._last_pts} "
-                              "(intra-only muxing needs increasing timestamps)")
-        self._last_pts = pts
+        dts = pts if packet.dts is None else packet.dts
+        if (self._last_dts is not None and dts <= self._last_dts) or dts > pts:
+            raise FormatError(f"{self.path}: packet {packet.index} has dts {dts} (pts {pts}), not after "
+                              f"{self._last_dts} (decoding times must increase and not pass the pts)")
+        self._last_dts = dts
         p = av.Packet(bytes(packet.data))
         p.stream = self._st
         p.time_base = self._tb
-        p.pts = p.dts = pts
+        p.pts, p.dts = pts, dts
         p.duration = 1
         p.is_keyframe = bool(packet.keyframe)
         try:

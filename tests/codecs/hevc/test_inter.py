@@ -1,12 +1,15 @@
-"""P pictures (gop=ldp): FFmpeg and HM's decoder return our reconstruction bit for bit.
+"""P and B pictures (gop ldp, ldb, ra): FFmpeg and HM's decoder return our reconstruction
+bit for bit, in presentation order.
 
 Content with motion the encoder must find: a textured picture that pans by whole and
 fractional steps under a patch moving the other way, with a flat and a noisy region, over
-8 frames (so every P picture of HM's GOP of 4 appears twice and all four references are
-used); and, where the real media are present, a window of a real clip. The fast matrix is
-a pairwise covering subset of {8, 10 bit} x {QP} x {sizes, one not a multiple of 8} x
-{presets} x {sq, rdoq} x {refs}; the slow one adds the full product of presets and
-quantizers at both depths and a real clip, and HM's decoder checks the MD5 SEI of every
+8 frames (so every picture of HM's low-delay GOP of 4 appears twice and all four references
+are used; random access codes the IDR, then a shortened GOP 4 2 1 3 6 5 7 with
+bi-prediction); and, where the real media are present, a window of a real clip. The fast
+matrix is a pairwise covering subset of {8, 10 bit} x {QP} x {sizes, one not a multiple of
+8} x {presets} x {sq, rdoq} x {refs} x {structures}; a CRA with its leading (RASL)
+pictures is checked on its own; the slow one adds the full product of structures, presets
+and quantizers at both depths and a real clip, and HM's decoder checks the MD5 SEI of every
 picture where ``../shared/tools/hm/TAppDecoderStatic`` exists.
 """
 
@@ -84,22 +87,22 @@ def decode_stream(data: bytes) -> tuple[list[list[np.ndarray]], list[str]]:
     return out, [f"{name}: {msg.strip()}" for level, name, msg in logs if level <= av.logging.WARNING]
 
 
-def code(frames: list[tuple[np.ndarray, ...]], bd: int, **opts) -> tuple[bytes, list, list]:
-    """Encode with gop=ldp; (stream, our reconstructions, packet props)."""
+def code(frames: list[tuple[np.ndarray, ...]], bd: int, gop: str = "ldp", **opts) -> tuple[bytes, list, list]:
+    """Encode; (stream, our reconstructions and packet props in presentation order). The
+    packets come in decoding order with increasing dts, never after their pts."""
     h, w = frames[0][0].shape
     fmt = VideoFormat(w, h, "420", bd, Fraction(25))
-    enc = HevcEncoder(fmt, HevcOptions(gop="ldp", keep_recon=True, **opts))
-    data, recons, props = b"", [], []
-    for i, planes in enumerate(frames):
-        for pk in enc.encode(Frame(planes, fmt, i, i)):
-            data += pk.data
-            recons.append(pk.props["recon"])
-            props.append(pk.props)
-    assert enc.flush() == []
-    return data, recons, props
+    enc = HevcEncoder(fmt, HevcOptions(gop=gop, keep_recon=True, **opts))
+    packets = [pk for i, planes in enumerate(frames) for pk in enc.encode(Frame(planes, fmt, i, i))]
+    packets += enc.flush()
+    assert sorted(pk.index for pk in packets) == list(range(len(frames)))
+    dts = [pk.dts for pk in packets]
+    assert dts == sorted(set(dts)) and all(pk.dts <= pk.pts for pk in packets)
+    shown = sorted(packets, key=lambda pk: pk.pts)
+    return b"".join(pk.data for pk in packets), [pk.props["recon"] for pk in shown], [pk.props for pk in shown]
 
 
-def check_ffmpeg(frames, bd: int, label: str, **opts) -> tuple[bytes, list]:
+def check_ffmpeg(frames, bd: int, label: str, **opts) -> tuple[bytes, list, list]:
     data, recons, props = code(frames, bd, **opts)
     got, bad = decode_stream(data)
     assert not bad, f"{label}: FFmpeg logged {bad[:3]}"
@@ -109,20 +112,35 @@ def check_ffmpeg(frames, bd: int, label: str, **opts) -> tuple[bytes, list]:
             if not np.array_equal(g[c], r[c]):
                 where = tuple(np.argwhere(g[c] != r[c])[0])
                 pytest.fail(f"{label}: picture {i} ({props[i]['pict_type']}) component {c} differs first at {where}")
-    return data, recons
+    return data, recons, props
 
 
 SIZES = ((72, 56), (70, 54))
-FACTORS = ((8, 10), (22, 37), SIZES, ("fast", "medium", "slow"), ("sq", "rdoq"), (1, 4))
+FACTORS = ((8, 10), (22, 37), SIZES, ("fast", "medium", "slow"), ("sq", "rdoq"), (1, 4), ("ldp", "ldb", "ra"))
 PAIRWISE = pairwise(FACTORS)
 
 
-@pytest.mark.parametrize("bd,qp,size,preset,quant,refs", PAIRWISE,
+@pytest.mark.parametrize("bd,qp,size,preset,quant,refs,gop", PAIRWISE,
                          ids=["-".join(map(str, c)) for c in PAIRWISE])
-def test_ffmpeg_bit_exact_pairwise(bd, qp, size, preset, quant, refs):
+def test_ffmpeg_bit_exact_pairwise(bd, qp, size, preset, quant, refs, gop):
     w, h = size
-    check_ffmpeg(moving(bd, w, h), bd, f"{bd}-bit qp{qp} {w}x{h} {preset} {quant} refs{refs}",
-                 qp=qp, preset=preset, quant=quant, refs=refs)
+    check_ffmpeg(moving(bd, w, h), bd, f"{bd}-bit qp{qp} {w}x{h} {preset} {quant} refs{refs} {gop}",
+                 qp=qp, preset=preset, quant=quant, refs=refs, gop=gop)
+
+
+def test_cra_and_its_leading_pictures_decode():
+    """Random access with an intra period of 16: the CRA at 16 is coded before 1..15, which
+    are RASL pictures still predicted from the IDR; 17 (after the CRA) is not. FFmpeg and
+    HM decode every picture; pictures are output in presentation order."""
+    from codeclab.codecs.refsw import hm_decode
+
+    frames = moving(8, 48, 40, n=18)
+    data, recons, props = check_ffmpeg(frames, 8, "cra", qp=32, preset="fast", gop="ra", intra_period=16, md5=True)
+    assert [p["pict_type"] for p in props] == ["I"] + ["B"] * 15 + ["I", "B"]
+    need_hm()
+    out = hm_decode(data, 48, 40, 8)
+    assert out.returncode == 0 and len(out.md5) == 18 and all(ok for *_, ok in out.md5), out.log[-2000:]
+    assert [recon_digest(p, 8) for p in out.pictures] == [recon_digest(r, 8) for r in recons]
 
 
 @pytest.mark.parametrize("qp", [0, 51])
@@ -143,8 +161,7 @@ def test_motion_is_used_and_hm_checks_every_picture():
     from codeclab.codecs.refsw import hm_decode
 
     frames = moving(8, 96, 64)
-    data, recons = check_ffmpeg(frames, 8, "md5", qp=32, preset="medium", md5=True)
-    _, _, props = code(frames, 8, qp=32, preset="medium")
+    data, recons, props = check_ffmpeg(frames, 8, "md5", qp=32, preset="medium", md5=True)
     assert [p["pict_type"] for p in props] == ["I"] + ["P"] * (NFRAMES - 1)
     assert np.mean([p["intra_share"] for p in props[1:]]) < 0.2
     assert sum(p["bits"] for p in props[1:]) < props[0]["bits"] * (NFRAMES - 1) / 3
@@ -155,17 +172,48 @@ def test_motion_is_used_and_hm_checks_every_picture():
     assert [recon_digest(p, 8) for p in out.pictures] == [recon_digest(r, 8) for r in recons]
 
 
+def planned(g: GopPlanner, n: int) -> list[tuple[int, object]]:
+    """(output index, SliceInfo) of n pictures in coding order, batch by batch."""
+    out: list = []
+    while len(out) < n:
+        out += g.plan(len(out), min(g.batch_size(len(out)), n - len(out)))
+    return out
+
+
 def test_gop_planner_follows_hm_lowdelay_p():
     g = GopPlanner("ldp", 32, refs=4)
-    infos = [g.slice_info(i) for i in range(10)]
+    infos = [s for _, s in planned(g, 40)]
     assert [s.qp for s in infos[:9]] == [31, 40, 39, 40, 33, 40, 39, 40, 33]
     assert infos[0].idr and not infos[1].idr
-    assert infos[2].refs == (-1, -2)                 # POC 1, 0 (the rest not coded yet)
-    assert infos[9].refs == (-1, -5, -9)             # POC 8, 4, 0
-    assert g.slice_info(14).refs == (-1, -2, -6, -10)
-    assert all(len(s.refs) + len(s.keep) <= 4 for s in (g.slice_info(i) for i in range(40)))
-    assert [s.idr for s in (GopPlanner("ldp", 32, intra_period=4).slice_info(i) for i in range(9))] == \
+    assert infos[2].ref_list(0) == (-1, -2)          # POC 1, 0 (the rest not coded yet)
+    assert infos[9].ref_list(0) == (-1, -5, -9)      # POC 8, 4, 0
+    assert infos[14].ref_list(0) == (-1, -2, -6, -10)
+    assert all(len(s.refs) + len(s.keep) <= 4 for s in infos) and g.max_refs == 4 and g.max_reorder == 0
+    assert [s.idr for _, s in planned(GopPlanner("ldp", 32, intra_period=4), 9)] == \
         [True, False, False, False, True, False, False, False, True]
+    ldb = [s for _, s in planned(GopPlanner("ldb", 32), 10)]
+    assert [s.slice_type for s in ldb] == ["I"] + ["B"] * 9
+    assert all(s.ref_list(1) == s.ref_list(0) for s in ldb)  # generalised B: the same pictures
+
+
+def test_gop_planner_follows_hm_random_access():
+    """encoder_randomaccess_main.cfg: coding order, QPs (offsets plus the QP offset model),
+    two active references per list, the CRA and its RASL pictures, DPB size and reordering."""
+    from codeclab.bitstream.nal import NAL_CRA, NAL_RASL_R, NAL_TRAIL_R
+
+    g = GopPlanner("ra", 32, intra_period=32)
+    plan = planned(g, 49)
+    assert [i for i, _ in plan[:17]] == [0, 16, 8, 4, 2, 1, 3, 6, 5, 7, 12, 10, 9, 11, 14, 13, 15]
+    s = dict(plan)
+    assert [s[i].qp for i in (0, 16, 8, 4, 2, 1)] == [29, 33, 35, 38, 40, 41]
+    assert s[1].ref_list(0) == (-1, 1) and s[1].ref_list(1) == (1, 3)  # L0 0 2, L1 2 4
+    assert s[8].ref_list(0) == (-8, 8) and s[8].ref_list(1) == (8, -8)
+    assert s[32].slice_type == "I" and s[32].nal_type == NAL_CRA and s[32].keep  # kept for its RASL pictures
+    assert all(s[i].nal_type == NAL_RASL_R for i in range(17, 32))
+    assert s[48].nal_type == NAL_TRAIL_R and s[48].ref_list(0) == (-16,)  # nothing before the CRA
+    assert g.max_reorder == 4 and g.max_refs == 5
+    with pytest.raises(UsageError):
+        GopPlanner("ra", 32, intra_period=24)
 
 
 def test_mv_scaling_matches_the_standard_formula():
@@ -179,7 +227,7 @@ def test_options_and_parallel_promise():
     spec = get_codec("hevc")
     assert not spec.parallel(make_options(spec, {}))  # the default: low-delay P
     assert spec.parallel(make_options(spec, {"gop": "ai"}))
-    for bad in ({"gop": "ra"}, {"refs": 5}, {"intra_period": -1}):
+    for bad in ({"gop": "rab"}, {"refs": 5}, {"intra_period": -1}, {"gop": "ra", "intra_period": 20}):
         with pytest.raises(UsageError):
             HevcOptions(**bad)
 
@@ -192,11 +240,13 @@ def test_ffmpeg_and_hm_bit_exact_full_matrix(bd):
     streams = []
     for content in ("moving", "clip"):
         frames = moving(bd, 70, 54) if content == "moving" else clip_frames(bd, 160, 96)
-        for preset in ("fast", "medium", "slow"):
-            for quant in ("sq", "rdoq"):
-                label = f"{bd}-bit {content} {preset} {quant}"
-                data, recons = check_ffmpeg(frames, bd, label, qp=30, preset=preset, quant=quant, md5=True)
-                streams.append((label, data, recons, frames[0][0].shape))
+        for gop in ("ldp", "ldb", "ra"):
+            for preset in ("fast", "medium", "slow"):
+                for quant in ("sq", "rdoq"):
+                    label = f"{bd}-bit {content} {gop} {preset} {quant}"
+                    data, recons, _ = check_ffmpeg(frames, bd, label, qp=30, preset=preset, quant=quant, md5=True,
+                                                   gop=gop)
+                    streams.append((label, data, recons, frames[0][0].shape))
     need_hm()
     for label, data, recons, (h, w) in streams:
         out = hm_decode(data, w, h, bd)

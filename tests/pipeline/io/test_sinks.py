@@ -243,7 +243,7 @@ def test_packet_sink_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"a\.ts"):
         open_packet_sink(tmp_path / "a.ts", "hevc", fmt)
     packets = _coded("libx265", synth_frames("yuv420p", 2, kind="smooth"), X265)
-    with pytest.raises(FormatError, match="increasing timestamps"):
+    with pytest.raises(FormatError, match="decoding times must increase"):
         with open_packet_sink(tmp_path / "a.mkv", "hevc", fmt) as sink:
             sink.write(packets[1])
             sink.write(packets[0])
