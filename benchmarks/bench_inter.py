@@ -2,7 +2,8 @@
 in one run.
 
     .venv/bin/python benchmarks/bench_inter.py [--gop ldp|ldb|ra] [--frames 17]
-        [--presets medium] [--qps 22 27 32 37] [--refs 4] [--no-x265] [--jobs 2] [--json out.json]
+        [--presets medium] [--quants rdoq] [--qps 22 27 32 37] [--refs 4] [--no-x265] [--no-hm]
+        [--jobs 2] [--json out.json]
 
 Clips: the three real clips of ``../shared/media/clips``, first ``--frames`` frames, 8-bit
 4:2:0 (FFmpeg's conversion): ``realshort.mp4`` and ``balle1-vp9.avi`` whole (320x240),
@@ -27,7 +28,10 @@ Every stream is decoded by FFmpeg and measured by our metrics
 and averaged over the clips: BD-rate (PSNR-Y and PSNR-YUV, PCHIP and cubic) of ours
 against HM and against x265, and of x265 against HM; CPU seconds per frame at QP 32
 (the encoder's process CPU time, x265 with one thread pool and one frame thread; HM: its
-own "Total Time") and the ratio to HM.
+own "Total Time") and the ratio to HM. With several ``--quants`` (ours at each preset with
+each quantizer, labels ``ours-PRESET-QUANT``) and both ``sq`` and ``rdoq`` among them, it
+also prints each other quantizer's share of RDOQ's BD-rate gain over SQ (the ratio of the
+clip means).
 """
 
 from __future__ import annotations
@@ -172,19 +176,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=17)
     ap.add_argument("--presets", nargs="+", default=["medium"])
     ap.add_argument("--qps", nargs="+", type=int, default=[22, 27, 32, 37])
+    ap.add_argument("--quants", nargs="+", default=["rdoq"])
     ap.add_argument("--refs", type=int, default=4)
     ap.add_argument("--clips", nargs="+", default=list(CLIP_WINDOWS))
     ap.add_argument("--no-x265", action="store_true")
+    ap.add_argument("--no-hm", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     if not CLIPS.exists() or not (HM_DIR / "TAppEncoderStatic").exists():
         print(f"bench_inter: needs {CLIPS} and {HM_DIR}/TAppEncoderStatic", file=sys.stderr)
         return 1
-    labels: dict[str, dict[str, Any]] = {"hm": {"gop": a.gop}}
+    labels: dict[str, dict[str, Any]] = {} if a.no_hm else {"hm": {"gop": a.gop}}
+    ours = []
     for p in a.presets:
-        labels[f"ours-{p}"] = {"gop": a.gop, "refs": a.refs, "preset": p, "quant": "rdoq",
-                               "intra_period": 32 if a.gop == "ra" else 0}
+        for q in a.quants:
+            label = f"ours-{p}" if len(a.quants) == 1 else f"ours-{p}-{q}"
+            ours.append(label)
+            labels[label] = {"gop": a.gop, "refs": a.refs, "preset": p, "quant": q,
+                             "intra_period": 32 if a.gop == "ra" else 0}
     if not a.no_x265:
         params = "pools=1:frame-threads=1"
         if a.gop == "ra":
@@ -197,16 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         for r in ex.map(job, todo):
             rows.append(r)
-            print(f"  [{time.time() - t0:6.0f}s] {r['clip']:<15} {r['label']:<12} QP {r['qp']:>2} "
+            print(f"  [{time.time() - t0:6.0f}s] {r['clip']:<15} {r['label']:<22} QP {r['qp']:>2} "
                   f"{r['bits'] / a.frames / 1000:8.2f} kbit/frame  Y {r['psnr_y']:.2f}  YUV {r['psnr_yuv']:.2f}  "
                   f"cpu {r['cpu_s']:.3f} s/frame", flush=True)
-    pairs = [(f"ours-{p}", "hm") for p in a.presets]
+    pairs = [] if a.no_hm else [(o, "hm") for o in ours]
     if not a.no_x265:
-        pairs += [(f"ours-{p}", "x265-medium") for p in a.presets] + [("x265-medium", "hm")]
+        pairs += [(o, "x265-medium") for o in ours] + ([] if a.no_hm else [("x265-medium", "hm")])
+    if len(a.quants) > 1 and "sq" in a.quants:
+        pairs += [(f"ours-{p}-{q}", f"ours-{p}-sq") for p in a.presets for q in a.quants if q != "sq"]
     result: dict[str, Any] = {"gop": a.gop, "frames": a.frames, "qps": a.qps, "rows": rows, "bd": {}}
     print(f"\nBD-rate (negative: fewer bits than the anchor), gop {a.gop}, {a.frames} frames, QP {a.qps}; "
           "CPU s/frame at QP 32")
-    print(f"{'test':<13} {'anchor':<12} {'clip':<15} {'Y pchip':>9} {'Y cubic':>9} {'YUV pchip':>10} {'YUV cubic':>10}")
+    print(f"{'test':<22} {'anchor':<17} {'clip':<15} {'Y pchip':>9} {'Y cubic':>9} {'YUV pchip':>10} {'YUV cubic':>10}")
     for test, anchor in pairs:
         per = {clip: bd(rows, test, anchor, clip) for clip in a.clips}
         keys = ("psnr_y/pchip", "psnr_y/cubic", "psnr_yuv/pchip", "psnr_yuv/cubic")
@@ -215,13 +227,27 @@ def main(argv: list[str] | None = None) -> int:
         result["bd"][f"{test} vs {anchor}"] = {"clips": per, "mean": mean}
         for clip, vals in list(per.items()) + [("mean", mean)]:
             cells = [f"{vals[k]:+8.2f}%" if vals[k] is not None else f"{'n/a':>9}" for k in keys]
-            print(f"{test:<13} {anchor:<12} {clip:<15} {cells[0]:>9} {cells[1]:>9} {cells[2]:>10} {cells[3]:>10}")
-    hm_cpu = np.mean([r["cpu_s"] for r in rows if r["label"] == "hm" and r["qp"] == 32]) if 32 in a.qps else None
+            print(f"{test:<22} {anchor:<17} {clip:<15} {cells[0]:>9} {cells[1]:>9} {cells[2]:>10} {cells[3]:>10}")
+    if len(a.quants) > 1 and {"sq", "rdoq"} <= set(a.quants):
+        print()
+        for p in a.presets:
+            gain = result["bd"][f"ours-{p}-rdoq vs ours-{p}-sq"]["mean"]
+            for q in a.quants:
+                if q in ("sq", "rdoq"):
+                    continue
+                mine = result["bd"][f"ours-{p}-{q} vs ours-{p}-sq"]["mean"]
+                shares = {k: (mine[k] / gain[k] if mine[k] is not None and gain[k] else None)
+                          for k in ("psnr_y/pchip", "psnr_yuv/pchip")}
+                result.setdefault("share", {})[f"{p}-{q}"] = shares
+                cells = "  ".join(f"{k} {v:.0%}" if v is not None else f"{k} n/a" for k, v in shares.items())
+                print(f"{p} {q}: share of RDOQ's gain over SQ: {cells}")
+    hm_cpu = (np.mean([r["cpu_s"] for r in rows if r["label"] == "hm" and r["qp"] == 32])
+              if 32 in a.qps and not a.no_hm else None)
     print()
     for label in labels:
         cpu = [r["cpu_s"] for r in rows if r["label"] == label and r["qp"] == 32]
         if cpu and hm_cpu:
-            print(f"{label:<13} {np.mean(cpu):.3f} s/frame  {np.mean(cpu) / hm_cpu:.2f}x HM")
+            print(f"{label:<22} {np.mean(cpu):.3f} s/frame  {np.mean(cpu) / hm_cpu:.2f}x HM")
             result.setdefault("cpu", {})[label] = {"s_per_frame": float(np.mean(cpu)),
                                                    "x_hm": float(np.mean(cpu) / hm_cpu)}
     if a.json:

@@ -32,6 +32,7 @@ CODEC_FLAGS: list[CodecFlag] = [
               {"metavar": "NAME"}),
     CodecFlag("--tune", "tune", "encoder tuning (x265/x264: psnr, ssim, grain ...)", {"metavar": "NAME"}),
     CodecFlag("--keyint", "keyint", "intra period (x265/x264 default 1 = all-intra; >1 gives I+P)", {"metavar": "N"}),
+    CodecFlag("--bframes", "bframes", "up to N B-frames between I/P pictures (x265/x264, default 0)", {"metavar": "N"}),
     CodecFlag("--bit-depth", "bit_depth", "internal bit depth of the codec (default: the source's)", {"metavar": "B"}),
     CodecFlag("--quality", "quality", "rate point of the learned codec (lic)", {"metavar": "Q"}),
     # our HEVC encoder (codec hevc)

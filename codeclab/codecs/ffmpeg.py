@@ -7,8 +7,9 @@ carries one access unit as Annex-B bytes with the parameter sets in band: ready 
 Defaults and why:
 
 - ``keyint=1`` (all-intra): these are the anchors for our intra codecs. ``keyint > 1``
-  gives I + P pictures; B-frames are off unless ``params`` turns them on (``bframes=N``),
-  then packets come in decoding order with their ``dts``.
+  gives I + P pictures; ``bframes=N`` (default 0) lets the encoder put up to N B-frames
+  between them (its own adaptive placement and pyramid), and packets then come in
+  decoding order with their ``dts``.
 - ``qp=32`` is the QP of *every* picture: ``ipratio=1:pbratio=1`` is passed, because both
   encoders otherwise code I pictures about 3 QP finer than the ``qp`` asked for.
   ``crf`` switches to constant-quality rate control instead (``qp`` is then ignored;
@@ -68,6 +69,7 @@ class _AnchorOptions:
     preset: str = "medium"
     tune: str | None = None
     keyint: int = 1
+    bframes: int = 0
     bit_depth: int | None = None
     params: str = ""  # extra x265-params / x264-params, "key=value:key=value"
 
@@ -84,6 +86,8 @@ class _AnchorOptions:
             raise UsageError(f"crf {self.crf} outside 0..51")
         if self.keyint < 1:
             raise UsageError(f"keyint {self.keyint} must be >= 1 (1 = all-intra)")
+        if not 0 <= self.bframes <= 16:
+            raise UsageError(f"bframes {self.bframes} outside 0..16")
 
 
 @dataclass(frozen=True)
@@ -97,9 +101,9 @@ class X264Options(_AnchorOptions):
 
 
 def _params(opts: _AnchorOptions, library: str) -> str:
-    """The ``x265-params``/``x264-params`` string: GOP, no B-frames, flat I/P QP, user extras."""
+    """The ``x265-params``/``x264-params`` string: GOP, B-frames, flat I/P/B QP, user extras."""
     keyint = opts.keyint
-    base = [f"keyint={keyint}", f"min-keyint={keyint}", "bframes=0", "ipratio=1", "pbratio=1"]
+    base = [f"keyint={keyint}", f"min-keyint={keyint}", f"bframes={opts.bframes}", "ipratio=1", "pbratio=1"]
     if library == "libx265":
         base.append("log-level=error")
         base.append("info=0")  # no encoder-settings SEI: ~2 KB per IDR would be counted as picture bits

@@ -80,6 +80,27 @@ def test_keyint_gives_i_then_p_pictures():
     assert [p.keyframe for p in packets] == [True, False, False, False]
 
 
+@pytest.mark.parametrize("codec", ["x265", "x264"])
+def test_bframes_reorder_with_decoding_times(codec, tmp_path):
+    """bframes > 0: B pictures, packets in decoding order (increasing dts, never after the
+    pts), and the muxed file decodes to the frames in presentation order."""
+    frames = _photo_like(6)
+    packets = _encode(codec, frames, qp=30, keyint=6, bframes=2)
+    assert "B" in [p.props["pict_type"] for p in packets]
+    dts = [p.dts for p in packets]
+    assert dts == sorted(dts) and all(p.dts <= p.pts for p in packets)
+    assert [p.pts for p in packets] != sorted(p.pts for p in packets)  # reordered
+    path = tmp_path / "o.mp4"
+    with open_packet_sink(path, get_codec(codec).stream_codec, frames[0].format) as sink:
+        for p in packets:
+            sink.write(p)
+    ours = _decode(codec, frames[0].format, packets)
+    with av.open(str(path)) as c:
+        muxed = list(c.decode(video=0))
+    assert [int(f.pts) for f in muxed] == sorted(int(f.pts) for f in muxed) and len(muxed) == 6
+    assert all(np.array_equal(a.planes[0], np.from_dlpack(b.planes[0])) for a, b in zip(ours, muxed))
+
+
 @pytest.mark.parametrize("codec,pix_fmt", [("x265", "yuv420p10le"), ("x265", "yuv444p10le"), ("x265", "yuv422p"),
                                            ("x265", "gray12le"), ("x264", "yuv420p10le"), ("x264", "yuv444p")])
 def test_decoder_matches_ffmpeg_and_keeps_the_layout(codec, pix_fmt):

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from codeclab.codecs.hevc.picture_state import MOT_CH, MOT_MV, MOT_PF, MOT_RI
+from codeclab.codecs.hevc.picture_state import MOT_MV, MOT_PF, MOT_RI
 
 __all__ = ["InterRefs", "LUMA_TAPS", "CHROMA_TAPS", "predict_block", "predict_pb", "interp_block",
            "merge_candidates", "mvp_candidates", "scale_mv"]
