@@ -29,14 +29,30 @@ def _cmd_info(args: argparse.Namespace) -> int:
               f"  frames     {n}\n"
               f"  fps        {rate}\n"
               f"  duration   {dur}")
+        if args.frames:
+            _print_frames(Path(path), info.codec)
     return 0
+
+
+def _print_frames(path: Path, codec: str) -> None:
+    """One line per coded picture, in presentation order (``--frames``)."""
+    from codeclab.pipeline.io.frame_list import list_frames
+
+    if path.suffix.lower() == ".yuv" or codec == "rawvideo":
+        print("  (uncompressed: every frame is stored as it is)")
+        return
+    print("  frame  decoded  type  key      bits      time")
+    for f in list_frames(path):
+        t = f"{f.time:9.3f}" if f.time is not None else f"{'-':>9}"
+        print(f"  {f.index:5d}  {f.decode_index:7d}  {f.pict_type:>4}  {'*' if f.key else ' ':>3}  {f.bits:8d}  {t}")
 
 
 def add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="describe video files (format, frames, fps, duration, codec)",
                        description="Print what codeclab sees in each file: container, codec, the planar "
-                       "YUV format frames are delivered in, frame count, rate and duration.",
-                       epilog="examples:\n  codeclab info clip.mp4\n"
+                       "YUV format frames are delivered in, frame count, rate and duration; with --frames "
+                       "also each coded picture (the per-frame QP is in transcode's --metrics file).",
+                       epilog="examples:\n  codeclab info clip.mp4\n  codeclab info --frames out.mp4\n"
                        "  codeclab info BasketballDrive_1920x1080_50fps_8bit_420.yuv\n"
                        "  codeclab info raw.yuv --size 352x288 --pix-fmt yuv420p --fps 30",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,6 +60,9 @@ def add_info(sub: Any) -> None:
     p.add_argument("--size", type=frame_size, metavar="WxH", help="frame size of raw .yuv files")
     p.add_argument("--fps", metavar="RATE", help="frame rate of raw files")
     p.add_argument("--pix-fmt", metavar="FMT", help="pixel format of raw .yuv files")
+    p.add_argument("--frames", action="store_true",
+                   help="list every coded picture in presentation order: its place in decoding order, "
+                   "type (I/P/B), random access point, bits and time")
     p.set_defaults(func=_cmd_info)
 
 

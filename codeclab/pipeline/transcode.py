@@ -95,9 +95,9 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
     emitted = itertools.count()  # packets in the order the encoder emits them (decoding order)
 
     def attach(packets: list[Packet], seconds: float, current: _Pending | None) -> list[Packet]:
-        """Give packets to their frames; spread ``seconds`` of encoder time over them."""
-        if current is not None:
-            current.encode_s += seconds
+        """Give packets to their frames; spread ``seconds`` of encoder time over them (a call
+        that returns earlier frames' packets - a codec that buffers frames - shares its time
+        among them by their own ``encode_s``, else it is the current frame's)."""
         owners: list[_Pending] = []
         for p in packets:
             owner = next((w for w in waiting if w.frame.index == p.index), None)
@@ -108,7 +108,14 @@ def code_frames(frames: Iterable[Frame], spec: CodecSpec, options: Any, *, ms_ss
             owner.packets.append(p)
             owner.seq.append(next(emitted))
             owners.append(owner)
-        if current is None and owners:  # flush: time goes to the frames it completes
+        own = [p.props.get("encode_s") for p in packets]
+        if owners and any(o is not current for o in owners) and \
+                all(isinstance(v, (int, float)) for v in own) and sum(own) > 0:
+            for o, v in zip(owners, own):
+                o.encode_s += seconds * v / sum(own)
+        elif current is not None:
+            current.encode_s += seconds
+        elif owners:  # flush: time goes to the frames it completes
             for o in owners:
                 o.encode_s += seconds / len(owners)
         return packets
