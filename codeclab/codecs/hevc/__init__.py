@@ -146,7 +146,11 @@ class HevcEncoder:
         self._count = 0                 # frames received and planned
         self._decoded = 0               # packets emitted
         self._pending: list[Frame] = []  # frames waiting for the rest of their GOP
-        self._pts_in: list[int] = []   # presentation times of the frames received, in order
+        # presentation times of the frames received, from output index _pts_base on (older
+        # ones are dropped once no packet can need them: memory stays bounded on long inputs)
+        self._pts_in: list[int] = []
+        self._pts_base = 0
+        self._pts_first: int | None = None
         self._dpb: dict = {}  # POC -> encoder.DecodedPicture of the current coded video sequence
 
     def encode(self, frame: Frame) -> list[Packet]:
@@ -157,6 +161,8 @@ class HevcEncoder:
                               f"stream is {self.fmt.width}x{self.fmt.height}")
         self._pending.append(frame)
         self._pts_in.append(frame.pts if frame.pts is not None else frame.index)
+        if self._pts_first is None:
+            self._pts_first = self._pts_in[0]
         if len(self._pending) < self._gop.batch_size(self._count):
             return []
         return self._code_pending()
@@ -191,14 +197,19 @@ class HevcEncoder:
             if self.opts.keep_recon:
                 dt = np.uint8 if self.depth == 8 else np.uint16
                 props["recon"] = tuple(r.astype(dt) for r in pic.recon)
-            pts = self._pts_in[index]
+            pts = self._pts_in[index - self._pts_base]
             # decoding time of the k-th packet: the k-th presentation time, delayed by the
             # reordering depth R (the first R packets before the first presentation time),
             # so no picture is decoded after it is presented
             k, r = self._decoded, self._gop.max_reorder
-            dts = self._pts_in[k - r] if k >= r else self._pts_in[0] - (r - k)
+            dts = self._pts_in[k - r - self._pts_base] if k >= r else self._pts_first - (r - k)
             self._decoded += 1
             out.append(Packet(pic.data, frame.index, pts, sl.irap, props, dts=dts))
+        # every later packet is a later frame's, and its dts index (k - r) only grows
+        drop = min(self._count, max(self._decoded - self._gop.max_reorder, 0)) - self._pts_base
+        if drop > 0:
+            del self._pts_in[:drop]
+            self._pts_base += drop
         return out
 
 
