@@ -91,14 +91,13 @@ class GopPlanner:
             raise UsageError(f"hevc: gop ra needs an intra_period that is a multiple of 16, not {intra_period}")
         self.gop, self.qp, self.refs, self.intra_period = gop, qp, refs, intra_period
         self.min_qp = -6 * (bit_depth - 8)
-        self._entries = _RA if gop == "ra" else _LD
         self.gop_size = 16 if gop == "ra" else 1
         self._reset()
         self.max_refs, self.max_reorder = self._dry_run()
         self._reset()
 
     def _reset(self) -> None:
-        self._decoded: list[int] = []   # POCs of the pictures the last RPS kept, and the last
+        self._decoded: list[int] = []   # POCs in the decoded picture buffer (the last RPS + the last picture)
         self._idr_index = 0             # output index of the current sequence's IDR
         self._cra = -1                  # POC of the last CRA (-1: none)
 
