@@ -62,6 +62,9 @@ def test_shipped_configs_load():
     assert all(c.points == (22, 27, 32, 37) for c in x265.codecs)
     lic = load_experiment(CONFIGS / "ai_ctc_hevc.toml").codec("lic")
     assert lic.point_option == "quality"
+    ra = load_experiment(CONFIGS / "ra_clips_hevc.toml")
+    assert ra.frames == FrameSelection(0, 33, 1) and ra.anchor == "x265-medium-b"
+    assert {c.options.get("gop") for c in ra.codecs} == {None, "ldp", "ldb", "ra"}
 
 
 def test_frame_selection_every_8th_frame_like_the_ai_ctc():
