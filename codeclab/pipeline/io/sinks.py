@@ -328,9 +328,12 @@ class PacketSink(_Sink):
 
         pts = packet.pts if packet.pts is not None else packet.index
         dts = pts if packet.dts is None else packet.dts
-        if (self._last_dts is not None and dts <= self._last_dts) or dts > pts:
-            raise FormatError(f"{self.path}: packet {packet.index} has dts {dts} (pts {pts}), not after "
-                              f"{self._last_dts} (decoding times must increase and not pass the pts)")
+        if dts > pts:
+            raise FormatError(f"{self.path}: packet {packet.index} has dts {dts} after its pts {pts} "
+                              "(a picture cannot be decoded after it is shown)")
+        if self._last_dts is not None and dts <= self._last_dts:
+            raise FormatError(f"{self.path}: packet {packet.index} has dts {dts}, not after {self._last_dts} "
+                              "(decoding times must increase: write packets in decoding order)")
         self._last_dts = dts
         p = av.Packet(bytes(packet.data))
         p.stream = self._st

@@ -247,6 +247,9 @@ def test_packet_sink_errors(tmp_path: Path) -> None:
         with open_packet_sink(tmp_path / "a.mkv", "hevc", fmt) as sink:
             sink.write(packets[1])
             sink.write(packets[0])
+    with pytest.raises(FormatError, match="after its pts"):
+        with open_packet_sink(tmp_path / "a.mp4", "hevc", fmt) as sink:
+            sink.write(Packet(packets[0].data, 0, 0, True, dts=1))
     assert list(tmp_path.iterdir()) == []
 
 
