@@ -48,9 +48,10 @@ from codeclab.base.frame import PIX_FMTS, Frame, VideoFormat
 from codeclab.base.packet import Packet
 from codeclab.codecs.base import CodecSpec
 
-__all__ = ["X265_SPEC", "X264_SPEC", "X265Options", "X264Options", "FFmpegEncoder", "FFmpegDecoder"]
+__all__ = ["X265_SPEC", "X264_SPEC", "X265Options", "X264Options", "FFmpegEncoder", "FFmpegDecoder", "PICT_TYPES"]
 
-_PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}
+#: AVPictureType -> the letter packets and frames report
+PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}
 _FF_QP2LAMBDA = 118  # FFmpeg's quality unit: quality = qp * FF_QP2LAMBDA
 #: presets and tunings the encoders accept (x265 --help, x264 --fullhelp)
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
@@ -192,7 +193,7 @@ class FFmpegEncoder:
                 if sd.data_type == "quality_stats" and sd.data_size >= 5:
                     quality, pict = struct.unpack_from("<IB", bytes(sd))
                     props["qp"] = quality / _FF_QP2LAMBDA
-                    props["pict_type"] = _PICT_TYPES.get(pict, "?")
+                    props["pict_type"] = PICT_TYPES.get(pict, "?")
             if "qp" not in props and self.qp is not None:
                 props["qp"] = float(self.qp)
             index = int(p.pts) if p.pts is not None else -1
@@ -263,7 +264,7 @@ class FFmpegDecoder:
             planes = tuple(p if p.dtype == got.dtype else p.view(got.dtype) for p in planes)
             planes = convert_depth(planes, got.bit_depth, self.fmt.bit_depth)
             idx = int(vf.pts) if vf.pts is not None else -1
-            props = {"pict_type": _PICT_TYPES.get(int(vf.pict_type), "?"), "keyframe": bool(vf.key_frame)}
+            props = {"pict_type": PICT_TYPES.get(int(vf.pict_type), "?"), "keyframe": bool(vf.key_frame)}
             out.append(Frame(planes, self.fmt, idx, idx, props))
         return out
 

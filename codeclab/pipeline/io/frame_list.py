@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codeclab.base.errors import InputError
+from codeclab.codecs.ffmpeg import PICT_TYPES
 from codeclab.pipeline.io.avframes import ffmpeg_msg
 
 __all__ = ["CodedPicture", "list_frames"]
-
-_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "i", 6: "p", 7: "b"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def list_frames(path: str | os.PathLike[str]) -> list[CodedPicture]:
             for f in frames:
                 k = int(f.pts)
                 bits, key, pts = packets[k]
-                out.append(CodedPicture(len(out), k, _TYPES.get(int(f.pict_type), "?"), key, bits,
+                out.append(CodedPicture(len(out), k, PICT_TYPES.get(int(f.pict_type), "?"), key, bits,
                                         float(pts * tb) if pts is not None and tb is not None else None))
 
         try:
