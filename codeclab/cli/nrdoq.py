@@ -20,15 +20,36 @@ def _data(args: argparse.Namespace) -> int:
     exclude = [Path(p) for p in args.exclude]
     s = generate([Path(p) for p in args.inputs], Path(args.out), qps=(args.qp_min, args.qp_max),
                  per_source=args.qps_per_source, max_side=args.max_side, clip_frames=args.clip_frames,
-                 seed=args.seed, exclude=exclude, progress=not args.quiet)
+                 seed=args.seed, exclude=exclude, frames=args.frames, gop=args.gop,
+                 presets=tuple(args.presets), bit_depths=tuple(args.bit_depths),
+                 keep=_keep(args.keep), progress=not args.quiet)
     print(json.dumps(s, indent=1))
     return 0
+
+
+def _keep(spec: list[str] | None) -> dict[int, float] | None:
+    """``4=0.05 8=0.2 ...`` -> {log2 size: probability}."""
+    from codeclab.base.errors import UsageError
+
+    if not spec:
+        return None
+    out = {}
+    for item in spec:
+        size, _, prob = item.partition("=")
+        try:
+            n, p = int(size), float(prob)
+        except ValueError:
+            raise UsageError(f"nrdoq data: --keep {item!r} is not SIZE=PROBABILITY") from None
+        if n not in (4, 8, 16, 32) or not 0 < p <= 1:
+            raise UsageError(f"nrdoq data: --keep {item!r}: size 4/8/16/32, probability in (0, 1]")
+        out[n.bit_length() - 1] = p
+    return out
 
 
 def _train(args: argparse.Namespace) -> int:
     from codeclab.lab.nrdoq_train import TrainConfig, train
 
-    cfg = TrainConfig(model=args.model, data=Path(args.data), run=Path(args.run), steps=args.steps,
+    cfg = TrainConfig(model=args.model, data=tuple(Path(d) for d in args.data), run=Path(args.run), steps=args.steps,
                       coeffs_per_step=args.coeffs_per_step, lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
                       drop=tuple(args.drop), cw_power=args.cw_power, width=args.width,
                       export=Path(args.export) if args.export else None,
@@ -51,12 +72,23 @@ def add_nrdoq(subparsers: Any) -> None:
     d.add_argument("--clip-frames", type=int, default=3, help="frames per clip, spread over it")
     d.add_argument("--exclude", nargs="*", default=[],
                    help="evaluation folders whose pictures must not be used (e.g. ../shared/media/val)")
+    d.add_argument("--frames", type=int, default=1,
+                   help="frames per encode: 1 = one intra picture; more = a sequence in --gop "
+                        "(a synthetic camera move over a picture, consecutive frames of a clip)")
+    d.add_argument("--gop", default="ai", choices=("ai", "ldp", "ldb", "ra"), help="structure of the sequences")
+    d.add_argument("--presets", nargs="+", default=["fast"], choices=("fast", "medium", "slow"),
+                   help="encoder presets, cycled over a source's encodes (medium / slow: the RD search, live contexts)")
+    d.add_argument("--bit-depths", nargs="+", type=int, default=[8], choices=(8, 10),
+                   help="coded bit depths, cycled over a source's encodes")
+    d.add_argument("--keep", nargs="*", metavar="SIZE=P",
+                   help="keep probability per block size (default with the RD presets: 4=0.1 8=0.1 "
+                        "16=0.12 32=0.25; fast: all)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_data)
     t = sub.add_parser("train", help="train (or resume) nrdoq-fcn / nrdoq-ar on recorded blocks")
     t.add_argument("model", choices=("fcn", "ar"))
-    t.add_argument("--data", required=True, help="the data folder written by `nrdoq data` (RUN/data)")
+    t.add_argument("--data", required=True, nargs="+", help="data folders written by `nrdoq data` (RUN/data)")
     t.add_argument("--run", required=True, help="folder for checkpoints and logs (resumes from its checkpoint)")
     t.add_argument("--steps", type=int, default=3000)
     t.add_argument("--coeffs-per-step", type=int, default=8192,

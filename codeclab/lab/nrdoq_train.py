@@ -33,7 +33,7 @@ from codeclab.codecs.hevc.nrdoq.features import (
 )
 from codeclab.codecs.hevc.nrdoq.models import build, flops_per_coeff, param_count
 from codeclab.codecs.hevc.scalar_quant import scaled_coeffs
-from codeclab.lab.nrdoq_data import CLASS_NAMES, Blocks, label_classes, load_blocks
+from codeclab.lab.nrdoq_data import CLASS_NAMES, SLICE_CODES, Blocks, label_classes, load_blocks
 
 __all__ = ["TrainConfig", "train", "prepare", "evaluate", "export_weights"]
 
@@ -43,7 +43,7 @@ COEFFS_PER_STEP = 8192
 @dataclass
 class TrainConfig:
     model: str
-    data: Path
+    data: Path | tuple[Path, ...]  # one or more folders written by `nrdoq data`
     run: Path
     steps: int = 3000
     coeffs_per_step: int = COEFFS_PER_STEP  # blocks of one size per step, n*n*blocks ~ this
@@ -65,8 +65,16 @@ def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple
     fcn: x (B, C, n, n), y (B, n, n), valid (B, n, n, K), use (B, n, n).
     ar: rows of the active coefficients: x (R, C + S), y (R,), valid (R, K), use (R,)."""
     coeffs = b.coeffs[idx].astype(np.int32)
-    feat, a, sq = block_features(coeffs, b.log2, b.qp[idx].astype(np.int64), b.c_idx[idx].astype(np.int64),
-                                 b.scan_idx[idx].astype(np.int64))
+    qp, ci, si, bd = (b.qp[idx].astype(np.int64), b.c_idx[idx].astype(np.int64),
+                      b.scan_idx[idx].astype(np.int64), b.bd[idx])
+    feat = a = sq = None
+    for d in np.unique(bd):  # features in level units: per bit depth
+        m = bd == d
+        f_d, a_d, sq_d = block_features(coeffs[m], b.log2, qp[m], ci[m], si[m], int(d))
+        if feat is None:
+            feat, a, sq = (np.empty((len(idx),) + f_d.shape[1:], f_d.dtype), np.empty((len(idx),) + a_d.shape[1:], a_d.dtype),
+                           np.empty((len(idx),) + sq_d.shape[1:], sq_d.dtype))
+        feat[m], a[m], sq[m] = f_d, a_d, sq_d
     y = label_classes(sq, b.rdoq[idx]).astype(np.int64)
     valid = valid_mask(a, sq)
     act = active_mask(a, sq)
@@ -177,6 +185,10 @@ def evaluate_quantizer(q, blocks: dict[int, Blocks], pics: set[int], max_blocks:
             "confusion": conf.tolist(), "coefficients": int(conf.sum())}
 
 
+def _data_str(data: Path | tuple[Path, ...]) -> str:
+    return " ".join(map(str, data)) if isinstance(data, (tuple, list)) else str(data)
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
@@ -241,7 +253,7 @@ def train(cfg: TrainConfig) -> dict:
             best = ev if best is None or ev["balanced_accuracy"] >= best["balanced_accuracy"] else best
             _atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(),
                                 "sched": sched.state_dict(), "step": step, "best": best,
-                                "config": {**asdict(cfg), "data": str(cfg.data), "run": str(cfg.run),
+                                "config": {**asdict(cfg), "data": _data_str(cfg.data), "run": str(cfg.run),
                                            "export": str(cfg.export) if cfg.export else None},
                                 "val_pics": sorted(val_pics), "train_pics": sorted(train_pics)}, ck)
             if cfg.progress:
@@ -266,6 +278,8 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
     arrays.update(kind=np.array(cfg.model), width=np.array(width), drop=np.array(",".join(cfg.drop)))
     atomic_write(out, lambda f: np.savez(f, **arrays), binary=True)
     counts = {f"{1 << l2}x{1 << l2}": int(len(b)) for l2, b in blocks.items()}
+    by_slice = {k: int(sum((b.slice == v).sum() for b in blocks.values())) for k, v in SLICE_CODES.items()}
+    by_bd = {f"{d}-bit": int(sum((b.bd == d).sum() for b in blocks.values())) for d in (8, 10)}
     conf = np.array(ev["confusion"])
     from codeclab.codecs.hevc.nrdoq.neural_quantizer import NRDOQQuantizer
 
@@ -280,13 +294,13 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
         + (", 12 running-state inputs" if cfg.model == "ar" else "") + ")"
         + (f", dropped: {', '.join(cfg.drop)}" if cfg.drop else "") + ".", "",
         "## Data", "",
-        f"`codeclab nrdoq data` blocks in `{cfg.data}` (our encoder with HM RDOQ, QPs "
+        f"`codeclab nrdoq data` blocks in `{_data_str(cfg.data)}` (our encoder with HM RDOQ, QPs "
         f"{min(int(b.qp.min()) for b in blocks.values())}-{max(int(b.qp.max()) for b in blocks.values())}, "
-        f"pictures of ../shared/media/train and clips; never ../shared/media/val).",
-        f"Blocks per size: {counts}. Sources: {len(train_pics)} train, {len(val_pics)} validation "
-        "(split by picture).", "",
+        f"recorded from the folders named in `summary.json` beside the data; never ../shared/media/val).",
+        f"Blocks per size: {counts}; by slice type: {by_slice}; by bit depth: {by_bd}. "
+        f"Sources: {len(train_pics)} train, {len(val_pics)} validation (split by picture).", "",
         "## Training", "",
-        f"`codeclab nrdoq train {cfg.model} --data {cfg.data} --run {cfg.run} --steps {cfg.steps} "
+        f"`codeclab nrdoq train {cfg.model} --data {_data_str(cfg.data)} --run {cfg.run} --steps {cfg.steps} "
         f"--lr {cfg.lr} --cw-power {cfg.cw_power:g} --width {width} --seed {cfg.seed}"
         + (f" --drop {' '.join(cfg.drop)}" if cfg.drop else "")
         + f" --export {cfg.export}`", "",

@@ -45,24 +45,38 @@ def test_data_train_resume_export(tmp_path):
     run = tmp_path / "run"
     assert main(["nrdoq", "data", str(src), "-o", str(run), "--qps-per-source", "2", "--max-side", "96",
                  "--exclude", "-q"]) == 0
-    summary = json.loads((run / "summary.json").read_text())
-    blocks = load_blocks(run / "data")
-    assert summary["sources"] == 2
-    for l2, b in blocks.items():
-        assert summary["sizes"][f"{1 << l2}x{1 << l2}"]["blocks"] == len(b)
-        assert b.coeffs.shape == (len(b), 1 << l2, 1 << l2)
-        for i in range(min(len(b), 20)):
-            c = b.coeffs[i:i + 1].astype(np.int32)
-            sq = quantize_sq(c, int(b.qp[i]), l2, 8)
-            assert np.array_equal(sq, b.sq[i:i + 1])
-            assert np.array_equal(sign_hiding_hdq(sq, c, l2, b.scan_idx[i:i + 1], int(b.qp[i]), 8), b.sq_sh[i:i + 1])
-            st = b.ctx[i:i + 1]
-            rd = get_quantizer("rdoq").quantize(QuantBatch(c, l2, b.c_idx[i], b.scan_idx[i], int(b.qp[i]),
-                                                           float(b.lam[i]), False, 8, st, True))
-            assert np.array_equal(rd, b.rdoq[i:i + 1])
+    # sequences under the RD search: synthetic pans in low-delay P, 8- and 10-bit
+    seq = tmp_path / "seq"
+    assert main(["nrdoq", "data", str(src), "-o", str(seq), "--qps-per-source", "2", "--max-side", "64",
+                 "--frames", "3", "--gop", "ldp", "--presets", "medium", "--bit-depths", "8", "10",
+                 "--keep", "4=1", "8=1", "16=1", "32=1", "--exclude", "-q"]) == 0
+    for folder in (run, seq):
+        summary = json.loads((folder / "summary.json").read_text())
+        blocks = load_blocks(folder / "data")
+        assert summary["sources"] == 2
+        for l2, b in blocks.items():
+            assert summary["sizes"][f"{1 << l2}x{1 << l2}"]["blocks"] == len(b)
+            assert b.coeffs.shape == (len(b), 1 << l2, 1 << l2)
+            pick = np.unique(np.r_[np.arange(min(len(b), 10)), np.flatnonzero(b.bd == 10)[:10],
+                                   np.flatnonzero(b.slice == 1)[:10]])
+            for i in pick:
+                c, bd = b.coeffs[i:i + 1].astype(np.int32), int(b.bd[i])
+                sq = quantize_sq(c, int(b.qp[i]), l2, bd)
+                assert np.array_equal(sq, b.sq[i:i + 1])
+                assert np.array_equal(sign_hiding_hdq(sq, c, l2, b.scan_idx[i:i + 1], int(b.qp[i]), bd),
+                                      b.sq_sh[i:i + 1])
+                rd = get_quantizer("rdoq").quantize(QuantBatch(c, l2, b.c_idx[i], b.scan_idx[i], int(b.qp[i]),
+                                                               float(b.lam[i]), False, bd, b.ctx[i:i + 1], True))
+                assert np.array_equal(rd, b.rdoq[i:i + 1])
+    blocks = load_blocks(seq / "data")
+    summary = json.loads((seq / "summary.json").read_text())
+    slices = np.concatenate([b.slice for b in blocks.values()])
+    depths = np.concatenate([b.bd for b in blocks.values()])
+    assert set(np.unique(slices)) == {0, 1} and set(np.unique(depths)) == {8, 10}
+    assert sum(v["by_slice"]["P"] for v in summary["sizes"].values()) == int((slices == 1).sum())
     for kind in ("fcn", "ar"):
         tr = tmp_path / f"tr_{kind}"
-        args = ["nrdoq", "train", kind, "--data", str(run / "data"), "--run", str(tr), "--val-fraction", "0.5", "-q"]
+        args = ["nrdoq", "train", kind, "--data", str(seq / "data"), "--run", str(tr), "--val-fraction", "0.5", "-q"]
         assert main(args + ["--steps", "3"]) == 0
         import torch
 

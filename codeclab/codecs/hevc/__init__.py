@@ -116,9 +116,13 @@ class HevcEncoder:
     """Frame -> one Annex-B access unit per packet (IRAP pictures: VPS, SPS, PPS and the
     slice; others: the slice; each with its MD5 SEI when asked), in decoding order: input
     order except with ``gop=ra``, which buffers a GOP of 16 frames and emits its packets in
-    coding order (``pts`` the frame's, ``dts`` increasing)."""
+    coding order (``pts`` the frame's, ``dts`` increasing).
 
-    def __init__(self, fmt: VideoFormat, opts: HevcOptions) -> None:
+    quantizer: an encoder-side quantizer object (quantizer.EncoderQuantizer or a wrapper of
+    one, e.g. the training-data recorder of lab/nrdoq_data.py) used instead of building
+    ``opts.quant``'s."""
+
+    def __init__(self, fmt: VideoFormat, opts: HevcOptions, quantizer: Any = None) -> None:
         from fractions import Fraction
 
         from codeclab.codecs.hevc.encoder import PictureEncoder
@@ -140,8 +144,10 @@ class HevcEncoder:
                               max_refs=self._gop.max_refs, max_reorder=self._gop.max_reorder)
         from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 
-        qopts = {"rounding": opts.rounding} if opts.quant == "sq" else {}
-        self._pic = PictureEncoder(params, EncoderQuantizer(opts.quant, opts.qp, **qopts), opts.preset)
+        if quantizer is None:
+            qopts = {"rounding": opts.rounding} if opts.quant == "sq" else {}
+            quantizer = EncoderQuantizer(opts.quant, opts.qp, **qopts)
+        self._pic = PictureEncoder(params, quantizer, opts.preset)
         self._flushed = False
         self._count = 0                 # frames received and planned
         self._decoded = 0               # packets emitted

@@ -260,6 +260,8 @@ class PictureEncoder:
         st = new_picture_state(org, inter=slice_p)
         ctx = init_contexts(su.init_values, sl.qp)
         refs = self._refs(sl, dpb or {}) if slice_p else _no_refs(H, W)
+        if hasattr(self.q, "begin_picture"):
+            self.q.begin_picture(sl)
         tb_coding.EXTERNAL[:] = [self.q if su.tp.qkind == tb_coding.QUANT_EXTERNAL else None, None]
         try:
             search_picture(st, su.tp, su.sp, refs, new_engine(1), ctx, np.zeros(16, dtype=np.uint8))

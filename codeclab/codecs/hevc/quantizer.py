@@ -269,13 +269,17 @@ class EncoderQuantizer:
     """A registry quantizer behind the picture encoder's per-call signature (encoder.py:
     ``quantize(coeffs, qp, log2, bit_depth, c_idx, scan_idx, sign_hiding)``), so that
     ``PictureEncoder(params, quantizer=EncoderQuantizer("rdoq", params.qp))`` needs no
-    change in the encoder. Lambdas: ``lambdas.slice_lambdas(qp_slice, ...).quant``. Rate state:
-    while the encoder's RD search runs it points ``live_ctx`` at its carried CABAC context
-    array, and every call hands the quantizer the *current* states (``extract_rate_state``
-    with the cbf context of the block's ``trafo_depth``); otherwise the slice's initial
-    contexts (``ctx_states``, default the I-slice init at ``qp_slice``), cbf context of
-    trafoDepth 0. Transform-skip blocks are not told apart (no quantizer here treats them
-    differently)."""
+    change in the encoder. Inside the encoder's search every call gets what the compiled
+    RDOQ would use: the picture's quantizer lambda (``lam``, lambdas.SliceLambdas.quant of
+    the picture's QP) and the contexts in ``live_ctx`` (the search's carried CABAC context
+    array, or the slice's initial one), cut with the cbf context of the block's
+    ``trafo_depth`` (``extract_rate_state``). Called on its own (no ``lam``, ``live_ctx``
+    None) it uses ``qp_slice``'s I-slice lambdas and the I-slice initial contexts
+    (``ctx_states``), cbf context of trafoDepth 0. Transform-skip blocks are not told apart
+    (no quantizer here treats them differently).
+
+    ``begin_picture(sl)`` is called by the picture encoder before it searches picture ``sl``
+    (a params.SliceInfo), for wrappers that record per picture."""
 
     def __init__(self, name: str, qp_slice: int, *, ctx_states: np.ndarray | None = None,
                  **options) -> None:
@@ -295,10 +299,15 @@ class EncoderQuantizer:
         self.calls = 0         # quantizer calls and (wall) seconds spent in them (benchmarks)
         self.seconds = 0.0
 
+    def begin_picture(self, sl) -> None:
+        """The encoder is about to search picture ``sl``; nothing to do here."""
+
     def quantize(self, coeffs: np.ndarray, qp: int, log2: int, bit_depth: int, c_idx: int,
-                 scan_idx: int | np.ndarray, sign_hiding: bool, trafo_depth: int = 0) -> np.ndarray:
+                 scan_idx: int | np.ndarray, sign_hiding: bool, trafo_depth: int = 0,
+                 lam: float | None = None) -> np.ndarray:
         """scan_idx: one for the batch or one per block; trafo_depth: the blocks' trafoDepth
-        (picks the cbf context of the rate state when ``live_ctx`` is set)."""
+        (picks the cbf context of the rate state when ``live_ctx`` is set); lam: the
+        component's quantizer lambda (None: ``qp_slice``'s)."""
         t0 = time.perf_counter()
         nb = coeffs.shape[0]
         if self.state is None:
@@ -308,8 +317,8 @@ class EncoderQuantizer:
             ctx = np.repeat(self.live_ctx[_live_index(c_idx, cbf_inc)][None].astype(np.uint8), nb, axis=0)
         else:
             ctx = np.repeat(self.state[c_idx][None], nb, axis=0)
-        batch = QuantBatch(coeffs, log2, c_idx, scan_idx, qp, self.lam[c_idx], False, bit_depth,
-                           ctx, sign_hiding)
+        batch = QuantBatch(coeffs, log2, c_idx, scan_idx, qp, self.lam[c_idx] if lam is None else lam,
+                           False, bit_depth, ctx, sign_hiding)
         out = self.q.quantize(batch)
         self.seconds += time.perf_counter() - t0
         self.calls += 1

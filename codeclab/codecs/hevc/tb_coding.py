@@ -85,18 +85,19 @@ for _t in (_MATS, _SCANS, _CGS, _GATHER, _M32, _QS):
 
 
 def _call_external(coefs: np.ndarray, qp: int, log2: int, bit_depth: int, c: int,
-                   scans: np.ndarray, sign_hiding: bool, depth: int, ctx: np.ndarray, live: bool
+                   scans: np.ndarray, sign_hiding: bool, depth: int, ctx: np.ndarray, lam: float
                    ) -> np.ndarray:
-    """QUANT_EXTERNAL: the registry quantizer in Python, with the search's live contexts
-    (``live``) or none (it then uses the slice's initial ones)."""
+    """QUANT_EXTERNAL: the registry quantizer in Python, with the contexts the compiled RDOQ
+    would price with (the search's carried ones, or the slice's initial ones with the cbf
+    context of trafoDepth 0) and the picture's quantizer lambda for component ``c``."""
     q = EXTERNAL[0]
     if EXTERNAL[1] is not None:  # an earlier call failed: finish the picture cheaply
         return np.zeros(coefs.shape, dtype=np.int32)
     try:
         if hasattr(q, "live_ctx"):
-            q.live_ctx = ctx if live else None
+            q.live_ctx = ctx
             out = q.quantize(coefs, int(qp), int(log2), int(bit_depth), int(c), scans,
-                             bool(sign_hiding), trafo_depth=int(depth))
+                             bool(sign_hiding), trafo_depth=int(depth), lam=float(lam))
         else:
             out = q.quantize(coefs, int(qp), int(log2), int(bit_depth), int(c), scans, bool(sign_hiding))
         out = np.ascontiguousarray(out, dtype=np.int32)
@@ -110,9 +111,9 @@ def _call_external(coefs: np.ndarray, qp: int, log2: int, bit_depth: int, c: int
 
 
 @njit(cache=True)
-def _external(coefs, qp, log2, bit_depth, c, scans, sign_hiding, depth, ctx, live):  # pragma: no cover
+def _external(coefs, qp, log2, bit_depth, c, scans, sign_hiding, depth, ctx, lam):  # pragma: no cover
     with objmode(out="int32[:, :, ::1]"):
-        out = _call_external(coefs, qp, log2, bit_depth, c, scans, sign_hiding, depth, ctx, live)
+        out = _call_external(coefs, qp, log2, bit_depth, c, scans, sign_hiding, depth, ctx, lam)
     return out
 
 
@@ -193,7 +194,10 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no
             cl[j] = coef[b]
             sl[j] = scans[b]
             j += 1
-    lv = _external(cl, qp, log2, bd, c, sl, tp.sign_hiding, depth, ctx, live)
+    if live:
+        lv = _external(cl, qp, log2, bd, c, sl, tp.sign_hiding, depth, ctx, tp.qlam[c])
+    else:  # as the compiled RDOQ: initial contexts, the cbf context of trafoDepth 0
+        lv = _external(cl, qp, log2, bd, c, sl, tp.sign_hiding, 0, tp.ctx0, tp.qlam[c])
     j = 0
     for b in range(nb):
         if alive[b]:

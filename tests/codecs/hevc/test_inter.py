@@ -155,6 +155,33 @@ def test_neural_quantizers_code_p_pictures(quant):
     check_ffmpeg(moving(8, 40, 32, n=3), 8, quant, qp=30, preset="fast", quant=quant, refs=2)
 
 
+@pytest.mark.parametrize("gop,preset,bd", [("ldp", "fast", 8), ("ldb", "medium", 10), ("ra", "slow", 8)])
+def test_python_rdoq_gives_the_compiled_bytes_in_every_structure(gop, preset, bd):
+    """One quantizer protocol in P and B pictures too: RDOQ called back in Python (the path
+    of the neural quantizers and the training-data recorder) gets the lambda of each
+    picture's own QP and the contexts the compiled RDOQ prices with (the search's, or the
+    P / B slice's initial ones), so it codes the same stream."""
+    from codeclab.codecs.hevc.quantizer import EncoderQuantizer, RDOQQuantizer
+
+    class PythonRDOQ(RDOQQuantizer):  # not the registry's class: takes the callback path
+        pass
+
+    frames = moving(bd, 40, 32, n=6)
+    h, w = frames[0][0].shape
+    fmt = VideoFormat(w, h, "420", bd, Fraction(25))
+    streams = []
+    for python in (False, True):
+        q = EncoderQuantizer("rdoq", 30)
+        if python:
+            q.q.__class__ = PythonRDOQ
+        opts = HevcOptions(gop=gop, qp=30, preset=preset, quant="rdoq", refs=2)
+        enc = HevcEncoder(fmt, opts, q)
+        pk = [p for i, f in enumerate(frames) for p in enc.encode(Frame(f, fmt, i, i))] + enc.flush()
+        streams.append(b"".join(p.data for p in pk))
+        assert (q.calls > 0) == python  # the compiled RDOQ never calls back
+    assert streams[0] == streams[1]
+
+
 def test_motion_is_used_and_hm_checks_every_picture():
     """The P pictures mostly predict (few intra units, some skips); HM's decoder checks the
     MD5 SEI of every picture and outputs our reconstruction."""
