@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from codeclab.base.errors import InputError, UsageError
+from codeclab.base.errors import FormatError, InputError, UsageError
 from codeclab.base.frame import VideoFormat
 
 __all__ = ["Sequence", "Catalogue", "load_catalogue", "resolve_set", "RAW_EXTS"]
@@ -42,6 +42,7 @@ class Sequence:
     frames: int | None = None  # frames in the file; None: unknown / all
     aliases: tuple[str, ...] = ()
     path: Path | None = None
+    to_pix_fmt: str | None = None  # convert every frame to this format on reading (a set's choice)
 
     @property
     def pix_fmt(self) -> str | None:
@@ -158,7 +159,8 @@ def resolve_set(spec: dict[str, Any], data: Path, where: str) -> tuple[list[Sequ
     """Expand one ``[[set]]`` table into located sequences, plus problems found on the way.
 
     Keys: ``name`` (becomes the class), ``glob`` (relative to ``data``), and for raw files
-    ``size`` ("WxH"), ``fps``, ``pix_fmt`` (default yuv420p), ``frames``. A raw file with no
+    ``size`` ("WxH"), ``fps``, ``pix_fmt`` (default yuv420p), ``frames``; ``to_pix_fmt``
+    converts every frame of the set on reading (e.g. 4:4:4 clips for 4:2:0-only codecs). A raw file with no
     ``size`` must carry a JVET-style name (``Name_WxH_FPS[_10bit].yuv``). Problems (no match,
     undecidable raw geometry) are returned as messages, so one bad set does not stop the run.
     """
@@ -166,7 +168,7 @@ def resolve_set(spec: dict[str, Any], data: Path, where: str) -> tuple[list[Sequ
         name, pattern = str(spec["name"]), str(spec["glob"])
     except KeyError as e:
         raise UsageError(f"{where}: set needs key {e.args[0]!r}") from None
-    unknown = set(spec) - {"name", "glob", "size", "fps", "pix_fmt", "frames", "class"}
+    unknown = set(spec) - {"name", "glob", "size", "fps", "pix_fmt", "frames", "class", "to_pix_fmt"}
     if unknown:
         raise UsageError(f"{where}: unknown set key(s) {', '.join(sorted(unknown))}")
     cls = str(spec.get("class", name))
@@ -174,6 +176,12 @@ def resolve_set(spec: dict[str, Any], data: Path, where: str) -> tuple[list[Sequ
     fps = _fps(spec["fps"], where) if "fps" in spec else None
     frames = int(spec["frames"]) if "frames" in spec else None
     pix_fmt = spec.get("pix_fmt")
+    to_pix_fmt = str(spec["to_pix_fmt"]) if "to_pix_fmt" in spec else None
+    if to_pix_fmt is not None:
+        try:
+            VideoFormat.from_pix_fmt(to_pix_fmt, 2, 2)
+        except FormatError:
+            raise UsageError(f"{where}: set {name!r}: to_pix_fmt {to_pix_fmt!r} is not a planar YUV / gray format") from None
     files = sorted(p for p in data.glob(pattern) if p.is_file())
     problems: list[str] = []
     if not files:
@@ -183,7 +191,7 @@ def resolve_set(spec: dict[str, Any], data: Path, where: str) -> tuple[list[Sequ
         rel = str(p.relative_to(data))
         seq_name = f"{name}/{p.stem}" if len(files) > 1 or p.stem != name else name
         if p.suffix.lower() not in RAW_EXTS:
-            out.append(Sequence(seq_name, cls, rel, fps=fps, frames=frames, path=p))
+            out.append(Sequence(seq_name, cls, rel, fps=fps, frames=frames, path=p, to_pix_fmt=to_pix_fmt))
             continue
         w_h, f, depth, chroma = size, fps, 8, "420"
         if pix_fmt is not None:
@@ -202,7 +210,8 @@ def resolve_set(spec: dict[str, Any], data: Path, where: str) -> tuple[list[Sequ
             if pix_fmt is None:
                 depth = parsed.get("bit_depth", depth)
                 chroma = parsed.get("chroma", chroma)
-        out.append(Sequence(seq_name, cls, rel, w_h[0], w_h[1], f, depth, chroma, frames, path=p))
+        out.append(Sequence(seq_name, cls, rel, w_h[0], w_h[1], f, depth, chroma, frames, path=p,
+                            to_pix_fmt=to_pix_fmt))
     return out, problems
 
 

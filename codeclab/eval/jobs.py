@@ -61,6 +61,7 @@ class Job:
     step: int
     imports: tuple[str, ...] = ()
     ms_ssim: bool = False
+    to_pix_fmt: str | None = None  # the set's conversion on reading
 
     def codec_values(self) -> dict[str, object]:
         """Options for ``make_options``: the fixed ones plus this job's rate point."""
@@ -74,8 +75,11 @@ class Plan:
     missing: tuple[str, ...]  # human-readable problems: missing files, empty sets
 
 
-def _job_key(file_id: str, label: str, codec: str, values: dict[str, object], frames: tuple) -> str:
+def _job_key(file_id: str, label: str, codec: str, values: dict[str, object], frames: tuple,
+             to_pix_fmt: str | None = None) -> str:
     ident = {"file": file_id, "label": label, "codec": codec, "options": values, "frames": frames, "version": __version__}
+    if to_pix_fmt is not None:  # only then: the keys of unconverted jobs stay what they were
+        ident["to_pix_fmt"] = to_pix_fmt
     return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:32]
 
 
@@ -118,7 +122,7 @@ def plan_jobs(exp: Experiment, data: str | Path) -> Plan:
                 values = {**c.options, c.point_option: p}
                 jobs.append(
                     Job(
-                        key=_job_key(fid, c.label, c.name, values, frames),
+                        key=_job_key(fid, c.label, c.name, values, frames, seq.to_pix_fmt),
                         sequence=seq.name,
                         cls=seq.cls,
                         path=os.fspath(seq.path.resolve()),
@@ -136,6 +140,7 @@ def plan_jobs(exp: Experiment, data: str | Path) -> Plan:
                         step=exp.frames.step,
                         imports=exp.imports,
                         ms_ssim=exp.ms_ssim,
+                        to_pix_fmt=seq.to_pix_fmt,
                     )
                 )
     return Plan(tuple(jobs), tuple(found), tuple(missing))

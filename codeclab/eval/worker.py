@@ -77,6 +77,7 @@ def run_job(job: Job) -> JobResult:
             fps=fps,
             pix_fmt=job.pix_fmt,
             frames=FrameRange(job.start, job.count, job.step),
+            to_pix_fmt=job.to_pix_fmt,
         )
         rows: list[dict[str, Any]] = []
         nbytes = 0

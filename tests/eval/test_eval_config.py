@@ -8,6 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from _eval_helpers import REPO, write_yuv
 
@@ -65,6 +66,7 @@ def test_shipped_configs_load():
     ra = load_experiment(CONFIGS / "ra_clips_hevc.toml")
     assert ra.frames == FrameSelection(0, 33, 1) and ra.anchor == "x265-medium-b"
     assert {c.options.get("gop") for c in ra.codecs} == {None, "ldp", "ldb", "ra"}
+    assert ra.sets[0]["to_pix_fmt"] == "yuv420p"
 
 
 def test_frame_selection_every_8th_frame_like_the_ai_ctc():
@@ -226,3 +228,51 @@ def test_no_sequence_at_all_is_an_input_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"no sequence found under .*Tango2.*\(26 in all\)"):
         run_evaluation(CONFIGS / "ai_ctc_x265.toml", tmp_path / "empty", tmp_path / "r.sqlite", progress=False)
+
+
+def test_set_to_pix_fmt_converts_on_reading(tmp_path):
+    """``to_pix_fmt`` in a set converts its files when the job reads them, so a 4:4:4
+    clip can be coded by a 4:2:0-only codec (our hevc); the conversion is part of the job's
+    identity (converted and unconverted results never share a key)."""
+    import av
+
+    from codeclab.eval.worker import run_job
+
+    own = tmp_path / "own"
+    own.mkdir()
+    rng = np.random.default_rng(0)
+    with av.open(str(own / "c444.mkv"), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv444p"
+        for _ in range(2):
+            img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv444p")):
+                c.mux(pkt)
+        for pkt in s.encode(None):
+            c.mux(pkt)
+    plans = {}
+    for conv in ("", 'to_pix_fmt = "yuv420p"'):
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f"""
+name = "conv"
+qps = [37]
+[[set]]
+name = "mine"
+glob = "*.mkv"
+{conv}
+[[codec]]
+label = "hevc"
+name = "hevc"
+options = {{ preset = "fast" }}
+""")
+        plans[conv] = plan_jobs(load_experiment(cfg), own)
+    raw, conv = plans[""].jobs[0], plans['to_pix_fmt = "yuv420p"'].jobs[0]
+    assert raw.key != conv.key and conv.to_pix_fmt == "yuv420p"
+    failed = run_job(raw)
+    assert not failed.ok and "4:2:0" in failed.error
+    done = run_job(conv)
+    assert done.ok and len(done.frames) == 2 and done.summary["psnr_y"] > 10
+    bad = tmp_path / "bad.toml"
+    bad.write_text(cfg.read_text().replace('"yuv420p"', '"rgb24"'))
+    with pytest.raises(UsageError, match="to_pix_fmt 'rgb24'"):
+        plan_jobs(load_experiment(bad), own)
