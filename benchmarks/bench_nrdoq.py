@@ -3,6 +3,7 @@ held-out pictures, and the input ablation.
 
     .venv/bin/python benchmarks/bench_nrdoq.py --speed [--blocks 256 --repeat 3 --qp 32]
     .venv/bin/python benchmarks/bench_nrdoq.py --bdrate [--pictures 4 --crop 0 --preset fast]
+    .venv/bin/python benchmarks/bench_nrdoq.py --batch runs/nrdoq2/ra/data [--batch-blocks 4096]
     .venv/bin/python benchmarks/bench_nrdoq.py --ablation runs/nrdoq/ablation
 
 ``--speed``: real-picture blocks (transform of DC-predicted blocks of the first validation
@@ -17,6 +18,14 @@ stream decoded by FFmpeg (PyAV) and checked against our reconstruction. Prints B
 (pchip) Y and YUV (6:1:1) of each quantizer vs SQ and vs RDOQ, each network's share of
 RDOQ's gain over SQ, and the time spent inside the quantizer per frame, per call and per
 block (mean blocks per call = the batch the encoder really uses).
+
+``--batch DATA [DATA ...]``: the parallel claim. Recorded blocks (``codeclab nrdoq data``
+folders; 8-bit, a ``--batch-blocks`` sample per size) quantized as one large batch per
+size, as a hardware encoder with a separate quantisation stage would hand them over: RDOQ
+(numba, block after block: each block's decisions are sequential), the FCN (one torch
+forward pass over the whole batch, one thread, and on a CUDA GPU when one is present) and
+the AR network (numba, sequential within a block). Prints blocks per second of each and
+the ratio to RDOQ, and how many levels equal RDOQ's (a sanity check, not the BD-rate).
 
 ``--ablation DIR``: the final validation accuracy of every training run under DIR
 (``codeclab nrdoq train ... --drop GROUP --export DIR/NAME.npz``, one folder per run) side
@@ -208,6 +217,64 @@ def speed(blocks: int, repeat: int, qp: int) -> None:
         print(f"{1 << log2:>3} " + " ".join(res), flush=True)
 
 
+def batch_speed(data: list[Path], per_size: int, repeat: int) -> None:
+    import torch
+
+    from codeclab.codecs.hevc.nrdoq.features import block_features
+    from codeclab.codecs.hevc.quantizer import QuantBatch, get_quantizer
+    from codeclab.lab.nrdoq_data import load_blocks
+
+    blocks = load_blocks(data)
+    rng = np.random.default_rng(0)
+    quants = {n: get_quantizer(n) for n in ("rdoq", "nrdoq-fcn", "nrdoq-ar")}
+    cuda = torch.cuda.is_available()
+    print(f"recorded blocks from {', '.join(map(str, data))}; up to {per_size} 8-bit blocks per size in one "
+          f"batch, best of {repeat}; blocks per second (ratio to RDOQ), levels equal to RDOQ's")
+    cols = ["rdoq", "nrdoq-fcn", "nrdoq-ar"] + (["fcn forward cuda"] if cuda else [])
+    print(f"{'n':>3} {'blocks':>7} " + " ".join(f"{c:>24}" for c in cols))
+    for l2, b in blocks.items():
+        idx = np.flatnonzero(b.bd == 8)
+        if len(idx) > per_size:
+            idx = np.sort(rng.choice(idx, per_size, replace=False))
+        # one component / scan per batch field is per block: QuantBatch takes arrays
+        batch = QuantBatch(b.coeffs[idx].astype(np.int32), l2, b.c_idx[idx].astype(np.int64),
+                           b.scan_idx[idx].astype(np.int64), b.qp[idx].astype(np.int64),
+                           b.lam[idx].astype(np.float64), np.zeros(len(idx), bool), 8, b.ctx[idx], True)
+        row, ref = [], b.rdoq[idx]
+        base = None
+        for name, q in quants.items():
+            out = q.quantize(batch)  # warm (compilation, torch module)
+            best = np.inf
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                out = q.quantize(batch)
+                best = min(best, time.perf_counter() - t0)
+            bps = len(idx) / best
+            base = base or bps
+            same = float((out == ref).mean())
+            row.append(f"{bps:>10,.0f} ({bps / base:4.1f}x) {same * 100:5.1f}%")
+        if cuda:  # the FCN's forward pass alone on the GPU (features from the CPU)
+            nq = quants["nrdoq-fcn"]
+            nq.quantize(batch)
+            feat = block_features(batch.coeffs, l2, batch.qp, batch.c_idx, batch.scan_idx, 8)[0]
+            model = nq._model.to("cuda")
+            x = torch.from_numpy(feat).to("cuda")
+            best = np.inf
+            with torch.inference_mode():
+                for _ in range(repeat + 1):
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    model(x).argmax(1).cpu()
+                    torch.cuda.synchronize()
+                    best = min(best, time.perf_counter() - t0)
+            nq._model = model.to("cpu")
+            bps = len(idx) / best
+            row.append(f"{bps:>10,.0f} ({bps / base:4.1f}x) {'':>6}")
+        print(f"{1 << l2:>3} {len(idx):>7} " + " ".join(f"{r:>24}" for r in row), flush=True)
+    if not cuda:
+        print("(no CUDA GPU here: the GPU column is left out)")
+
+
 def ablation(folder: Path) -> None:
     import re
 
@@ -237,6 +304,9 @@ def main() -> None:
     ap.add_argument("--preset", default="fast", help="encoder preset: fast (SATD), medium / slow (RD search)")
     ap.add_argument("--quants", nargs="*", default=list(QUANTS))
     ap.add_argument("--ablation", metavar="DIR")
+    ap.add_argument("--batch", nargs="+", type=Path, metavar="DATA",
+                    help="recorded block folders (codeclab nrdoq data ... -o RUN: RUN/data)")
+    ap.add_argument("--batch-blocks", type=int, default=4096, help="blocks per size in the --batch run")
     ap.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH",
                     help="other weights for a network, e.g. nrdoq-fcn=runs/nrdoq/exp/fcn_p0.5.npz")
     ap.add_argument("--folder", type=Path, help="pictures to encode instead of ../shared/media/val "
@@ -251,8 +321,10 @@ def main() -> None:
                a.folder, a.names)
     if a.ablation:
         ablation(Path(a.ablation))
-    if not (a.speed or a.bdrate or a.ablation):
-        ap.error("choose --speed, --bdrate and/or --ablation")
+    if a.batch:
+        batch_speed(a.batch, a.batch_blocks, a.repeat)
+    if not (a.speed or a.bdrate or a.ablation or a.batch):
+        ap.error("choose --speed, --bdrate, --batch and/or --ablation")
 
 
 if __name__ == "__main__":
