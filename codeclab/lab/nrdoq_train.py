@@ -296,7 +296,7 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
         "## Data", "",
         f"`codeclab nrdoq data` blocks in `{_data_str(cfg.data)}` (our encoder with HM RDOQ, QPs "
         f"{min(int(b.qp.min()) for b in blocks.values())}-{max(int(b.qp.max()) for b in blocks.values())}, "
-        f"recorded from the folders named in `summary.json` beside the data; never ../shared/media/val).",
+        f"recorded as docs/nrdoq.md says; never ../shared/media/val).",
         f"Blocks per size: {counts}; by slice type: {by_slice}; by bit depth: {by_bd}. "
         f"Sources: {len(train_pics)} train, {len(val_pics)} validation (split by picture).", "",
         "## Training", "",
