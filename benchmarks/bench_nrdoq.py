@@ -256,7 +256,7 @@ def batch_speed(data: list[Path], per_size: int, repeat: int) -> None:
         if cuda:  # the FCN's forward pass alone on the GPU (features from the CPU)
             nq = quants["nrdoq-fcn"]
             nq.quantize(batch)
-            feat = block_features(batch.coeffs, l2, batch.qp, batch.c_idx, batch.scan_idx, 8)[0]
+            feat = block_features(batch.coeffs, l2, batch.qp, batch.c_idx, batch.scan_idx, batch.ctx, 8)[0]
             model = nq._model.to("cuda")
             x = torch.from_numpy(feat).to("cuda")
             best = np.inf

@@ -61,5 +61,17 @@ def random_quant_batch(log2: int, nb: int, seed: int, qp: int = 27):
     n = 1 << log2
     decay = np.exp(-np.add.outer(np.arange(n), np.arange(n)) * 3.0 / n)
     c = np.round(rng.laplace(0, 200, (nb, n, n)) * decay).astype(np.int32)
-    return QuantBatch(c, log2, rng.integers(0, 3, nb), rng.integers(0, 3, nb) if log2 <= 3 else 0,
-                      qp, 10.0, False, 8, None, True)
+    c_idx = rng.integers(0, 3, nb)
+    return QuantBatch(c, log2, c_idx, rng.integers(0, 3, nb) if log2 <= 3 else 0,
+                      qp, 10.0, False, 8, initial_rate_state(c_idx, qp), True)
+
+
+def initial_rate_state(c_idx: np.ndarray, qp: int) -> np.ndarray:
+    """(B, RATE_K) rate states of an I slice's initial contexts for blocks of components c_idx."""
+    from codeclab.bitstream.cabac import init_contexts
+    from codeclab.codecs.hevc.quantizer import extract_rate_state
+    from codeclab.codecs.hevc.tables import INIT_VALUES_I
+
+    full = init_contexts(INIT_VALUES_I, qp)
+    per = [extract_rate_state(full, None, c, 1 if c == 0 else 0) for c in range(3)]
+    return np.stack([per[int(c)] for c in np.atleast_1d(c_idx)])

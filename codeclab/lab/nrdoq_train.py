@@ -70,7 +70,7 @@ def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple
     feat = a = sq = None
     for d in np.unique(bd):  # features in level units: per bit depth
         m = bd == d
-        f_d, a_d, sq_d = block_features(coeffs[m], b.log2, qp[m], ci[m], si[m], int(d))
+        f_d, a_d, sq_d = block_features(coeffs[m], b.log2, qp[m], ci[m], si[m], b.ctx[idx][m], int(d))
         if feat is None:
             feat, a, sq = (np.empty((len(idx),) + f_d.shape[1:], f_d.dtype), np.empty((len(idx),) + a_d.shape[1:], a_d.dtype),
                            np.empty((len(idx),) + sq_d.shape[1:], sq_d.dtype))
@@ -169,12 +169,15 @@ def evaluate_quantizer(q, blocks: dict[int, Blocks], pics: set[int], max_blocks:
         idx = np.flatnonzero(np.isin(b.pic, list(pics)))
         if len(idx) > max_blocks:
             idx = np.sort(rng.choice(idx, max_blocks, replace=False))
-        for s in range(0, len(idx), 1024):
-            i = idx[s:s + 1024]
+        # batches of one bit depth (a QuantBatch has one)
+        chunks = [g[s:s + 1024] for d in np.unique(b.bd[idx]) for g in [idx[b.bd[idx] == d]]
+                  for s in range(0, len(g), 1024)]
+        for i in chunks:
+            d = int(b.bd[i[0]])
             c = b.coeffs[i].astype(np.int32)
             cls, sq = q.classes(QuantBatch(c, l2, b.c_idx[i], b.scan_idx[i], b.qp[i].astype(np.int64),
-                                           b.lam[i], False, 8, None, True))
-            a = np.abs(scaled_coeffs(c, b.qp[i].astype(np.int64), l2, 8))
+                                           b.lam[i], False, d, b.ctx[i], True))
+            a = np.abs(scaled_coeffs(c, b.qp[i].astype(np.int64), l2, d))
             y = label_classes(sq, b.rdoq[i]).astype(np.int64)
             use = active_mask(a, sq) & np.take_along_axis(valid_mask(a, sq), y[..., None], -1)[..., 0]
             conf += np.bincount(y[use] * N_CLASSES + cls[use], minlength=N_CLASSES ** 2).reshape(N_CLASSES, N_CLASSES)

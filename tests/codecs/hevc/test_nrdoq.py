@@ -40,7 +40,7 @@ def test_registered_and_levels_valid(name):
     the same batch gives the same levels, and a batch equals its blocks one by one."""
     assert name in available_quantizers()
     q = get_quantizer(name)
-    assert q.needs_rate_state is False
+    assert q.needs_rate_state is True  # the rate inputs (features.py, group "rate")
     for log2 in (2, 3, 4, 5):
         batch = random_quant_batch(log2, 24, seed=log2)
         lv = q.quantize(batch)
@@ -51,7 +51,8 @@ def test_registered_and_levels_valid(name):
         assert _parity_ok(lv, log2, batch.scan_idx)
         assert np.array_equal(lv, q.quantize(batch))
         single = np.concatenate([q.quantize(QuantBatch(batch.coeffs[i:i + 1], log2, batch.c_idx[i],
-                                                       batch.scan_idx[i], 27, 10.0, False, 8, None, True))
+                                                       batch.scan_idx[i], 27, 10.0, False, 8,
+                                                       batch.ctx[i:i + 1], True))
                                  for i in range(4)])
         assert np.array_equal(single, lv[:4])
 
@@ -62,7 +63,7 @@ def test_changes_something_relative_to_sq(name):
     q = get_quantizer(name)
     batch = random_quant_batch(3, 64, seed=5, qp=32)
     sq = quantize_sq(batch.coeffs, 32, 3, 8)
-    q_lv = q.quantize(QuantBatch(batch.coeffs, 3, batch.c_idx, batch.scan_idx, 32, 10.0, False, 8, None, False))
+    q_lv = q.quantize(QuantBatch(batch.coeffs, 3, batch.c_idx, batch.scan_idx, 32, 10.0, False, 8, batch.ctx, False))
     assert not np.array_equal(np.abs(q_lv), np.abs(sq))
 
 
@@ -110,3 +111,42 @@ def test_fcn_numba_path_equals_torch():
         finally:
             nq.NUMBA_FCN_MAX = old
         assert np.array_equal(a, b)
+
+
+def test_rate_inputs_are_the_bits_of_the_blocks_contexts():
+    """The "rate" inputs of a coefficient are bits(1) - bits(0) of its contexts' current states
+    (CABAC entropy-bits table): sig_coeff_flag at the spec's 4x4 context (ctxIdxMap), and they
+    follow the states handed over, not the QP."""
+    from _synth import initial_rate_state
+
+    from codeclab.bitstream.cabac import ENTROPY_BITS
+    from codeclab.codecs.hevc.nrdoq.features import GROUPS, block_features
+    from codeclab.codecs.hevc.rdoq import RATE_SIG
+
+    ctx_idx_map = [0, 1, 4, 5, 2, 3, 4, 5, 6, 6, 8, 8, 7, 7, 8]  # Table 9-50 (9.3.4.2.5)
+    coeffs = np.full((2, 4, 4), 300, np.int32)
+    ctx = initial_rate_state(np.array([0, 0]), 30)
+    ctx[1, RATE_SIG:RATE_SIG + 9] = np.arange(9) * 7  # other states for the second block
+    feat = block_features(coeffs, 2, np.array([30, 30]), np.array([0, 0]), np.array([0, 0]), ctx)[0]
+    r0 = GROUPS["rate"][0]
+    eb = np.asarray(ENTROPY_BITS, np.float64) / 32768
+    for b in range(2):
+        for pos in range(15):
+            st = int(ctx[b, RATE_SIG + ctx_idx_map[pos]])
+            assert feat[b, r0, pos // 4, pos % 4] == pytest.approx((eb[st ^ 1] - eb[st]) / 4, abs=1e-6)
+    assert not np.array_equal(feat[0, r0], feat[1, r0])
+    assert np.array_equal(np.delete(feat[0], r0, 0), np.delete(feat[1], r0, 0))
+
+
+def test_weights_for_other_inputs_are_refused(tmp_path):
+    """Weights trained before the rate inputs (25 local channels) get one clear error."""
+    from codeclab.base.errors import UsageError
+    from codeclab.codecs.hevc.nrdoq.neural_quantizer import NRDOQQuantizer, default_weights
+
+    with np.load(default_weights("fcn")) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["w.net.0.weight"] = arrays["w.net.0.weight"][:, :25]
+    old = tmp_path / "old_fcn.npz"
+    np.savez(old, **arrays)
+    with pytest.raises(UsageError, match="take 25 inputs.*retrain"):
+        NRDOQQuantizer("fcn", old)

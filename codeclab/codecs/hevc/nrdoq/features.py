@@ -1,7 +1,8 @@
 """What the neural RDOQ networks see, per coefficient, computed from the SQ levels.
 
 Everything is derived from the coefficients, the block's QP, size, component and scan
-(``QuantBatch``), in numba over a whole batch. Inputs are grouped so an ablation can zero a
+and the CABAC states RDOQ would price it with (``QuantBatch.ctx``), in numba over a whole
+batch. Inputs are grouped so an ablation can zero a
 group (``--drop``): see :data:`GROUPS`.
 
 Output space (``data.CLASS_NAMES``), relative to HM's SQ level ``s = floor(a + 171/512)``
@@ -18,6 +19,9 @@ import numpy as np
 from numba import njit
 
 from codeclab.base.errors import UsageError
+from codeclab.bitstream.cabac import ENTROPY_BITS
+from codeclab.codecs.hevc.rdoq import RATE_CSBF, RATE_GT1, RATE_SIG
+from codeclab.codecs.hevc.residual_rules import csbf_ctx, prev_csbf, sig_ctx
 from codeclab.codecs.hevc.scan import scan_tables
 from codeclab.codecs.hevc.scalar_quant import quantize_sq, scaled_coeffs
 
@@ -26,21 +30,37 @@ __all__ = ["N_LOCAL", "N_STATE", "GROUPS", "drop_channels", "block_features", "v
 
 KEEP, MINUS1, ZERO, PLUS1 = 0, 1, 2, 3
 N_CLASSES = 4
-N_LOCAL = 25
+N_LOCAL = 28
 N_STATE = 12
 #: input groups (channel index ranges) for ablations; "state" exists only in the AR network
 GROUPS = {"frac": (0, 1), "level": (1, 6), "pos": (6, 10), "context": (10, 16), "qp": (16, 17),
-          "size": (17, 21), "comp": (21, 22), "scan": (22, 25), "state": (25, 25 + N_STATE)}
+          "size": (17, 21), "comp": (21, 22), "scan": (22, 25), "rate": (25, 28),
+          "state": (28, 28 + N_STATE)}
+_EB = np.asarray(ENTROPY_BITS, dtype=np.float64) / 32768.0  # bits of a bin by state ^ bin
+
+
+@njit(cache=True, inline="always")
+def _bin_delta(st):  # pragma: no cover - numba
+    """Bits of bin 1 minus bits of bin 0 from an HM state byte, / 4."""
+    return (_EB[st ^ 1] - _EB[st]) / 4.0
 
 
 @njit(cache=True)
-def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, out):  # pragma: no cover - numba
-    """a: (B, nn) |scaled|, sq: (B, nn) |SQ level| (raster); scan: (3, nn); out (B, N_LOCAL, nn)."""
+def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, ctx, out):  # pragma: no cover - numba
+    """a: (B, nn) |scaled|, sq: (B, nn) |SQ level| (raster); scan: (3, nn); ctx (B, RATE_K)
+    CABAC states; out (B, N_LOCAL, nn)."""
     nb, nn = a.shape
     n = 1 << log2n
+    wg = n >> 2
     lognn = np.log(1.0 + nn)
+    cgf = np.zeros(wg * wg, dtype=np.int64)
     for b in range(nb):
         sc = scan[scan_idx[b]]
+        luma = c_idx[b] == 0
+        cgf[:] = 0  # coded groups of the SQ levels: the neighbourhood of the sig contexts
+        for p in range(nn):
+            if sq[b, p] > 0:
+                cgf[((p // n) >> 2) * wg + ((p % n) >> 2)] = 1
         # last active position (round(a) > 0) in scan order, block counts
         last = -1
         tot = 0
@@ -88,14 +108,24 @@ def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, out):  # pragma: no cover
             out[b, 21, p] = 1.0 if c_idx[b] > 0 else 0.0
             for j in range(3):
                 out[b, 22 + j, p] = 1.0 if scan_idx[b] == j else 0.0
+            # rates from the contexts RDOQ prices with: sig_coeff_flag at this position's
+            # context, greater1 (first of its group), coded_sub_block_flag of its group
+            x, y = p % n, p // n
+            prev = prev_csbf(cgf, x >> 2, y >> 2, wg)
+            out[b, 25, p] = _bin_delta(ctx[b, RATE_SIG + sig_ctx(prev, x, y, log2n, luma, scan_idx[b])])
+            gset = 2 if (luma and (k >> 4) > 0) else 0
+            out[b, 26, p] = _bin_delta(ctx[b, RATE_GT1 + gset * 4 + 1])
+            out[b, 27, p] = _bin_delta(ctx[b, RATE_CSBF + csbf_ctx(prev)])
             if np.floor(v + 0.5) > 0:
                 after += 1
 
 
 def block_features(coeffs: np.ndarray, log2: int, qp: np.ndarray, c_idx: np.ndarray,
-                   scan_idx: np.ndarray, bit_depth: int = 8
+                   scan_idx: np.ndarray, ctx: np.ndarray, bit_depth: int = 8
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features (B, N_LOCAL, n, n) float32, |scaled| (B, n, n) float32, |SQ level| (B, n, n) int32)."""
+    """(features (B, N_LOCAL, n, n) float32, |scaled| (B, n, n) float32, |SQ level| (B, n, n) int32).
+
+    ctx: (B, RATE_K) CABAC states of each block (rdoq.py layout, ``QuantBatch.ctx``)."""
     nb = coeffs.shape[0]
     n = 1 << log2
     qp = np.ascontiguousarray(np.broadcast_to(np.asarray(qp, np.int64), (nb,)))
@@ -105,7 +135,8 @@ def block_features(coeffs: np.ndarray, log2: int, qp: np.ndarray, c_idx: np.ndar
     scans, _ = scan_tables(log2)
     _features(a, sq, scans, log2, qp,
               np.ascontiguousarray(np.broadcast_to(np.asarray(c_idx, np.int64), (nb,))),
-              np.ascontiguousarray(np.broadcast_to(np.asarray(scan_idx, np.int64), (nb,))), out)
+              np.ascontiguousarray(np.broadcast_to(np.asarray(scan_idx, np.int64), (nb,))),
+              np.ascontiguousarray(ctx, dtype=np.int64), out)
     return out.reshape(nb, N_LOCAL, n, n), a.reshape(nb, n, n), sq.reshape(nb, n, n)
 
 

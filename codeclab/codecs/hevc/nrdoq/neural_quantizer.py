@@ -7,7 +7,8 @@ the one implementation) so the levels satisfy the parity rule and the stream sta
 The FCN runs in torch (one forward pass per batch; small batches in numba, same
 arithmetic in float32), the AR network in numba (one call per
 batch; per block a reverse-scan loop over its active coefficients, the MLP inline).
-Neither needs the CABAC rate state (``needs_rate_state = False``).
+Both read the CABAC rate state (``needs_rate_state = True``): the bits of the block's
+current contexts are inputs (features.py, group "rate").
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from codeclab.base.errors import InputError, UsageError
 from codeclab.codecs.hevc.nrdoq.features import (
     N_LOCAL,
+    N_STATE,
     apply_classes,
     ar_infer,
     block_features,
@@ -62,7 +64,7 @@ class NRDOQQuantizer:
 
     kind: "fcn" or "ar"; weights: an exported .npz (default: the shipped one)."""
 
-    needs_rate_state = False
+    needs_rate_state = True
 
     def __init__(self, kind: str, weights: str | Path | None = None) -> None:
         if kind not in ("fcn", "ar"):
@@ -74,6 +76,11 @@ class NRDOQQuantizer:
         self.kind = kind
         self.drop_idx = drop_channels(w["drop"])
         st = w["state"]
+        n_in = st["net.0.weight"].shape[1]
+        want = N_LOCAL if kind == "fcn" else N_LOCAL + N_STATE
+        if n_in != want:  # e.g. weights from before the rate inputs (25 local channels)
+            raise UsageError(f"nrdoq-{kind}: weights {weights or default_weights(kind)} take {n_in} inputs, "
+                             f"this version's features are {want}; retrain them (codeclab nrdoq train)")
         if kind == "fcn":
             self.width = w["width"]
             self.state = st
@@ -89,8 +96,11 @@ class NRDOQQuantizer:
 
     def classes(self, batch: QuantBatch) -> tuple[np.ndarray, np.ndarray]:
         """(class per coefficient (B, n, n), |SQ level| (B, n, n)) for a batch."""
+        if batch.ctx is None:
+            raise UsageError(f"{self.name}: the batch carries no CABAC rate state (ctx)")
         feat, a, sq = block_features(batch.coeffs, batch.log2_size, np.asarray(batch.qp),
-                                     np.asarray(batch.c_idx), np.asarray(batch.scan_idx), batch.bit_depth)
+                                     np.asarray(batch.c_idx), np.asarray(batch.scan_idx), batch.ctx,
+                                     batch.bit_depth)
         if self.drop_idx:
             feat[:, [i for i in self.drop_idx if i < N_LOCAL]] = 0.0
         nb, n = sq.shape[0], sq.shape[1]
