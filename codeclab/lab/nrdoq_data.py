@@ -156,12 +156,15 @@ def _frames(path: Path, count: int, consecutive: bool, rng: np.random.Generator
             yield fr.index, [np.asarray(p) for p in fr.planes]
 
 
-def _crop(planes: list[np.ndarray], max_side: int, rng: np.random.Generator) -> list[np.ndarray]:
-    h, w = planes[0].shape
+def _crop(frames: list[list[np.ndarray]], max_side: int, rng: np.random.Generator) -> list[list[np.ndarray]]:
+    """One random window of at most ``max_side`` (a multiple of 8, at even coordinates),
+    the same in every frame of ``frames`` (4:2:0 planes)."""
+    h, w = frames[0][0].shape
     ch, cw = min(h, max_side) & ~7, min(w, max_side) & ~7
     y = int(rng.integers(0, h - ch + 1)) & ~1
     x = int(rng.integers(0, w - cw + 1)) & ~1
-    return [planes[0][y:y + ch, x:x + cw]] + [p[y // 2:(y + ch) // 2, x // 2:(x + cw) // 2] for p in planes[1:]]
+    return [[pl[0][y:y + ch, x:x + cw]] + [p[y // 2:(y + ch) // 2, x // 2:(x + cw) // 2] for p in pl[1:]]
+            for pl in frames]
 
 
 def _warp(plane: np.ndarray, x0: float, y0: float, scale: float, h: int, w: int) -> np.ndarray:
@@ -300,16 +303,11 @@ def generate(folders: list[Path], out: Path, *, qps: tuple[int, int] = (17, 42),
         jobs: list[tuple[list[list[np.ndarray]], int]] = []
         if frames == 1:
             for fi, planes in _frames(src, clip_frames if clip else 1, False, srng):
-                jobs += [([_crop(planes, max_side, srng)], qp) for qp in _qps(per_source, qps[0], qps[1], srng)]
+                jobs += [(_crop([planes], max_side, srng), qp) for qp in _qps(per_source, qps[0], qps[1], srng)]
         else:
             for qp in _qps(per_source, qps[0], qps[1], srng):
                 if clip:
-                    seq = [pl for _, pl in _frames(src, frames, True, srng)]
-                    y = int(srng.integers(0, seq[0][0].shape[0] - min(max_side, seq[0][0].shape[0]) + 1)) & ~1
-                    x = int(srng.integers(0, seq[0][0].shape[1] - min(max_side, seq[0][0].shape[1]) + 1)) & ~1
-                    hh, ww = min(max_side, seq[0][0].shape[0]) & ~7, min(max_side, seq[0][0].shape[1]) & ~7
-                    seq = [[p[y // d:(y + hh) // d, x // d:(x + ww) // d] for p, d in zip(pl, (1, 2, 2))]
-                           for pl in seq]
+                    seq = _crop([pl for _, pl in _frames(src, frames, True, srng)], max_side, srng)
                 else:
                     planes = next(iter(_frames(src, 1, False, srng)))[1]
                     seq = pan_sequence(planes, frames, max_side, srng)
