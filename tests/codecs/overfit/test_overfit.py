@@ -269,6 +269,26 @@ def test_rd_cost_goes_down() -> None:
     assert np.isfinite(float(loss))
 
 
+def test_final_phase_keeps_its_best_iterate() -> None:
+    """The straight-through phase hands back the best state it measured: its cost is the
+    lowest seen, never above the start, and the model holds exactly that state."""
+    f = _picture(64, 48)
+    tg = [torch.from_numpy(p.astype(np.float32) / 255) for p in f.planes]
+    npix = 64 * 48
+    m = OverfitModel(SMALL_CFG, 48, 64)
+    _train(m, tg, 1e-3, npix, 40, 1e-2, "main", lambda n, loss, d, r: None)
+    with torch.no_grad():
+        start = float(_loss(m, _latents(m, "hard"), tg, 1e-3, npix)[0])
+    seen: list[float] = []
+    # a learning rate far too high for this phase: the steps make things worse
+    best = _train(m, tg, 1e-3, npix, 15, 5e-2, "final", lambda n, loss, d, r: seen.append(loss), latent_lr=10.0)
+    with torch.no_grad():
+        now = float(_loss(m, _latents(m, "hard"), tg, 1e-3, npix)[0])
+    assert len(seen) == 15
+    assert best <= start + 1e-9 and best <= min(seen) + 1e-9
+    assert now == pytest.approx(best, rel=1e-6)
+
+
 def test_sequential_steps_do_not_grow_with_the_picture() -> None:
     msp = PROFILES["mid"]
     ar = dataclasses.replace(msp, prob_model="ar")
