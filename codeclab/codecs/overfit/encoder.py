@@ -150,8 +150,9 @@ def _train(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: int, i
             g["lr"] = lr_i
         loss, d, r = _loss(model, lat, tg, lam, npix)
         if keep_best:
-            if float(loss.detach()) < best:
-                best, snap = float(loss.detach()), [p.detach().clone() for p in model.parameters()]
+            cost = float(loss.detach())
+            if cost < best:
+                best, snap = cost, [p.detach().clone() for p in model.parameters()]
             if i == iters:
                 break
         lat_opt.zero_grad(set_to_none=True)
