@@ -1,6 +1,7 @@
 """base/jit.unit: a unit is compiled once and called by symbol from jitted callers, in the
 process that compiled it and in later processes that load the callers from numba's cache;
-a cached caller of a unit whose types changed is a one-line stale-cache error."""
+a cached caller of a unit whose types changed is a one-line stale-cache error.
+base/jit.borrow: the same arrays, types and data without an owner (no reference counts)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numba import njit
+from typing import NamedTuple
 
-from codeclab.base.jit import unit
+from llvmlite import ir
+from numba import njit, types
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
+from numba.typed import List
+
+from codeclab.base.jit import borrow, unit
 
 
 @unit
@@ -91,3 +98,42 @@ def test_cached_callers_find_their_units_in_a_new_process(tmp_path):
     fourth = _run(tmp_path)
     assert fourth.returncode != 0
     assert "StaleCacheError" in fourth.stderr and "is stale" in fourth.stderr
+
+
+class _State(NamedTuple):
+    planes: tuple[np.ndarray, np.ndarray]
+    k: int
+    flag: np.ndarray
+
+
+@intrinsic
+def _meminfo(typingctx, a):  # the address of an array's owner (0: none)
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(a)(context, builder, value=args[0])
+        return builder.ptrtoint(ary.meminfo, ir.IntType(64))
+
+    return types.int64(a), codegen
+
+
+@njit
+def _through_borrow(st):  # pragma: no cover - numba
+    b = borrow(st)
+    b.planes[1][0, 1] = 7  # writes reach the caller's array
+    return _meminfo(st.planes[1]) != 0, _meminfo(b.planes[1]), _meminfo(b.flag), b.k + b.planes[0].sum()
+
+
+def test_borrow_shares_data_and_types_without_an_owner():
+    st = _State((np.arange(4.0), np.zeros((2, 3), dtype=np.int32)), 5, np.ones(2, dtype=np.uint8))
+    owned, mi_plane, mi_flag, total = _through_borrow(st)
+    assert owned and mi_plane == 0 and mi_flag == 0
+    assert total == 5 + 6.0
+    assert st.planes[1][0, 1] == 7
+
+
+def test_borrow_rejects_reference_counted_non_arrays():
+    @njit
+    def f(x):  # pragma: no cover - numba
+        return borrow(x)
+
+    with pytest.raises(TypingError):
+        f(List([1, 2]))

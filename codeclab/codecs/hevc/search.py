@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit, types
 from numba.typed import Dict, List
 
-from codeclab.base.jit import unit
+from codeclab.base.jit import borrow, unit
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, encode_bin
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.ctu_syntax import _push, cu_has_residual, mpm_at, write_cu
@@ -1461,6 +1461,7 @@ def search_picture(st, tp, sp, refs, eng, ctx, buf):  # pragma: no cover - numba
     """Decide and code every CTU of the picture in z-order into ``st`` (preset ``sp``); the
     RD search carries (eng, ctx, buf), an estimate-mode engine at the slice's initial
     contexts."""
+    st, tp, refs, eng, ctx, buf = borrow(st), borrow(tp), borrow(refs), borrow(eng), borrow(ctx), borrow(buf)
     cache = Dict.empty(key_type=types.int64, value_type=types.float64[:])
     H, W = st.org[0].shape
     ctb = 1 << sp.log2_ctb
