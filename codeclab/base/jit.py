@@ -134,11 +134,12 @@ def borrow(typingctx: Any, x: Any) -> Any:
     reference count detached: the same data, shapes and types, no owner.
 
     numba counts references to arrays with atomic increments and decrements, and does so
-    for every array of every tuple argument on entry to a call and on exit (the HEVC
-    search passes a picture state of 25 arrays down ten levels: they were a quarter of
-    its time at preset medium, by perf). An array without an owner skips them. Use it only on the arguments of
-    an entry function, whose caller keeps the owners alive for the whole call, and never
-    let a borrowed array (or a view of it) be returned or stored past that call."""
+    for every array of every tuple argument on entry to a call and on exit, and again at
+    every inlined call that takes arrays (the HEVC search passes a picture state of 25
+    arrays down ten levels: this was a quarter of its time at preset medium, by perf). An
+    array without an owner skips the atomics. Borrow only a function's own arguments (its
+    caller keeps their owners alive for the whole call), and never let a borrowed array
+    (or a view of it) be returned or stored past that call."""
     if not _plain(x):
         return None
 

@@ -16,10 +16,10 @@ CU's depth, part mode and intra_chroma_pred_mode per 8x8 luma unit; inter predic
 samples, reference indices, merge index or -1, mvp flags, the coded mvd), cu_skip_flag and
 the inter PartMode per 8x8 in ``icu``. (Two packed arrays, not eight: every compiled call
 that takes the state passes each of its arrays by value and checks each one's reference
-count, so each array adds to the cost of every call, intra ones included. The search
-borrows the state's arrays (``base.jit.borrow``), so these checks find no owner to count.) The TU tree is
-implied: a node (x, y, log2, depth) is split iff ``tdepth`` at its top-left exceeds
-``depth``; a CU's size is ``log2_ctb - cdepth``.
+count, so each array adds to the cost of every call, intra ones included; the search
+borrows the state's arrays (``base.jit.borrow``), so these checks find no owner to count.)
+The TU tree is implied: a node (x, y, log2, depth) is split iff ``tdepth`` at its top-left
+exceeds ``depth``; a CU's size is ``log2_ctb - cdepth``.
 """
 
 from __future__ import annotations

@@ -128,6 +128,7 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
                 sbh, rd_factor, out):  # pragma: no cover - numba
     """RDOQ of one block. coef: (n*n,) int raster; scan: raster index per scan position;
     cg_scan: raster group index per group scan position; out: (n*n,) int32 signed levels."""
+    # borrowed (base.jit.borrow): the inlined rate of each level then counts no references
     coef, scan, cg_scan, rb, out = borrow(coef), borrow(scan), borrow(cg_scan), borrow(rb), borrow(out)
     n = 1 << log2n
     nn = n * n

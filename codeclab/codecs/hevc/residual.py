@@ -75,6 +75,7 @@ def _code_last(eng, ctx, buf, base, pos, log2, c_idx):  # pragma: no cover - num
 def code_residual(eng, ctx, buf, coef, log2, c_idx, scan_idx, sign_hiding, ts_allowed,
                   ts_flag, sb_scan, c4_scan):  # pragma: no cover - numba
     """Code residual_coding() of one TB with at least one nonzero level."""
+    # borrowed (base.jit.borrow): each inlined encode_bin then counts no references
     eng, ctx, buf, coef = borrow(eng), borrow(ctx), borrow(buf), borrow(coef)
     n = 1 << log2
     nsb_w = n >> 2

@@ -1461,7 +1461,9 @@ def search_picture(st, tp, sp, refs, eng, ctx, buf):  # pragma: no cover - numba
     """Decide and code every CTU of the picture in z-order into ``st`` (preset ``sp``); the
     RD search carries (eng, ctx, buf), an estimate-mode engine at the slice's initial
     contexts."""
-    st, tp, refs, eng, ctx, buf = borrow(st), borrow(tp), borrow(refs), borrow(eng), borrow(ctx), borrow(buf)
+    # borrowed (base.jit.borrow): the calls below pass them on without counting references
+    st, tp, refs = borrow(st), borrow(tp), borrow(refs)
+    eng, ctx, buf = borrow(eng), borrow(ctx), borrow(buf)
     cache = Dict.empty(key_type=types.int64, value_type=types.float64[:])
     H, W = st.org[0].shape
     ctb = 1 << sp.log2_ctb
