@@ -9,6 +9,14 @@ Aqua, TwoWings, Wood, Float-into-MATE; never the validation pictures) at QP 32 w
 all-intra tools and ``--quant rdoq``, after one warm-up encode, and writes
 ``/tmp/perf-<pid>.map``: the address and size of every function numba has loaded (perf
 reads the map to name samples in JIT code, which it otherwise shows as bare addresses).
+It prints the encode seconds per picture (wall clock: on a busy machine more than its CPU)
+and the bits of each picture, so it also times one commit against another (without perf;
+each checkout compiles its own numba cache; on shared cores alternate the runs and compare
+their spreads):
+
+    git worktree add /tmp/ab COMMIT
+    PYTHONPATH=/tmp/ab .venv/bin/python benchmarks/perf_hevc.py encode --preset medium
+    .venv/bin/python benchmarks/perf_hevc.py encode --preset medium
 
 ``report`` prints the share of samples per function (self time, numba's mangled names cut
 to ``module.function``) and, for samples in numba's reference counting (``NRT_incref`` /
@@ -76,12 +84,16 @@ def encode(preset: str, reps: int) -> None:
                                    preset=preset, quant="rdoq"))
     list(code_frames([frames[0]], spec, opts, ms_ssim=False))  # compile / load, not profiled
     print(f"perf map: {write_perf_map()} symbols", file=sys.stderr)
-    t = time.process_time()
+    t, enc, bits = time.process_time(), 0.0, []
     for _ in range(reps):
         for f in frames:
-            list(code_frames([f], spec, opts, ms_ssim=False))
-    print(f"{preset}: {(time.process_time() - t) / reps / len(frames):.3f} s CPU per picture "
-          "(encode, decode and metrics)", file=sys.stderr)
+            coded = list(code_frames([f], spec, opts, ms_ssim=False))[0]
+            enc += coded.metrics["encode_s"]
+            bits.append(coded.metrics["bits"])
+    n = reps * len(frames)
+    print(f"{preset}: encode {enc / n:.3f} s per picture (its wall clock, one thread); "
+          f"{(time.process_time() - t) / n:.3f} s CPU with decode and metrics; bits {bits[:len(frames)]}",
+          file=sys.stderr)
 
 
 def _load_map(pid: int) -> tuple[list[int], list[tuple[int, int, str]]]:
