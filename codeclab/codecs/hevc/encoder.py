@@ -212,8 +212,7 @@ class PictureEncoder:
             coarse=pr.coarse, inter=slice_p, nref=nref, nref1=nref1, max_merge=MAX_MERGE_CAND,
             merge_rd=pr.merge_rd, search_range=pr.search_range, intra_p=pr.intra_p,
             tu_inter=pr.tu_inter, max_tu_depth_inter=p.max_tu_depth_inter, rect=pr.rect,
-            rect_all_refs=pr.rect_all_refs, bi_iters=pr.bi_iters,
-            skip_whole=pr.skip_whole, skip_split=pr.skip_split, skip_nxn=pr.skip_nxn)
+            rect_all_refs=pr.rect_all_refs, bi_iters=pr.bi_iters)
         self._setups[key] = _PictureSetup(tp, sp, lambdas, init_values)
         return self._setups[key]
 

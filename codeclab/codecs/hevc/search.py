@@ -136,9 +136,6 @@ class Preset:
     rect: bool = True
     rect_all_refs: bool = False
     bi_iters: int = 1
-    skip_whole: float = 0.0
-    skip_split: float = 0.0
-    skip_nxn: float = 0.0
 
 
 PRESETS: dict[str, Preset] = {
@@ -181,9 +178,6 @@ class SearchParams(NamedTuple):
     rect_all_refs: bool  # their PBs search every reference picture (else 2Nx2N's choice)
     max_tu_depth_inter: int  # max_transform_hierarchy_depth_inter of the SPS
     bi_iters: int
-    skip_whole: float   # intra RD search: CU not coded whole below this split ratio (0: off)
-    skip_split: float   # ... not split above it (0: off)
-    skip_nxn: float     # ... 8x8 CU not tried as NxN above this NxN ratio (0: off)
 
 
 
@@ -442,39 +436,6 @@ def _nxn_wins(st, tp, sp, cache, x, y):  # pragma: no cover - numba
             break
     av[y:y + 8, x:x + 8] = False
     return cost_nxn < cost_2n
-
-
-@unit
-def _split_ratio(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
-    """What _split_wins compares, as a ratio: the four children's cost over the CU's, all
-    predicted from source samples (< 1: the split looks cheaper). The RD search prunes
-    with it (Preset.skip_whole / skip_split); the children's SATDs land in the cache,
-    where their own decisions find them."""
-    av = st.av[0]
-    s, h = 1 << log2, 1 << (log2 - 1)
-    cost_p = _best_satd(st, tp, sp, cache, x, y, log2) + sp.lam_split * 4
-    cost_c = sp.lam_split * 17
-    for k in range(4):
-        cx, cy = x + (h if k & 1 else 0), y + (h if k & 2 else 0)
-        cost_c += _best_satd(st, tp, sp, cache, cx, cy, log2 - 1)
-        av[cy:cy + h, cx:cx + h] = True
-    av[y:y + s, x:x + s] = False
-    return cost_c / max(cost_p, 1.0)
-
-
-@unit
-def _nxn_ratio(st, tp, sp, cache, x, y):  # pragma: no cover - numba
-    """What _nxn_wins compares, as a ratio: NxN's cost over 2Nx2N's at an 8x8 CU (source
-    samples; > 1: 2Nx2N looks cheaper)."""
-    av = st.av[0]
-    cost_2n = _best_satd(st, tp, sp, cache, x, y, np.int64(3)) + sp.lam_split * 4
-    cost_nxn = sp.lam_split * 16
-    for k in range(4):
-        px, py = x + (4 if k & 1 else 0), y + (4 if k & 2 else 0)
-        cost_nxn += _best_satd(st, tp, sp, cache, px, py, np.int64(2))
-        av[py:py + 4, px:px + 4] = True
-    av[y:y + 8, x:x + 8] = False
-    return cost_nxn / max(cost_2n, 1.0)
 
 
 @unit
@@ -989,8 +950,6 @@ def _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth, nxn):  # pr
 @unit
 def _rd_cu_8x8(st, tp, sp, eng, ctx, buf, cache, x, y, depth):  # pragma: no cover - numba
     """2Nx2N against NxN (four 4x4 PUs) by RD cost."""
-    if not sp.inter and sp.skip_nxn > 0 and _nxn_ratio(st, tp, sp, cache, x, y) > sp.skip_nxn:
-        return _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(3), np.int64(depth), np.bool_(False))
     ctx0 = _snap(eng, ctx)
     reg0 = save_region(st, x, y, 3)
     j2 = _rd_code_cu(st, tp, sp, eng, ctx, buf, cache, x, y, np.int64(3), np.int64(depth), np.bool_(False))
@@ -1043,21 +1002,11 @@ def _rd_cu(st, tp, sp, refs, eng, ctx, buf, cache, x0, y0):  # pragma: no cover 
                 if y > 0 and st.cdepth[(y - 1) >> 3, x >> 3] > depth:
                     inc += 1
                 ci = T.CTX_SPLIT_CU + inc
-                ratio = 1.0
-                if not sp.inter and (sp.skip_whole > 0 or sp.skip_split > 0):
-                    ratio = _split_ratio(st, tp, sp, cache, x, y, log2)
-                if ratio < sp.skip_whole:  # the split only: pushed as a forced one, with its flag
-                    top = _push(frames, top, x, y, log2, depth, 0, 0)
-                    costs[top - 1, 0] = sp.lam * _encode_flag(eng, ctx, buf, ci, 1)
-                    x, y, log2, depth = x, y, log2 - 1, depth + 1
-                    entering = True
-                    continue
                 ctx0 = _snap(eng, ctx)
                 reg0 = save_region(st, x, y, log2)
                 j_whole = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _rd_best_cu(
                     st, tp, sp, refs, eng, ctx, buf, cache, x, y, np.int64(log2), np.int64(depth))
-                if (sp.early_cu and not _has_residual(st, x, y, log2)) or (
-                        sp.skip_split > 0 and ratio > sp.skip_split):
+                if sp.early_cu and not _has_residual(st, x, y, log2):
                     val = j_whole
                 else:
                     keep_ctx.append(_snap(eng, ctx))
