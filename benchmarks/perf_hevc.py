@@ -1,12 +1,12 @@
 """Where our HEVC encoder's CPU time goes, by compiled function, with Linux ``perf``.
 
     perf record -F 2000 --call-graph dwarf,64 -o hevc.data \\
-        .venv/bin/python benchmarks/perf_hevc.py encode [--preset medium] [--reps 2]
+        .venv/bin/python benchmarks/perf_hevc.py encode [--preset medium] [--reps 2] [--quant rdoq]
     .venv/bin/python benchmarks/perf_hevc.py report hevc.data [--top 40]
 
 ``encode`` codes 832x480 centre windows of four training pictures (``../shared/media/train``:
 Aqua, TwoWings, Wood, Float-into-MATE; never the validation pictures) at QP 32 with HM's
-all-intra tools and ``--quant rdoq``, after one warm-up encode, and writes
+all-intra tools and ``--quant rdoq`` (or ``--quant Q``), after one warm-up encode, and writes
 ``/tmp/perf-<pid>.map``: the address and size of every function numba has loaded (perf
 reads the map to name samples in JIT code, which it otherwise shows as bare addresses).
 It prints the encode seconds per picture (wall clock: on a busy machine more than its CPU)
@@ -73,7 +73,7 @@ def write_perf_map() -> int:
     return len(rows)
 
 
-def encode(preset: str, reps: int) -> None:
+def encode(preset: str, reps: int, quant: str = "rdoq") -> None:
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     from codeclab.codecs.base import get_codec, make_options
     from codeclab.pipeline.transcode import code_frames
@@ -81,7 +81,7 @@ def encode(preset: str, reps: int) -> None:
     frames = [load_picture(TRAIN / f"{n}.png", 832, 480) for n in NAMES]
     spec = get_codec("hevc")
     opts = make_options(spec, dict(gop="ai", ctb=64, max_tu_depth=2, transform_skip=True, qp=32,
-                                   preset=preset, quant="rdoq"))
+                                   preset=preset, quant=quant))
     list(code_frames([frames[0]], spec, opts, ms_ssim=False))  # compile / load, not profiled
     print(f"perf map: {write_perf_map()} symbols", file=sys.stderr)
     t, enc, bits = time.process_time(), 0.0, []
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("encode", help="encode the training windows (run under perf record)")
     e.add_argument("--preset", default="medium")
     e.add_argument("--reps", type=int, default=2)
+    e.add_argument("--quant", default="rdoq")
     r = sub.add_parser("report", help="self time and reference-counting callers of a perf.data")
     r.add_argument("data", type=Path)
     r.add_argument("--top", type=int, default=40)
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if not TRAIN.is_dir():
             print(f"perf_hevc: {TRAIN} not found (the shared media)", file=sys.stderr)
             return 2
-        encode(a.preset, a.reps)
+        encode(a.preset, a.reps, a.quant)
     else:
         if not a.data.is_file():
             print(f"perf_hevc: {a.data}: no such perf data file", file=sys.stderr)
