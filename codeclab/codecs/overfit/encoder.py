@@ -115,6 +115,25 @@ def _psnr(d: float) -> float:
     return 10 * math.log10(1 / max(d, 1e-12))
 
 
+class _SpikeClip:
+    """Gradient clipping against spikes: a gradient whose norm exceeds ``k`` times the
+    running mean of the norms before it (exponential, 0.95) is scaled down to that bound.
+
+    The networks' gradient norms are heavy-tailed (a fast fit on a training picture: median
+    ~1,000, 99th percentile ~80,000, largest ~190,000), and one spike inflates the
+    optimiser's second moments for many steps. Clipping at 2x the running mean lowered the
+    final RD cost by 2.3 % +- 0.9 % (24 paired fits: four training pictures, qualities 1 and
+    3, three seeds, preset fast). C3 clips too (a fixed global norm)."""
+
+    def __init__(self, params: list[torch.Tensor], k: float = 2.0) -> None:
+        self.params, self.k, self.mean = params, k, math.inf
+
+    def __call__(self) -> None:
+        bound = self.k * self.mean
+        n = min(float(torch.nn.utils.clip_grad_norm_(self.params, bound)), bound)
+        self.mean = n if self.mean == math.inf else 0.95 * self.mean + 0.05 * n
+
+
 def _train(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: int, iters: int, lr: float, phase: str,
            tick: Callable[[int, float, float, float], None], *, latent_lr: float = 1.0,
            gen: torch.Generator | None = None) -> float:
@@ -129,8 +148,9 @@ def _train(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: int, i
     # Shampoo preconditioner), which on training pictures at 800 iterations gave an 8-39 %
     # lower RD cost than Adam for the same time per iteration
     lat_opt = torch.optim.Adam([p for p in model.parameters() if id(p) in lat_ids], lr=lr * latent_lr, foreach=True)
-    net_opt = SOAP([p for p in model.parameters() if id(p) not in lat_ids], lr=lr, weight_decay=0.0,
-                   precondition_frequency=10)
+    nets = [p for p in model.parameters() if id(p) not in lat_ids]
+    net_opt = SOAP(nets, lr=lr, weight_decay=0.0, precondition_frequency=10)
+    net_clip = _SpikeClip(nets)
     gen = gen if gen is not None else torch.Generator(device=tg[0].device).manual_seed(0)
     loss = torch.zeros(())
     keep_best = phase == "final"
@@ -160,6 +180,7 @@ def _train(model: OverfitModel, tg: list[torch.Tensor], lam: float, npix: int, i
         # the gradient of the per-pixel loss reaching one latent is ~1e-9, at Adam's epsilon
         # (1e-8), which would then swamp it: optimise the total cost (SSE + lambda * bits)
         (loss * npix).backward()
+        net_clip()
         lat_opt.step()
         net_opt.step()
         tick(1, float(loss.detach()), float(d.detach()), float(r.detach()))

@@ -28,8 +28,8 @@ from codeclab.codecs.base import get_codec, make_options
 from codeclab.codecs.overfit.codec import decode_picture
 from codeclab.codecs.overfit.config import PROFILES, OverfitConfig, grid_shapes, param_shapes
 from codeclab.codecs.overfit.context import ar_contexts, parent_context, stage_context
-from codeclab.codecs.overfit.encoder import (Preset, _latents, _loss, _RDEval, _train, choose_steps, encode_planes,
-                                             load_into, quantize_params, rdoq_params)
+from codeclab.codecs.overfit.encoder import (Preset, _latents, _loss, _RDEval, _SpikeClip, _train, choose_steps,
+                                             encode_planes, load_into, quantize_params, rdoq_params)
 from codeclab.codecs.overfit.fixed import FA, IntParams, step_of, synthesize_fx
 from codeclab.codecs.overfit.model import OverfitModel, context_tensors, named_decoder_params
 from codeclab.codecs.overfit.payload import decode_params, decode_payload, param_bytes, sequential_steps, tensor_code
@@ -267,6 +267,23 @@ def test_rd_cost_goes_down() -> None:
     with torch.no_grad():
         loss, _, _ = _loss(m, _latents(m, "hard"), tg, 1e-3, 64 * 48)
     assert np.isfinite(float(loss))
+
+
+def test_spike_clip_scales_only_spikes() -> None:
+    """Gradients near the running mean pass untouched; a spike is cut to k times that mean,
+    and the mean then follows the clipped norm, not the spike."""
+    w = torch.zeros(4, requires_grad=True)
+    clip = _SpikeClip([w], k=2.0)
+    for norm in (1.0, 1.2, 0.8):
+        w.grad = torch.tensor([norm, 0.0, 0.0, 0.0])
+        clip()
+        assert float(w.grad.norm()) == pytest.approx(norm)
+    mean = clip.mean
+    w.grad = torch.tensor([0.0, 300.0, 400.0, 0.0])  # norm 500
+    clip()
+    assert float(w.grad.norm()) == pytest.approx(2.0 * mean, rel=1e-5)
+    assert w.grad[1] / w.grad[2] == pytest.approx(0.75)  # the direction is kept
+    assert clip.mean == pytest.approx(0.95 * mean + 0.05 * 2.0 * mean, rel=1e-5)
 
 
 def test_final_phase_keeps_its_best_iterate() -> None:
