@@ -67,6 +67,9 @@ def _key(r: dict[str, Any]) -> tuple[str, int, int, str, str]:
 
 
 def run(a: argparse.Namespace) -> None:
+    for p in a.pictures:
+        if not (TRAIN / f"{p}.png").is_file():
+            raise SystemExit(f"overfit_pairs: {TRAIN / f'{p}.png'} does not exist (names without .png)")
     done = {_key(json.loads(line)) for line in a.out.open()} if a.out.exists() else set()
     jobs = [(p, q, s, a.preset, a.profile) for s in a.seeds for p in a.pictures for q in a.qualities]
     jobs = [j for j in jobs if j not in done]
@@ -81,7 +84,10 @@ def run(a: argparse.Namespace) -> None:
 
 
 def _load(path: Path) -> dict[tuple[str, int, int, str, str], dict[str, Any]]:
-    return {_key(r): r for r in (json.loads(line) for line in path.open())}
+    try:
+        return {_key(r): r for r in (json.loads(line) for line in path.open())}
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"overfit_pairs: {path}: not a file of run rows ({e})") from None
 
 
 def compare(a: argparse.Namespace) -> None:
