@@ -10,7 +10,8 @@ share picture, quality and seed, one with and one without it. ``run`` codes the 
 centre window of each training picture (``../shared/media/train``; never the validation
 pictures) at each quality and seed with ``encode_planes`` (one thread per job) and appends
 one JSON row per fit: J = D / lambda + bpp of the coded picture (D: the 6:1:1 MSE of the
-decoded 4:2:0 planes on [0, 1]), bpp, PSNR-YUV, parameter bits, seconds. Rows already in
+decoded 4:2:0 planes on [0, 1]), bpp, PSNR-YUV (the project's metrics), parameter bits,
+seconds. Rows already in
 ``out.jsonl`` are skipped, so an interrupted run resumes. To time a change against the
 commit before it, run both checkouts (``git worktree add /tmp/base COMMIT``, then
 ``PYTHONPATH=/tmp/base .venv/bin/python benchmarks/overfit_pairs.py run base.jsonl``).
@@ -41,11 +42,12 @@ def fit(job: tuple[str, int, int, str, str]) -> dict[str, Any]:
     """One fit of a training picture's 416x240 window; its row."""
     import time
 
-    import numpy as np
     import torch
 
+    from codeclab.base.frame import Frame
     from codeclab.codecs.overfit.config import PROFILES
     from codeclab.codecs.overfit.encoder import LAMBDAS, PRESETS, encode_planes
+    from codeclab.pipeline.metrics import frame_metrics
 
     pic, q, seed, preset, profile = job
     torch.set_num_threads(1)
@@ -53,13 +55,11 @@ def fit(job: tuple[str, int, int, str, str]) -> dict[str, Any]:
     lam = LAMBDAS[q - 1]
     t = time.perf_counter()
     res = encode_planes(f.planes, 8, PROFILES[profile], lam, PRESETS[preset], seed=seed)
-    mse = [float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255 ** 2
-           for a, b in zip(f.planes, res.planes)]
-    d = (6 * mse[0] + mse[1] + mse[2]) / 8
+    m = frame_metrics(f, Frame(res.planes, f.format), ms_ssim=False)
+    d = (6 * m["mse_y"] + m["mse_u"] + m["mse_v"]) / 8 / 255 ** 2  # the encoder's D
     bpp = 8 * len(res.data) / (416 * 240)
     return {"pic": pic, "q": q, "seed": seed, "preset": preset, "profile": profile, "J": d / lam + bpp, "bpp": bpp,
-            "psnr_yuv": 10 * math.log10(1 / d), "param_bits": res.stats["param_bits"],
-            "s": time.perf_counter() - t}
+            "psnr_yuv": m["psnr_yuv"], "param_bits": res.stats["param_bits"], "s": time.perf_counter() - t}
 
 
 def _key(r: dict[str, Any]) -> tuple[str, int, int, str, str]:
