@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("base", type=Path)
     c.add_argument("new", type=Path)
     a = ap.parse_args(argv)
-    run(a) if a.cmd == "run" else compare(a)
+    if a.cmd == "run":
+        run(a)
+    else:
+        compare(a)
     return 0
 
 
