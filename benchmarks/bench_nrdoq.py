@@ -16,8 +16,12 @@ run: microseconds per block with one block per call and with ``--blocks`` per ca
 which hands the quantizer its candidate batches with the current CABAC states), every
 stream decoded by FFmpeg (PyAV) and checked against our reconstruction. Prints BD-rate
 (pchip) Y and YUV (6:1:1) of each quantizer vs SQ and vs RDOQ, each network's share of
-RDOQ's gain over SQ, and the time spent inside the quantizer per frame, per call and per
-block (mean blocks per call = the batch the encoder really uses).
+RDOQ's gain over SQ, and the quantizers' time in the encoder: every quantizer runs compiled
+inside the search, so its time is measured by replaying the calls an ``rdoq`` encode of the
+same picture and QP made (recorded through the Python callback: blocks, contexts, scans)
+through the compiled ``tb_coding.quantize`` of each quantizer, in one numba loop: the same
+blocks for all, microseconds per block by size; beside it the whole encode in seconds per
+frame (each quantizer with its own decisions).
 
 ``--batch DATA [DATA ...]``: the parallel claim. Recorded blocks (``codeclab nrdoq data``
 folders; 8-bit, a ``--batch-blocks`` sample per size) quantized as one large batch per
@@ -57,21 +61,62 @@ def _set_threads() -> None:
     torch.set_num_threads(1)
 
 
-class _Counting:
-    """Wraps a registry quantizer: calls, blocks and seconds spent inside it."""
+def _recording_quantizer(qp: int):
+    """``rdoq`` called back in Python (an EncoderQuantizer subclass is not run compiled) that
+    keeps every call the encoder makes: the blocks, their QP, size, component, scans,
+    trafoDepth and the contexts they are priced with, for :func:`_replay`."""
+    from codeclab.codecs.hevc.quantizer import EncoderQuantizer
 
-    def __init__(self, q) -> None:
-        self.q, self.name, self.needs_rate_state = q, q.name, q.needs_rate_state
-        self.calls = self.blocks = 0
-        self.seconds = 0.0
+    class Recording(EncoderQuantizer):
+        def __init__(self) -> None:
+            super().__init__("rdoq", qp)
+            self.log: list[tuple] = []
 
-    def quantize(self, batch):
+        def quantize(self, coeffs, qp, log2, bit_depth, c_idx, scan_idx, sign_hiding, trafo_depth=0, lam=None):
+            self.log.append((np.array(coeffs, np.int32), int(qp), int(log2), int(c_idx),
+                             np.ascontiguousarray(np.broadcast_to(scan_idx, (len(coeffs),)), np.int64),
+                             int(trafo_depth), np.array(self.live_ctx, np.uint8)))
+            return super().quantize(coeffs, qp, log2, bit_depth, c_idx, scan_idx, sign_hiding, trafo_depth, lam)
+
+    return Recording()
+
+
+_REPLAY = []
+
+
+def _replay(tp, log: list[tuple], repeat: int) -> float:
+    """Best-of-``repeat`` seconds the compiled quantizer of ``tp`` (tb_coding.quantize, as
+    the search calls it) takes for the recorded calls ``log``."""
+    from numba import njit
+    from numba.typed import List
+
+    if not _REPLAY:
+        from codeclab.codecs.hevc.tb_coding import quantize
+
+        @njit
+        def run(tp, coefs, ctxs, scans, meta):  # pragma: no cover - numba
+            nb = 0
+            for i in range(len(coefs)):
+                c = coefs[i]
+                out = np.empty_like(c)
+                quantize(tp, ctxs[i], True, c, meta[i, 0], meta[i, 1], meta[i, 2], scans[i], meta[i, 3], out)
+                nb += c.shape[0]
+            return nb
+
+        _REPLAY.append(run)
+    coefs, ctxs, scans = List(), List(), List()
+    meta = np.zeros((len(log), 4), np.int64)
+    for i, (c, qp, log2, ci, sc, depth, ctx) in enumerate(log):
+        coefs.append(c)
+        ctxs.append(ctx)
+        scans.append(sc)
+        meta[i] = qp, log2, ci, depth
+    best = np.inf
+    for _ in range(repeat + 1):  # the first run compiles
         t0 = time.perf_counter()
-        out = self.q.quantize(batch)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
-        self.blocks += len(batch)
-        return out
+        _REPLAY[0](tp, coefs, ctxs, scans, meta)
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def _val_pictures(pictures: int, crop: int, folder: Path | None = None, names: list[str] | None = None
@@ -107,7 +152,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...], weights: dict[str, str],
-           folder: Path | None = None, names: list[str] | None = None) -> None:
+           folder: Path | None = None, names: list[str] | None = None, repeat: int = 3) -> None:
     import av
 
     from codeclab.codecs.hevc.encoder import PictureEncoder
@@ -118,33 +163,37 @@ def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...], weigh
     qps = (22, 27, 32, 37)
     pics = _val_pictures(pictures, crop, folder, names)
     rows: dict[str, dict[str, list[float]]] = {}
-    timing = {q: {"s": 0.0, "calls": 0, "blocks": 0, "frames": 0, "enc_s": 0.0} for q in quants}
+    timing = {q: {"frames": 0, "enc_s": 0.0, "q_s": np.zeros(4), "blocks": np.zeros(4, np.int64)} for q in quants}
     print(f"preset {preset}, QP {qps}, pictures: " + ", ".join(f"{n} {p[0].shape[1]}x{p[0].shape[0]}" for n, p in pics))
     for name, planes in pics:
         h, w = planes[0].shape
         curves = {}
-        for qn in quants:
-            d: dict[str, list[float]] = {"rate": [], "psnr_y": [], "psnr_u": [], "psnr_v": []}
-            for qp in qps:
-                p = StreamParams(w, h, 8, 6, 1, qp, Fraction(25), True, True, True, True)
+        for qp in qps:
+            p = StreamParams(w, h, 8, 6, 1, qp, Fraction(25), True, True, True, True)
+            rec = _recording_quantizer(qp)  # the calls of the rdoq encode, replayed by every quantizer
+            PictureEncoder(p, rec, preset).encode(planes)
+            for qn in quants:
                 eq = EncoderQuantizer(qn, qp, **({"weights": weights[qn]} if qn in weights else {}))
-                eq.q = cnt = _Counting(eq.q)
+                enc = PictureEncoder(p, eq, preset)
                 t0 = time.perf_counter()
-                out = PictureEncoder(p, eq, preset).encode(planes)
-                timing[qn]["enc_s"] += time.perf_counter() - t0
+                out = enc.encode(planes)
+                t = timing[qn]
+                t["enc_s"] += time.perf_counter() - t0
+                t["frames"] += 1
                 with av.open(io.BytesIO(out.data), format="hevc") as c:
                     dec = [np.from_dlpack(pl).copy() for pl in next(c.decode(video=0)).planes]
                 if not all(np.array_equal(a, b) for a, b in zip(dec, out.recon)):
                     raise SystemExit(f"bench_nrdoq: {name} QP {qp} {qn}: FFmpeg's decode differs from our reconstruction")
+                d = curves.setdefault(qn, {"rate": [], "psnr_y": [], "psnr_u": [], "psnr_v": []})
                 d["rate"].append(out.bits)
                 for k, a, b in zip(("psnr_y", "psnr_u", "psnr_v"), dec, planes):
                     d[k].append(_psnr(a, b))
-                t = timing[qn]
-                t["s"] += cnt.seconds
-                t["calls"] += cnt.calls
-                t["blocks"] += cnt.blocks
-                t["frames"] += 1
-            curves[qn] = d
+                tp = enc._setup(qp, "I", 0, 0).tp
+                for l2 in range(2, 6):
+                    sub = [x for x in rec.log if x[2] == l2]
+                    if sub:
+                        t["q_s"][l2 - 2] += _replay(tp, sub, repeat)
+                        t["blocks"][l2 - 2] += sum(len(x[0]) for x in sub)
         line = f"{name:<12}"
         for qn in quants[1:]:
             for ref in ("sq", "rdoq"):
@@ -171,11 +220,18 @@ def bdrate(pictures: int, crop: int, preset: str, quants: tuple[str, ...], weigh
                 print(f"share of RDOQ's gain, {qn}: Y {np.mean(rows[k]['Y']) / ry * 100:.0f} %, "
                       f"YUV {np.mean(rows[k]['YUV']) / ruv * 100:.0f} % (ratio of means); per picture Y: "
                       + ", ".join(f"{a / b * 100:.0f} %" for a, b in zip(rows[k]["Y"], rows["rdoq vs sq"]["Y"])))
-    print(f"\nquantizer time in the encoder (preset {preset}; one run, same pictures and QPs)")
-    print(f"{'quantizer':<10} {'ms/frame':>9} {'us/call':>8} {'us/block':>9} {'blocks/call':>12} {'encode s/frame':>15}")
+    blocks = next(iter(timing.values()))["blocks"]
+    print(f"\nquantizer time in the encoder (preset {preset}; one run, same pictures and QPs): the compiled "
+          f"quantizer replaying the calls of the rdoq encodes (the same {int(blocks.sum()):,} blocks for every "
+          f"quantizer: {', '.join(f'{b:,} of {4 << i}x{4 << i}' for i, b in enumerate(blocks))}; best of {repeat}), "
+          f"us per block, and the whole encode in s per frame (each with its own decisions)")
+    print(f"{'quantizer':<10} " + " ".join(f"{f'{4 << i}x{4 << i}':>8}" for i in range(4))
+          + f" {'all':>8} {'vs rdoq':>8} {'encode s/frame':>15}")
+    ref = timing["rdoq"]["q_s"].sum() if "rdoq" in timing else None
     for qn, t in timing.items():
-        print(f"{qn:<10} {t['s'] / t['frames'] * 1e3:>9.1f} {t['s'] / max(t['calls'], 1) * 1e6:>8.1f} "
-              f"{t['s'] / max(t['blocks'], 1) * 1e6:>9.2f} {t['blocks'] / max(t['calls'], 1):>12.1f} "
+        per = [f"{s / max(b, 1) * 1e6:>8.2f}" for s, b in zip(t["q_s"], t["blocks"])]
+        ratio = f"{t['q_s'].sum() / ref:>7.2f}x" if ref else f"{'':>8}"
+        print(f"{qn:<10} " + " ".join(per) + f" {t['q_s'].sum() / max(t['blocks'].sum(), 1) * 1e6:>8.2f} {ratio} "
               f"{t['enc_s'] / t['frames']:>15.2f}")
 
 
@@ -318,7 +374,7 @@ def main() -> None:
         speed(a.blocks, a.repeat, a.qp)
     if a.bdrate:
         bdrate(a.pictures, a.crop, a.preset, tuple(a.quants), dict(w.split("=", 1) for w in a.weights),
-               a.folder, a.names)
+               a.folder, a.names, a.repeat)
     if a.ablation:
         ablation(Path(a.ablation))
     if a.batch:

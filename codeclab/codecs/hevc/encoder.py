@@ -55,6 +55,7 @@ from codeclab.codecs.hevc.picture_state import (
     blank_motion,
     new_picture_state,
 )
+from codeclab.codecs.hevc.nrdoq.neural_quantizer import NRDOQQuantizer
 from codeclab.codecs.hevc.quantizer import EncoderQuantizer, RDOQQuantizer, SQQuantizer
 from codeclab.codecs.hevc.scalar_quant import chroma_qp
 from codeclab.codecs.hevc.search import PRESETS, SearchParams, search_picture
@@ -106,15 +107,21 @@ def _no_refs(H: int, W: int) -> InterRefs:
                      np.zeros((1, 1, 2), dtype=np.int64), False, True)
 
 
-def _quant_kind(q: EncoderQuantizer) -> tuple[int, int]:
-    """(tb_coding.QUANT_*, SQ rounding in 1/512): the registry's ``sq`` and ``rdoq`` (with
-    the coder's own rate table) run compiled; anything else is called back."""
+def _quant_kind(q: EncoderQuantizer) -> tuple[int, int, tb_coding.NetParams]:
+    """(tb_coding.QUANT_*, SQ rounding in 1/512, network weights): the registry's ``sq``,
+    ``rdoq`` (with the coder's own rate table) and the neural RDOQ networks run compiled;
+    anything else is called back."""
     inner = getattr(q, "q", None)
     if type(q) is EncoderQuantizer and type(inner) is SQQuantizer:
-        return tb_coding.QUANT_SQ, int(round(inner.rounding * 512))
+        return tb_coding.QUANT_SQ, int(round(inner.rounding * 512)), tb_coding.NO_NET
     if type(q) is EncoderQuantizer and type(inner) is RDOQQuantizer and inner.entropy_bits is None:
-        return tb_coding.QUANT_RDOQ, 0
-    return tb_coding.QUANT_EXTERNAL, 0
+        return tb_coding.QUANT_RDOQ, 0, tb_coding.NO_NET
+    if type(q) is EncoderQuantizer and type(inner) is NRDOQQuantizer:
+        w = inner.kernel_weights()
+        if inner.kind == "ar":
+            return tb_coding.QUANT_AR, 0, tb_coding.NetParams(w, tb_coding.NO_NET.fcn)
+        return tb_coding.QUANT_FCN, 0, tb_coding.NetParams(tb_coding.NO_NET.ar, w)
+    return tb_coding.QUANT_EXTERNAL, 0, tb_coding.NO_NET
 
 
 def tb_edges(st: PictureState, log2_ctb: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +197,7 @@ class PictureEncoder:
         p, pr = self.p, self.preset
         lambdas = slice_lambdas(qp, self.bd)
         lam_satd = lambdas.satd
-        kind, add512 = self._kind
+        kind, add512, net = self._kind
         if slice_p:  # HM's dead-zone offset halves in P and B slices (85 / 171 of 512)
             add512 //= 2
         qpc = chroma_qp(qp, 1, bit_depth_c=self.bd), chroma_qp(qp, 2, bit_depth_c=self.bd)
@@ -199,7 +206,7 @@ class PictureEncoder:
             bit_depth=self.bd, qp=(qp, qpc[0], qpc[1]), sign_hiding=bool(p.sign_hiding),
             ts_enabled=bool(p.transform_skip), lam=float(lambdas.rd), qkind=kind,
             sq_add512=add512, qlam=tuple(float(v) for v in slice_lambdas(qp, 8).quant),
-            ctx0=init_contexts(init_values, qp), ts_fast=pr.ts_fast)
+            ctx0=init_contexts(init_values, qp), ts_fast=pr.ts_fast, net=net)
         # SATD decisions: SATD of the prediction residual under-counts what a smaller block
         # costs to code (more TBs, last positions, cbfs): 6 x sqrt(lambda) per rough side
         # bit measured -11.6 % BD-rate (PSNR-Y) against 1 x on three 416x240 photographs,

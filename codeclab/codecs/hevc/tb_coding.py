@@ -5,11 +5,13 @@ the result in the :class:`~codeclab.codecs.hevc.picture_state.PictureState`.
 This is the one place a TB is coded; both decision strategies (:mod:`search`) call it.
 
 Quantizers are called through :func:`quantize`, the compiled side of the quantizer
-protocol (docs/quantizers.md): ``sq`` and ``rdoq`` run natively here, with the CABAC
-rates RDOQ prices levels with read from the live contexts of the search (or the slice's
-initial contexts for the SATD decisions); any other quantizer of the registry (the neural
-ones, a recording wrapper) is called back in Python with the same contexts, through
-numba's object mode (:data:`EXTERNAL`), once per batch. Blocks whose coefficients are all
+protocol (docs/quantizers.md): ``sq``, ``rdoq`` and the neural RDOQ networks
+(``nrdoq-ar``, ``nrdoq-fcn``: their features and inference kernels, :class:`NetParams`)
+run natively here, with the CABAC rates RDOQ and the networks price levels with read from
+the live contexts of the search (or the slice's initial contexts for the SATD decisions);
+any other quantizer of the registry (a recording wrapper, one of the user's) is called
+back in Python with the same contexts, through numba's object mode (:data:`EXTERNAL`),
+once per batch. Blocks whose coefficients are all
 below half a quantization step are never handed over: no HM-family quantizer codes
 anything there, and a call costs more than a small TB.
 """
@@ -24,6 +26,7 @@ from numba import njit, objmode
 from codeclab.base.jit import unit
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, new_engine
 from codeclab.codecs.hevc.intra import _predict_one
+from codeclab.codecs.hevc.nrdoq.features import N_LOCAL, _features, ar_infer, fcn_infer
 from codeclab.codecs.hevc.quantizer import _hdq_batch, _live_index
 from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
@@ -31,10 +34,30 @@ from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, _dequant_kernel, _qu
 from codeclab.codecs.hevc.scan import scan_idx_for, scan_tables
 from codeclab.codecs.hevc.transform import DCT_MATRIX_32, DST_MATRIX_4, _forward_kernel, _inverse_kernel
 
-__all__ = ["TbParams", "QUANT_SQ", "QUANT_RDOQ", "QUANT_EXTERNAL", "EXTERNAL", "quantize",
-           "code_tb", "chroma_tree", "forward", "reconstruct", "code_inter_tb", "inter_tree"]
+__all__ = ["TbParams", "NetParams", "NO_NET", "QUANT_SQ", "QUANT_RDOQ", "QUANT_EXTERNAL", "QUANT_AR",
+           "QUANT_FCN", "EXTERNAL", "quantize", "code_tb", "chroma_tree", "forward", "reconstruct",
+           "code_inter_tb", "inter_tree"]
 
-QUANT_SQ, QUANT_RDOQ, QUANT_EXTERNAL = 0, 1, 2
+QUANT_SQ, QUANT_RDOQ, QUANT_EXTERNAL, QUANT_AR, QUANT_FCN = 0, 1, 2, 3, 4
+
+#: the networks' reference: HM's SQ rounding of I slices, in every slice type (features.py)
+_NET_ADD512 = 171
+
+
+class NetParams(NamedTuple):
+    """The weights of the neural quantizer the search runs (float32, as the kernels of
+    nrdoq.features take them); the other network's entries are 1-element placeholders of
+    the same types, so one compiled search serves every quantizer."""
+
+    ar: tuple  # w1 (in, h), b1, w2 (h, h), b2, w3 (h, 4), b3
+    fcn: tuple  # w0 (ch, in, 1, 1), b0, w1 (ch, ch, 3, 3), b1, w2, b2, w3 (4, ch, 1, 1), b3
+
+
+def _placeholder(dims: tuple[int, ...]) -> tuple:
+    return tuple(np.zeros((1,) * d, dtype=np.float32) for d in dims)
+
+
+NO_NET = NetParams(_placeholder((2, 1, 2, 1, 2, 1)), _placeholder((4, 1, 4, 1, 4, 1, 4, 1)))
 
 #: [the quantizer object behind QUANT_EXTERNAL (an EncoderQuantizer), the exception it
 #: raised]: set by the picture encoder for the duration of one picture (one per process: the
@@ -51,11 +74,12 @@ class TbParams(NamedTuple):
     sign_hiding: bool
     ts_enabled: bool
     lam: float                      # RD lambda (SSE in the samples' bit depth)
-    qkind: int                      # QUANT_SQ / QUANT_RDOQ / QUANT_EXTERNAL
+    qkind: int                      # QUANT_SQ / QUANT_RDOQ / QUANT_AR / QUANT_FCN / QUANT_EXTERNAL
     sq_add512: int                  # SQ rounding offset in 1/512
     qlam: tuple[float, float, float]  # the quantizers' lambdas (lambdas.SliceLambdas.quant)
     ctx0: np.ndarray                # the slice's initial contexts
     ts_fast: bool                   # HM's TransformSkipFast: see _ts_candidate
+    net: NetParams                  # the network of QUANT_AR / QUANT_FCN (else NO_NET)
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -158,15 +182,18 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no
                     _hdq_batch(out[b].reshape(1, nn), coef[b].reshape(1, nn), _SCANS[k, :, :nn],
                                scans[b:b + 1], qb, qsa)
         return
+    luma = c == 0
+    if live:
+        inc = (1 if depth == 0 else 0) if luma else depth
+        states = ctx
+    else:
+        inc = 1 if luma else 0
+        states = tp.ctx0
+    gi = _GATHER[1 if luma else 0, inc]
+    if tp.qkind == QUANT_AR or tp.qkind == QUANT_FCN:
+        _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out)
+        return
     if tp.qkind == QUANT_RDOQ:
-        luma = c == 0
-        if live:
-            inc = (1 if depth == 0 else 0) if luma else depth
-            states = ctx
-        else:
-            inc = 1 if luma else 0
-            states = tp.ctx0
-        gi = _GATHER[1 if luma else 0, inc]
         rb = np.empty((RATE_K, 2), dtype=np.int64)
         for i in range(RATE_K):
             s = np.int64(states[gi[i]])
@@ -202,6 +229,70 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no
     for b in range(nb):
         if alive[b]:
             out[b] = lv[j]
+            j += 1
+
+
+@njit(cache=True)
+def _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out):  # pragma: no cover
+    """The neural quantizer of ``tp.net`` on the live blocks, as ``NRDOQQuantizer.quantize``
+    computes it: |scaled| and SQ levels (rounding 171/512), the features with the rate state
+    gathered from ``states``, the network's class per active coefficient, the changed
+    levels with the coefficients' signs, then HM's signBitHidingHDQ."""
+    n = 1 << log2
+    nn = n * n
+    k = log2 - 2
+    bd = tp.bit_depth
+    qpp = qp + 6 * (bd - 8)
+    qbits = 14 + qpp // 6 + 15 - bd - log2
+    qs = _QS[qpp % 6]
+    inv = 1.0 / float(np.int64(1) << qbits)
+    a = np.empty((nlive, nn), dtype=np.float32)
+    sq3 = np.empty((nlive, n, n), dtype=np.int32)
+    sl = np.empty(nlive, dtype=np.int64)
+    rs = np.empty((nlive, RATE_K), dtype=np.int64)
+    qarr = np.full(1, qpp, dtype=np.int64)
+    j = 0
+    for b in range(coef.shape[0]):
+        if alive[b]:
+            for i in range(nn):
+                a[j, i] = np.float32(abs(np.int64(coef[b].flat[i])) * qs * inv)
+            _quant_kernel(coef[b:b + 1], qarr, log2, bd, _NET_ADD512, sq3[j:j + 1])
+            sl[j] = scans[b]
+            for i in range(RATE_K):
+                rs[j, i] = np.int64(states[gi[i]])
+            j += 1
+    sq = np.abs(sq3).reshape(nlive, nn)
+    feat = np.zeros((nlive, N_LOCAL, nn), dtype=np.float32)
+    sc = _SCANS[k, :, :nn]
+    _features(a, sq, sc, log2, np.full(nlive, qp, dtype=np.int64), np.full(nlive, c, dtype=np.int64),
+              sl, rs, feat)
+    if tp.qkind == QUANT_AR:
+        cls = np.zeros((nlive, nn), dtype=np.int64)
+        w = tp.net.ar
+        ar_infer(feat, a, sq.astype(np.int64), sc, sl, w[0], w[1], w[2], w[3], w[4], w[5], cls)
+    else:
+        cls3 = np.zeros((nlive, n, n), dtype=np.int64)
+        w = tp.net.fcn
+        fcn_infer(feat.reshape(nlive, N_LOCAL, n, n), a.reshape(nlive, n, n), sq.reshape(nlive, n, n),
+                  w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], cls3)
+        cls = cls3.reshape(nlive, nn)
+    qb = np.full(1, qbits, dtype=np.int64)
+    qsa = np.full(1, qs, dtype=np.int64)
+    j = 0
+    for b in range(coef.shape[0]):
+        if alive[b]:
+            for i in range(nn):
+                lvl = sq[j, i]
+                m = cls[j, i]
+                if m == 1:
+                    lvl -= 1
+                elif m == 2:
+                    lvl = 0
+                elif m == 3:
+                    lvl += 1
+                out[b].flat[i] = -lvl if coef[b].flat[i] < 0 else lvl
+            if tp.sign_hiding:
+                _hdq_batch(out[b].reshape(1, nn), coef[b].reshape(1, nn), sc, sl[j:j + 1], qb, qsa)
             j += 1
 
 

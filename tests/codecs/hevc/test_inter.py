@@ -150,8 +150,8 @@ def test_ffmpeg_bit_exact_qp_extremes(qp):
 
 @pytest.mark.parametrize("quant", ["nrdoq-fcn", "nrdoq-ar"])
 def test_neural_quantizers_code_p_pictures(quant):
-    """The registry's other quantizers run on inter TBs too (called back with the P slice's
-    live contexts) and the stream still decodes to our reconstruction."""
+    """The neural quantizers run on inter TBs too (with the P slice's contexts) and the
+    stream still decodes to our reconstruction."""
     check_ffmpeg(moving(8, 40, 32, n=3), 8, quant, qp=30, preset="fast", quant=quant, refs=2)
 
 
@@ -179,6 +179,37 @@ def test_python_rdoq_gives_the_compiled_bytes_in_every_structure(gop, preset, bd
         pk = [p for i, f in enumerate(frames) for p in enc.encode(Frame(f, fmt, i, i))] + enc.flush()
         streams.append(b"".join(p.data for p in pk))
         assert (q.calls > 0) == python  # the compiled RDOQ never calls back
+    assert streams[0] == streams[1]
+
+
+@pytest.mark.parametrize("quant,gop,preset,bd", [("nrdoq-ar", "ai", "fast", 8), ("nrdoq-fcn", "ldb", "medium", 10),
+                                                  ("nrdoq-ar", "ra", "slow", 8), ("nrdoq-fcn", "ldp", "fast", 8)])
+def test_compiled_networks_give_the_python_quantizers_bytes(quant, gop, preset, bd, monkeypatch):
+    """The neural quantizers run inside the compiled search (features and inference in
+    numba, no call back): the same stream as the registry's object called back in Python
+    with the same contexts and lambdas, in I, P and B pictures, 8- and 10-bit (the FCN's
+    Python path in numba too: torch's float sums may order differently)."""
+    from codeclab.codecs.hevc.nrdoq import neural_quantizer as nq
+    from codeclab.codecs.hevc.quantizer import EncoderQuantizer
+
+    monkeypatch.setattr(nq, "NUMBA_FCN_MAX", 10 ** 9)
+
+    class PythonNet(nq.NRDOQQuantizer):  # not the registry's class: takes the callback path
+        pass
+
+    frames = moving(bd, 40, 32, n=4, seed=3)
+    h, w = frames[0][0].shape
+    fmt = VideoFormat(w, h, "420", bd, Fraction(25))
+    streams = []
+    for python in (False, True):
+        q = EncoderQuantizer(quant, 27)
+        if python:
+            q.q.__class__ = PythonNet
+        opts = HevcOptions(gop=gop, qp=27, preset=preset, quant=quant, refs=2)
+        enc = HevcEncoder(fmt, opts, q)
+        pk = [p for i, f in enumerate(frames) for p in enc.encode(Frame(f, fmt, i, i))] + enc.flush()
+        streams.append(b"".join(p.data for p in pk))
+        assert (q.calls > 0) == python  # the compiled networks never call back
     assert streams[0] == streams[1]
 
 

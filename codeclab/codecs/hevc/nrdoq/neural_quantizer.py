@@ -94,6 +94,15 @@ class NRDOQQuantizer:
                 w1, st["net.0.bias"], st["net.2.weight"].T, st["net.2.bias"],
                 st["net.4.weight"].T, st["net.4.bias"]))
 
+    def kernel_weights(self) -> tuple[np.ndarray, ...]:
+        """The float32 arrays the numba kernel takes (features.ar_infer / fcn_infer), the
+        ablation's dropped inputs zeroed in the first layer: what the compiled search runs."""
+        if self.kind == "ar":
+            return self.mlp
+        w0 = self.conv[0].copy()
+        w0[:, [i for i in self.drop_idx if i < N_LOCAL]] = 0.0
+        return (w0,) + self.conv[1:]
+
     def classes(self, batch: QuantBatch) -> tuple[np.ndarray, np.ndarray]:
         """(class per coefficient (B, n, n), |SQ level| (B, n, n)) for a batch."""
         if batch.ctx is None:
