@@ -270,8 +270,9 @@ def generate(folders: list[Path], out: Path, *, qps: tuple[int, int] = (17, 42),
     (clips: ``clip_frames`` frames spread over the clip, each at every QP). frames > 1: each
     encode is a sequence of that many frames in structure ``gop`` (pictures: a
     :func:`pan_sequence` over them; clips: consecutive frames from a random start, cropped).
-    The i-th encode of a source uses ``presets[i % len]`` and ``bit_depths[i % len]``
-    (cycled, so list a depth twice to weigh it). keep: per-size keep probability of the
+    The encodes of a source take ``presets`` and ``bit_depths`` cycled (list a depth twice to
+    weigh it) in a random order of the source's encodes, so that no preset or bit depth is
+    tied to one QP band. keep: per-size keep probability of the
     recorder (default :data:`KEEP` for the RD presets, everything with ``fast``).
 
     exclude: folders whose pictures must never be used (the evaluation set): a source whose
@@ -312,7 +313,8 @@ def generate(folders: list[Path], out: Path, *, qps: tuple[int, int] = (17, 42),
                     planes = next(iter(_frames(src, 1, False, srng)))[1]
                     seq = pan_sequence(planes, frames, max_side, srng)
                 jobs.append((seq, qp))
-        for k, (seq, qp) in enumerate(jobs):
+        order = srng.permutation(len(jobs))  # the QPs come band by band: decouple from them
+        for k, (seq, qp) in zip(order, jobs):
             preset = presets[k % len(presets)]
             kp = keep if keep is not None else (None if preset != "fast" else {2: 1.0, 3: 1.0, 4: 1.0, 5: 1.0})
             parts.append(encode_recorded(seq, qp, gop=gop if frames > 1 else "ai", preset=preset,
