@@ -265,7 +265,7 @@ def _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out): 
     feat = np.zeros((nlive, N_LOCAL, nn), dtype=np.float32)
     sc = _SCANS[k, :, :nn]
     _features(a, sq, sc, log2, np.full(nlive, qp, dtype=np.int64), np.full(nlive, c, dtype=np.int64),
-              sl, rs, feat)
+              sl, rs, feat, tp.qkind == QUANT_AR)
     if tp.qkind == QUANT_AR:
         cls = np.zeros((nlive, nn), dtype=np.int64)
         w = tp.net.ar

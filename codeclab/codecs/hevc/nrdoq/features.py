@@ -46,9 +46,10 @@ def _bin_delta(st):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, ctx, out):  # pragma: no cover - numba
+def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, ctx, out, active_only=False):  # pragma: no cover
     """a: (B, nn) |scaled|, sq: (B, nn) |SQ level| (raster); scan: (3, nn); ctx (B, RATE_K)
-    CABAC states; out (B, N_LOCAL, nn)."""
+    CABAC states; out (B, N_LOCAL, nn). active_only: write only the active coefficients'
+    features (all the AR network reads; the others stay as they were)."""
     nb, nn = a.shape
     n = 1 << log2n
     wg = n >> 2
@@ -85,6 +86,8 @@ def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, ctx, out):  # pragma: no 
             p = sc[k]
             v = a[b, p]
             s = sq[b, p]
+            if active_only and s == 0 and np.floor(v + 0.5) == 0:
+                continue
             fl = np.floor(v)
             out[b, 0, p] = v - fl
             out[b, 1, p] = min(v, 4.0) / 4.0
@@ -270,16 +273,20 @@ def ar_infer(feat, a, sq, scan, scan_idx, w1, b1, w2, b2, w3, b3, out_cls):  # p
             for i in range(nl):
                 x[i] = feat[b, i, p]
             _state_write(st, nn, x[nl:])
-            for j in range(h1):
-                acc = b1[j]
-                for i in range(nl + 12):
-                    acc += x[i] * w1[i, j]
-                z1[j] = acc if acc > 0 else 0.0
-            for j in range(h2):
-                acc = b2[j]
-                for i in range(h1):
-                    acc += z1[i] * w2[i, j]
-                z2[j] = acc if acc > 0 else 0.0
+            # rows of the weights in the inner loop (contiguous, SIMD), zero inputs skipped
+            # (one-hot groups, flags, and about half the units after each ReLU)
+            z1[:] = b1
+            for i in range(nl + 12):
+                xi = x[i]
+                if xi != 0.0:
+                    for j in range(h1):
+                        z1[j] += xi * w1[i, j]
+            z2[:] = b2
+            for i in range(h1):
+                zi = z1[i]
+                if zi > 0.0:
+                    for j in range(h2):
+                        z2[j] += zi * w2[i, j]
             best = -1e30
             cls = 0
             for c in range(4):
@@ -291,7 +298,8 @@ def ar_infer(feat, a, sq, scan, scan_idx, w1, b1, w2, b2, w3, b3, out_cls):  # p
                     continue
                 acc = b3[c]
                 for i in range(h2):
-                    acc += z2[i] * w3[i, c]
+                    if z2[i] > 0.0:
+                        acc += z2[i] * w3[i, c]
                 if acc > best:
                     best = acc
                     cls = c
@@ -307,21 +315,21 @@ def ar_infer(feat, a, sq, scan, scan_idx, w1, b1, w2, b2, w3, b3, out_cls):  # p
 
 
 @njit(cache=True)
-def _conv3x3_relu(src, w, bias, dst, off, buf):  # pragma: no cover - numba
+def _conv3x3_relu(src, w, bias, dst, off, buf, y0, y1, x0, x1):  # pragma: no cover - numba
     """dst[o, off + y, off + x] = relu(bias[o] + sum_i,ky,kx w[o, i, ky, kx] src[i, y + ky, x + kx])
-    for src zero-padded by one; off = 1 keeps dst padded for the next 3x3 layer."""
-    n = buf.shape[0]
+    for y0 <= y < y1, x0 <= x < x1, src zero-padded by one; off = 1 keeps dst padded for the
+    next 3x3 layer."""
     for o in range(w.shape[0]):
-        buf[:, :] = bias[o]
+        buf[y0:y1, x0:x1] = bias[o]
         for i in range(w.shape[1]):
             for ky in range(3):
                 for kx in range(3):
                     wv = w[o, i, ky, kx]
-                    for y in range(n):
-                        for x in range(n):
+                    for y in range(y0, y1):
+                        for x in range(x0, x1):
                             buf[y, x] += wv * src[i, y + ky, x + kx]
-        for y in range(n):
-            for x in range(n):
+        for y in range(y0, y1):
+            for x in range(x0, x1):
                 dst[o, y + off, x + off] = max(buf[y, x], 0.0)
 
 
@@ -329,7 +337,11 @@ def _conv3x3_relu(src, w, bias, dst, off, buf):  # pragma: no cover - numba
 def fcn_infer(feat, a, sq, w0, b0, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: no cover - numba
     """The FCN (models.FCN: 1x1, 3x3, 3x3, 1x1 convs, ReLU, zero padding) on a batch plus the
     masked argmax, for small batches where torch's per-call overhead dominates.
-    feat (B, C, n, n) float32; a, sq (B, n, n); weights as torch stores them (out, in, kh, kw)."""
+    feat (B, C, n, n) float32; a, sq (B, n, n); weights as torch stores them (out, in, kh, kw).
+
+    Only where a decision exists: the layers are evaluated on the bounding box of the active
+    coefficients, grown by the receptive field still ahead (2, 1, 0 samples), which gives
+    exactly the full block's values there (the zero padding outside the block is kept)."""
     nb, cin, n, _ = feat.shape
     ch = w0.shape[0]
     h0 = np.zeros((ch, n + 2, n + 2), np.float32)
@@ -338,24 +350,32 @@ def fcn_infer(feat, a, sq, w0, b0, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: 
     logit = np.zeros(4, np.float32)
     buf = np.zeros((n, n), np.float32)
     for b in range(nb):
-        for o in range(ch):  # loops ordered so the innermost runs over pixels (SIMD)
-            buf[:, :] = b0[o]
-            for i in range(cin):
-                w = w0[o, i, 0, 0]
-                for y in range(n):
-                    for x in range(n):
-                        buf[y, x] += w * feat[b, i, y, x]
-            for y in range(n):
-                for x in range(n):
-                    h0[o, y + 1, x + 1] = max(buf[y, x], 0.0)
-        _conv3x3_relu(h0, w1, b1, h1, 1, buf)
-        _conv3x3_relu(h1, w2, b2, h2, 0, buf)
+        ya, yb, xa, xb = n, -1, n, -1
         for y in range(n):
             for x in range(n):
+                out_cls[b, y, x] = 0
+                if sq[b, y, x] > 0 or np.floor(a[b, y, x] + 0.5) > 0:
+                    ya, yb, xa, xb = min(ya, y), max(yb, y), min(xa, x), max(xb, x)
+        if yb < 0:
+            continue
+        ly0, ly1, lx0, lx1 = max(ya - 2, 0), min(yb + 3, n), max(xa - 2, 0), min(xb + 3, n)
+        for o in range(ch):  # loops ordered so the innermost runs over pixels (SIMD)
+            buf[ly0:ly1, lx0:lx1] = b0[o]
+            for i in range(cin):
+                w = w0[o, i, 0, 0]
+                for y in range(ly0, ly1):
+                    for x in range(lx0, lx1):
+                        buf[y, x] += w * feat[b, i, y, x]
+            for y in range(ly0, ly1):
+                for x in range(lx0, lx1):
+                    h0[o, y + 1, x + 1] = max(buf[y, x], 0.0)
+        _conv3x3_relu(h0, w1, b1, h1, 1, buf, max(ya - 1, 0), min(yb + 2, n), max(xa - 1, 0), min(xb + 2, n))
+        _conv3x3_relu(h1, w2, b2, h2, 0, buf, ya, yb + 1, xa, xb + 1)
+        for y in range(ya, yb + 1):
+            for x in range(xa, xb + 1):
                 s = sq[b, y, x]
                 r = np.floor(a[b, y, x] + 0.5)
                 if s == 0 and r == 0:
-                    out_cls[b, y, x] = 0
                     continue
                 for c in range(4):
                     acc = b3[c]
