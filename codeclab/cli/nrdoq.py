@@ -51,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(model=args.model, data=tuple(Path(d) for d in args.data), run=Path(args.run), steps=args.steps,
                       coeffs_per_step=args.coeffs_per_step, lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
-                      drop=tuple(args.drop), cw_power=args.cw_power, width=args.width,
+                      drop=tuple(args.drop), cw_power=args.cw_power, rd_weight=args.rd_weight, width=args.width,
                       export=Path(args.export) if args.export else None,
                       progress=not args.quiet)
     train(cfg)
@@ -95,6 +95,8 @@ def add_nrdoq(subparsers: Any) -> None:
                    help="coefficients per step (blocks of one size per step)")
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--cw-power", type=float, default=0.0, help="class weights frequency^-P (0: plain CE)")
+    t.add_argument("--rd-weight", type=float, default=0.0,
+                   help="add W x the expected RD regret (bits) of the predicted classes to the loss (0: plain CE)")
     t.add_argument("--width", type=int, default=None, help="channels (fcn, default 16) / hidden units (ar, default 32)")
     t.add_argument("--val-fraction", type=float, default=0.12, help="share of *pictures* held out for validation")
     t.add_argument("--drop", nargs="*", default=[], help="input groups to zero (ablation): "

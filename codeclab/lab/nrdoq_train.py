@@ -56,14 +56,47 @@ class TrainConfig:
     eval_every: int = 250
     width: int | None = None
     cw_power: float = 0.0     # class weights frequency^-cw_power (0: plain cross-entropy)
+    rd_weight: float = 0.0    # weight of the expected RD regret (bits) added to the cross-entropy
     extra: dict = field(default_factory=dict)
 
 
-def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple[torch.Tensor, ...]:
-    """Inputs, labels, valid masks and 'counts' mask for blocks ``idx`` of one size.
+def _remaining_bits(v: np.ndarray) -> np.ndarray:
+    """Bits of coeff_abs_level_remaining = v with Rice parameter 0 (prefix + suffix, 9.3.3.11)."""
+    v = np.maximum(v, 0)
+    big = np.floor(np.log2(np.maximum(v - 3, 1))).astype(np.int64)
+    return np.where(v < 4, v + 1, 4 + 2 * big + 1 + 1)
 
-    fcn: x (B, C, n, n), y (B, n, n), valid (B, n, n, K), use (B, n, n).
-    ar: rows of the active coefficients: x (R, C + S), y (R,), valid (R, K), use (R,)."""
+
+def class_costs(feat: np.ndarray, a: np.ndarray, sq: np.ndarray, qp: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """(…, K) RD cost in bits of each class at each coefficient, relative to level 0: a
+    per-coefficient estimate (the neighbours' levels fixed) from what the block carries.
+
+    Distortion (a - l)^2 * Delta^2 / lambda, with Delta^2 = 2^((QP - 4) / 3) the quantizer's
+    step in 8-bit SSE units (what RDOQ's errScale gives) and the block's quantizer lambda;
+    rate from the block's contexts (the features' sig_coeff_flag and greater1 bit deltas),
+    one sign bit, greater2 and the remainder at Rice parameter 0. It prices how much a wrong
+    class costs, for the RD-aware loss term; it is not RDOQ (no last position, no group
+    flags, no context adaptation)."""
+    shp = (-1,) + (1,) * (a.ndim - 1)
+    kd = np.exp2((qp.astype(np.float64).reshape(shp) - 4) / 3) / lam.astype(np.float64).reshape(shp)
+    sig_d = 4.0 * feat[:, 25].astype(np.float64)
+    gt1_d = 4.0 * feat[:, 26].astype(np.float64)
+    out = np.zeros(sq.shape + (N_CLASSES,), np.float64)
+    levels = [sq, np.maximum(sq - 1, 0), np.zeros_like(sq), sq + 1]
+    for c, lv in enumerate(levels):
+        lv = lv.astype(np.int64)
+        r = np.where(lv >= 1, sig_d + 1.0, 0.0) + np.where(lv >= 2, gt1_d + 1.0, 0.0) + np.where(
+            lv >= 3, _remaining_bits(lv - 3), 0.0)
+        out[..., c] = kd * (a.astype(np.float64) - lv) ** 2 + r
+    return out
+
+
+def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple[torch.Tensor, ...]:
+    """Inputs, labels, valid masks, 'counts' mask and each class's RD regret against RDOQ's
+    class (:func:`class_costs`, >= 0) for blocks ``idx`` of one size.
+
+    fcn: x (B, C, n, n), y (B, n, n), valid (B, n, n, K), use (B, n, n), regret (B, n, n, K).
+    ar: rows of the active coefficients: x (R, C + S), y (R,), valid (R, K), use (R,), regret (R, K)."""
     coeffs = b.coeffs[idx].astype(np.int32)
     qp, ci, si, bd = (b.qp[idx].astype(np.int64), b.c_idx[idx].astype(np.int64),
                       b.scan_idx[idx].astype(np.int64), b.bd[idx])
@@ -81,6 +114,8 @@ def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple
     ok = np.take_along_axis(valid, y[..., None], -1)[..., 0]
     use = act & ok
     y[~use] = 0
+    cost = class_costs(feat, a, sq, qp, b.lam[idx])
+    regret = np.maximum(cost - np.take_along_axis(cost, y[..., None], -1), 0.0).astype(np.float32)
     if kind == "ar":
         st = ar_state_features(b.rdoq[idx], y, act, b.log2, b.scan_idx[idx])
         feat = np.concatenate([feat, st], axis=1)
@@ -89,8 +124,9 @@ def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple
     if kind == "ar":
         rows = np.moveaxis(feat, 1, -1)[act]
         return (torch.from_numpy(np.ascontiguousarray(rows)), torch.from_numpy(y[act]),
-                torch.from_numpy(valid[act]), torch.from_numpy(use[act]))
-    return torch.from_numpy(feat), torch.from_numpy(y), torch.from_numpy(valid), torch.from_numpy(use)
+                torch.from_numpy(valid[act]), torch.from_numpy(use[act]), torch.from_numpy(regret[act]))
+    return (torch.from_numpy(feat), torch.from_numpy(y), torch.from_numpy(valid), torch.from_numpy(use),
+            torch.from_numpy(regret))
 
 
 def _logits(model, kind: str, x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +178,7 @@ def evaluate(model, kind: str, blocks: dict[int, Blocks], pics: set[int], drop_i
             if len(idx) > max_blocks:
                 idx = np.sort(rng.choice(idx, max_blocks, replace=False))
             for s in range(0, len(idx), 512):
-                x, y, valid, use = prepare(b, idx[s:s + 512], kind, drop_idx)
+                x, y, valid, use, _ = prepare(b, idx[s:s + 512], kind, drop_idx)
                 pred = _masked(_logits(model, kind, x), valid).argmax(-1)
                 conf += np.bincount((y[use] * N_CLASSES + pred[use]).numpy(),
                                     minlength=N_CLASSES * N_CLASSES).reshape(N_CLASSES, N_CLASSES)
@@ -235,10 +271,13 @@ def train(cfg: TrainConfig) -> dict:
         l2 = sizes[int(rng.choice(len(sizes), p=p_size))]
         nb = max(4, cfg.coeffs_per_step >> (2 * l2))
         idx = np.sort(rng.choice(tr_idx[l2], min(nb, len(tr_idx[l2])), replace=False))
-        x, y, valid, use = prepare(blocks[l2], idx, cfg.model, drop_idx)
+        x, y, valid, use, regret = prepare(blocks[l2], idx, cfg.model, drop_idx)
         logits = _masked(_logits(model, cfg.model, x), valid)
         ce = F.cross_entropy(logits.reshape(-1, N_CLASSES), y.reshape(-1), weight=None, reduction="none")
         wt = w[y.reshape(-1)] * use.reshape(-1).float()
+        if cfg.rd_weight:  # expected RD regret of the predicted distribution, in bits
+            prob = torch.softmax(logits.reshape(-1, N_CLASSES), -1)
+            ce = ce + cfg.rd_weight * (prob * regret.reshape(-1, N_CLASSES)).sum(-1)
         loss = (ce * wt).sum() / wt.sum().clamp_min(1.0)
         opt.zero_grad()
         loss.backward()
@@ -304,10 +343,12 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
         f"Sources: {len(train_pics)} train, {len(val_pics)} validation (split by picture).", "",
         "## Training", "",
         f"`codeclab nrdoq train {cfg.model} --data {_data_str(cfg.data)} --run {cfg.run} --steps {cfg.steps} "
-        f"--lr {cfg.lr} --cw-power {cfg.cw_power:g} --width {width} --seed {cfg.seed}"
+        f"--lr {cfg.lr} --cw-power {cfg.cw_power:g} --rd-weight {cfg.rd_weight:g} --width {width} --seed {cfg.seed}"
         + (f" --drop {' '.join(cfg.drop)}" if cfg.drop else "")
         + f" --export {cfg.export}`", "",
-        f"Loss: masked cross-entropy, class weights frequency^-{cfg.cw_power:g} (clipped at 10x).", "",
+        f"Loss: masked cross-entropy, class weights frequency^-{cfg.cw_power:g} (clipped at 10x)"
+        + (f", plus {cfg.rd_weight:g} x the expected RD regret in bits (class_costs)" if cfg.rd_weight else "")
+        + ".", "",
         f"## Validation ({ev['coefficients']} active coefficients of the validation pictures"
         + (", teacher-forced running state" if cfg.model == "ar" else "") + ")", "",
         f"Accuracy {ev['accuracy']:.4f}, balanced accuracy {ev['balanced_accuracy']:.4f}.", "",

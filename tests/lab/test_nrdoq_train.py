@@ -90,3 +90,24 @@ def test_data_train_resume_export(tmp_path):
         q = NRDOQQuantizer(kind, w)
         batch = random_quant_batch(2, 8, seed=1)
         assert q.quantize(batch).shape == batch.coeffs.shape
+
+
+def test_class_costs_follow_lambda():
+    """The RD-aware loss's per-class costs: with lambda -> 0 rounding to nearest is the
+    cheapest level, with a huge lambda zero is wherever a significant level costs bits."""
+    from codeclab.codecs.hevc.nrdoq.features import PLUS1, ZERO, block_features
+    from codeclab.lab.nrdoq_train import class_costs
+
+    batch = random_quant_batch(3, 32, seed=7, qp=30)
+    feat, a, sq = block_features(batch.coeffs, 3, np.full(32, 30), batch.c_idx, batch.scan_idx, batch.ctx)
+    act = (sq > 0) | (np.floor(a + 0.5) > 0)
+    small = class_costs(feat, a, sq, np.full(32, 30), np.full(32, 1e-9))
+    up = np.floor(a + 0.5) > sq
+    assert act.any() and up.any()
+    # cheapest of {keep, plus1} is the level nearer to a
+    best = np.where(small[..., PLUS1] < small[..., 0], sq + 1, sq)
+    assert np.array_equal(best[up], np.floor(a + 0.5)[up].astype(best.dtype))
+    big = class_costs(feat, a, sq, np.full(32, 30), np.full(32, 1e9))
+    costly = 4 * feat[:, 25] + 1 > 0  # a significant level costs bits here (not always: contexts)
+    nz = big[act & (sq > 0) & costly]
+    assert len(nz) and np.all(nz[:, ZERO] == nz.min(-1))
