@@ -262,20 +262,19 @@ def _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out): 
                 rs[j, i] = np.int64(states[gi[i]])
             j += 1
     sq = np.abs(sq3).reshape(nlive, nn)
-    feat = np.zeros((nlive, N_LOCAL, nn), dtype=np.float32)
     sc = _SCANS[k, :, :nn]
-    _features(a, sq, sc, log2, np.full(nlive, qp, dtype=np.int64), np.full(nlive, c, dtype=np.int64),
-              sl, rs, feat, tp.qkind == QUANT_AR)
-    if tp.qkind == QUANT_AR:
-        cls = np.zeros((nlive, nn), dtype=np.int64)
+    qpa = np.full(nlive, qp, dtype=np.int64)
+    ca = np.full(nlive, c, dtype=np.int64)
+    cls = np.zeros((nlive, nn), dtype=np.int64)
+    if tp.qkind == QUANT_AR:  # features inside the kernel, active coefficients only
         w = tp.net.ar
-        ar_infer(feat, a, sq.astype(np.int64), sc, sl, w[0], w[1], w[2], w[3], w[4], w[5], cls)
+        ar_infer(a, sq, sc, sl, log2, qpa, ca, rs, w[0], w[1], w[2], w[3], w[4], w[5], cls)
     else:
-        cls3 = np.zeros((nlive, n, n), dtype=np.int64)
+        feat = np.zeros((nlive, N_LOCAL, nn), dtype=np.float32)
+        _features(a, sq, sc, log2, qpa, ca, sl, rs, feat)
         w = tp.net.fcn
         fcn_infer(feat.reshape(nlive, N_LOCAL, n, n), a.reshape(nlive, n, n), sq.reshape(nlive, n, n),
-                  w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], cls3)
-        cls = cls3.reshape(nlive, nn)
+                  w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], cls.reshape(nlive, n, n))
     qb = np.full(1, qbits, dtype=np.int64)
     qsa = np.full(1, qs, dtype=np.int64)
     j = 0

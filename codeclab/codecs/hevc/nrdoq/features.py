@@ -45,82 +45,116 @@ def _bin_delta(st):  # pragma: no cover - numba
     return (_EB[st ^ 1] - _EB[st]) / 4.0
 
 
+@njit(cache=True, inline="always")
+def _block_stats(a_b, sq_b, sc, n, cgf):  # pragma: no cover - numba
+    """Per block: cgf (coded 4x4 groups of the SQ levels, raster: the neighbourhood of the
+    sig contexts), and (last active scan position (round(a) > 0), number of SQ non-zeros)."""
+    nn = n * n
+    wg = n >> 2
+    cgf[:] = 0
+    for p in range(nn):
+        if sq_b[p] > 0:
+            cgf[((p // n) >> 2) * wg + ((p % n) >> 2)] = 1
+    last = -1
+    tot = 0
+    for k in range(nn):
+        if np.floor(a_b[sc[k]] + 0.5) > 0:
+            last = k
+        if sq_b[sc[k]] > 0:
+            tot += 1
+    return last, tot
+
+
+@njit(cache=True, inline="always")
+def _group_stats(sq_b, sc, k):  # pragma: no cover - numba
+    """(non-zeros, sum of min(level, 3)) of the SQ levels of the 4x4 group ending at scan position k."""
+    nz = 0
+    sm = 0
+    for j in range(k - 15, k + 1):
+        v = sq_b[sc[j]]
+        if v > 0:
+            nz += 1
+            sm += min(v, 3)
+    return nz, sm
+
+
+@njit(cache=True, inline="always")
+def _coef_features(v, s, p, k, log2n, last, after, cg_nz, cg_sum, tot, qp, luma, c_idx, scan_idx, cgf,
+                   ctx_b, x):  # pragma: no cover - numba
+    """The N_LOCAL inputs of the coefficient at raster p / scan position k into x[:N_LOCAL]:
+    the one definition both networks (and training) read."""
+    n = 1 << log2n
+    nn = n * n
+    lognn = np.log(1.0 + nn)
+    fl = np.floor(v)
+    x[0] = v - fl
+    x[1] = min(v, 4.0) / 4.0
+    x[2] = 1.0 if s == 1 else 0.0
+    x[3] = 1.0 if s == 2 else 0.0
+    x[4] = 1.0 if s >= 3 else 0.0
+    x[5] = 1.0 if np.floor(v + 0.5) > s else 0.0
+    x[6] = (p % n) / n
+    x[7] = (p // n) / n
+    x[8] = k / nn
+    x[9] = (k & 15) / 16.0
+    x[10] = 1.0 if k == last else 0.0
+    x[11] = np.log(1.0 + after) / lognn
+    x[12] = cg_nz / 16.0
+    x[13] = cg_sum / 16.0
+    x[14] = np.log(1.0 + tot) / lognn
+    x[15] = (last - k) / nn if last >= k else -1.0
+    x[16] = (qp - 30) / 10.0
+    for j in range(4):
+        x[17 + j] = 1.0 if log2n == j + 2 else 0.0
+    x[21] = 1.0 if c_idx > 0 else 0.0
+    for j in range(3):
+        x[22 + j] = 1.0 if scan_idx == j else 0.0
+    # rates from the contexts RDOQ prices with: sig_coeff_flag at this position's context,
+    # greater1 (first of its group), coded_sub_block_flag of its group
+    xx, yy = p % n, p // n
+    wg = n >> 2
+    prev = prev_csbf(cgf, xx >> 2, yy >> 2, wg)
+    x[25] = _bin_delta(ctx_b[RATE_SIG + sig_ctx(prev, xx, yy, log2n, luma, scan_idx)])
+    gset = 2 if (luma and (k >> 4) > 0) else 0
+    x[26] = _bin_delta(ctx_b[RATE_GT1 + gset * 4 + 1])
+    x[27] = _bin_delta(ctx_b[RATE_CSBF + csbf_ctx(prev)])
+
+
 @njit(cache=True)
-def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, ctx, out, active_only=False):  # pragma: no cover
+def _features(a, sq, scan, log2n, qp, c_idx, scan_idx, ctx, out):  # pragma: no cover - numba
     """a: (B, nn) |scaled|, sq: (B, nn) |SQ level| (raster); scan: (3, nn); ctx (B, RATE_K)
-    CABAC states; out (B, N_LOCAL, nn). active_only: write only the active coefficients'
-    features (all the AR network reads; the others stay as they were)."""
+    CABAC states; out (B, N_LOCAL, nn): every coefficient's inputs (the FCN, training)."""
     nb, nn = a.shape
     n = 1 << log2n
-    wg = n >> 2
-    lognn = np.log(1.0 + nn)
-    cgf = np.zeros(wg * wg, dtype=np.int64)
+    cgf = np.zeros((n >> 2) * (n >> 2), dtype=np.int64)
+    x = np.zeros(N_LOCAL, np.float32)
     for b in range(nb):
         sc = scan[scan_idx[b]]
         luma = c_idx[b] == 0
-        cgf[:] = 0  # coded groups of the SQ levels: the neighbourhood of the sig contexts
-        for p in range(nn):
-            if sq[b, p] > 0:
-                cgf[((p // n) >> 2) * wg + ((p % n) >> 2)] = 1
-        # last active position (round(a) > 0) in scan order, block counts
-        last = -1
-        tot = 0
-        for k in range(nn):
-            r = np.floor(a[b, sc[k]] + 0.5)
-            if r > 0:
-                last = k
-            if sq[b, sc[k]] > 0:
-                tot += 1
+        last, tot = _block_stats(a[b], sq[b], sc, n, cgf)
         after = 0
         cg_nz = 0
         cg_sum = 0
         for k in range(nn - 1, -1, -1):
             if (k & 15) == 15:  # entering a CG in reverse: its counts over the whole group
-                cg_nz = 0
-                cg_sum = 0
-                for j in range(k - 15, k + 1):
-                    v = sq[b, sc[j]]
-                    if v > 0:
-                        cg_nz += 1
-                        cg_sum += min(v, 3)
+                cg_nz, cg_sum = _group_stats(sq[b], sc, k)
             p = sc[k]
             v = a[b, p]
-            s = sq[b, p]
-            if active_only and s == 0 and np.floor(v + 0.5) == 0:
-                continue
-            fl = np.floor(v)
-            out[b, 0, p] = v - fl
-            out[b, 1, p] = min(v, 4.0) / 4.0
-            out[b, 2, p] = 1.0 if s == 1 else 0.0
-            out[b, 3, p] = 1.0 if s == 2 else 0.0
-            out[b, 4, p] = 1.0 if s >= 3 else 0.0
-            out[b, 5, p] = 1.0 if np.floor(v + 0.5) > s else 0.0
-            out[b, 6, p] = (p % n) / n
-            out[b, 7, p] = (p // n) / n
-            out[b, 8, p] = k / nn
-            out[b, 9, p] = (k & 15) / 16.0
-            out[b, 10, p] = 1.0 if k == last else 0.0
-            out[b, 11, p] = np.log(1.0 + after) / lognn
-            out[b, 12, p] = cg_nz / 16.0
-            out[b, 13, p] = cg_sum / 16.0
-            out[b, 14, p] = np.log(1.0 + tot) / lognn
-            out[b, 15, p] = (last - k) / nn if last >= k else -1.0
-            out[b, 16, p] = (qp[b] - 30) / 10.0
-            for j in range(4):
-                out[b, 17 + j, p] = 1.0 if log2n == j + 2 else 0.0
-            out[b, 21, p] = 1.0 if c_idx[b] > 0 else 0.0
-            for j in range(3):
-                out[b, 22 + j, p] = 1.0 if scan_idx[b] == j else 0.0
-            # rates from the contexts RDOQ prices with: sig_coeff_flag at this position's
-            # context, greater1 (first of its group), coded_sub_block_flag of its group
-            x, y = p % n, p // n
-            prev = prev_csbf(cgf, x >> 2, y >> 2, wg)
-            out[b, 25, p] = _bin_delta(ctx[b, RATE_SIG + sig_ctx(prev, x, y, log2n, luma, scan_idx[b])])
-            gset = 2 if (luma and (k >> 4) > 0) else 0
-            out[b, 26, p] = _bin_delta(ctx[b, RATE_GT1 + gset * 4 + 1])
-            out[b, 27, p] = _bin_delta(ctx[b, RATE_CSBF + csbf_ctx(prev)])
+            _coef_features(v, sq[b, p], p, k, log2n, last, after, cg_nz, cg_sum, tot, qp[b], luma, c_idx[b],
+                           scan_idx[b], cgf, ctx[b], x)
+            for i in range(N_LOCAL):
+                out[b, i, p] = x[i]
             if np.floor(v + 0.5) > 0:
                 after += 1
+
+
+def scaled_and_sq(coeffs: np.ndarray, qp: np.ndarray, log2: int, bit_depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """(|scaled| (B, nn) float32, |SQ level| (B, nn) int32, rounding 171/512): what the features
+    and the networks' classes are relative to."""
+    nb = coeffs.shape[0]
+    a = np.abs(scaled_coeffs(coeffs, qp, log2, bit_depth)).astype(np.float32).reshape(nb, -1)
+    sq = np.abs(quantize_sq(coeffs, qp, log2, bit_depth)).astype(np.int32).reshape(nb, -1)
+    return a, sq
 
 
 def block_features(coeffs: np.ndarray, log2: int, qp: np.ndarray, c_idx: np.ndarray,
@@ -132,8 +166,7 @@ def block_features(coeffs: np.ndarray, log2: int, qp: np.ndarray, c_idx: np.ndar
     nb = coeffs.shape[0]
     n = 1 << log2
     qp = np.ascontiguousarray(np.broadcast_to(np.asarray(qp, np.int64), (nb,)))
-    a = np.abs(scaled_coeffs(coeffs, qp, log2, bit_depth)).astype(np.float32).reshape(nb, -1)
-    sq = np.abs(quantize_sq(coeffs, qp, log2, bit_depth)).astype(np.int32).reshape(nb, -1)
+    a, sq = scaled_and_sq(coeffs, qp, log2, bit_depth)
     out = np.zeros((nb, N_LOCAL, n * n), np.float32)
     scans, _ = scan_tables(log2)
     _features(a, sq, scans, log2, qp,
@@ -247,36 +280,51 @@ def ar_state_features(levels: np.ndarray, cls: np.ndarray, act: np.ndarray, log2
 
 
 @njit(cache=True)
-def ar_infer(feat, a, sq, scan, scan_idx, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: no cover - numba
+def ar_infer(a, sq, scan, scan_idx, log2n, qp, c_idx, ctx, w1, b1, w2, b2, w3, b3, out_cls):  # pragma: no cover
     """The AR network over a batch: per block, reverse scan over the active positions, an MLP
-    on (local features, running state of its own earlier decisions), masked argmax.
-    feat (B, N_LOCAL, nn) float32; a (B, nn); sq (B, nn) int; out_cls (B, nn) int (0 = keep)."""
-    nb, nl, nn = feat.shape
+    on (the coefficient's inputs, computed here as :func:`_features` does, and the running
+    state of its own earlier decisions), masked argmax.
+    a (B, nn) float32; sq (B, nn) int; qp, c_idx, scan_idx (B,); ctx (B, RATE_K);
+    out_cls (B, nn) int, zero on entry (0 = keep)."""
+    nb, nn = a.shape
+    n = 1 << log2n
+    nl = N_LOCAL
     h1 = w1.shape[1]
     h2 = w2.shape[1]
-    x = np.zeros(nl + 12, np.float32)
+    x = np.zeros(nl + N_STATE, np.float32)
     z1 = np.zeros(h1, np.float32)
     z2 = np.zeros(h2, np.float32)
-    st = np.zeros(12, np.float64)
+    st = np.zeros(N_STATE, np.float64)
+    cgf = np.zeros((n >> 2) * (n >> 2), dtype=np.int64)
     for b in range(nb):
         sc = scan[scan_idx[b]]
+        luma = c_idx[b] == 0
+        last, tot = _block_stats(a[b], sq[b], sc, n, cgf)
+        if last < 0:
+            continue
         st[:] = 0.0
         st[2] = 1
-        for k in range(nn - 1, -1, -1):
+        after = 0
+        cg_nz = 0
+        cg_sum = 0
+        for k in range(last | 15, -1, -1):  # the groups after the last active one change nothing
             if (k & 15) == 15:
                 _state_cg_start(st)
+                cg_nz, cg_sum = _group_stats(sq[b], sc, k)
             p = sc[k]
             s = sq[b, p]
-            r = np.floor(a[b, p] + 0.5)
+            v = a[b, p]
+            r = np.floor(v + 0.5)
             if s == 0 and r == 0:
                 continue
-            for i in range(nl):
-                x[i] = feat[b, i, p]
+            _coef_features(v, s, p, k, log2n, last, after, cg_nz, cg_sum, tot, qp[b], luma, c_idx[b],
+                           scan_idx[b], cgf, ctx[b], x)
+            after += 1
             _state_write(st, nn, x[nl:])
             # rows of the weights in the inner loop (contiguous, SIMD), zero inputs skipped
             # (one-hot groups, flags, and about half the units after each ReLU)
             z1[:] = b1
-            for i in range(nl + 12):
+            for i in range(nl + N_STATE):
                 xi = x[i]
                 if xi != 0.0:
                     for j in range(h1):

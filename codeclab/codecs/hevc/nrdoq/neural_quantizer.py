@@ -6,9 +6,12 @@ with the coefficients' signs, then HM's signBitHidingHDQ (``quantizer.sign_hidin
 the one implementation) so the levels satisfy the parity rule and the stream stays valid.
 The FCN runs in torch (one forward pass per batch; small batches in numba, same
 arithmetic in float32), the AR network in numba (one call per
-batch; per block a reverse-scan loop over its active coefficients, the MLP inline).
+batch; per block a reverse-scan loop over its active coefficients computing their
+inputs and the MLP inline).
 Both read the CABAC rate state (``needs_rate_state = True``): the bits of the block's
-current contexts are inputs (features.py, group "rate").
+current contexts are inputs (features.py, group "rate"). This object is what users and
+the training scripts call; the encoder's search runs the same numba kernels compiled
+(``tb_coding``, weights from :meth:`NRDOQQuantizer.kernel_weights`), never calling back.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from codeclab.codecs.hevc.nrdoq.features import (
     block_features,
     drop_channels,
     fcn_infer,
+    scaled_and_sq,
     valid_mask,
 )
 from codeclab.codecs.hevc.quantizer import QuantBatch, sign_hiding_hdq
@@ -107,16 +111,25 @@ class NRDOQQuantizer:
         """(class per coefficient (B, n, n), |SQ level| (B, n, n)) for a batch."""
         if batch.ctx is None:
             raise UsageError(f"{self.name}: the batch carries no CABAC rate state (ctx)")
+        nb, n = batch.coeffs.shape[0], 1 << batch.log2_size
+        if self.kind == "ar":  # features computed inside the kernel, for the active coefficients
+            per = [np.ascontiguousarray(np.broadcast_to(np.asarray(v, np.int64), (nb,)))
+                   for v in (batch.qp, batch.c_idx, batch.scan_idx)]
+            a, sq = scaled_and_sq(batch.coeffs, per[0], batch.log2_size, batch.bit_depth)
+            scans, _ = scan_tables(batch.log2_size)
+            cls = np.zeros((nb, n * n), np.int64)
+            ar_infer(a, sq, scans, per[2], batch.log2_size, per[0], per[1],
+                     np.ascontiguousarray(batch.ctx, dtype=np.int64), *self.mlp, cls)
+            return cls.reshape(nb, n, n), sq.reshape(nb, n, n)
         feat, a, sq = block_features(batch.coeffs, batch.log2_size, np.asarray(batch.qp),
                                      np.asarray(batch.c_idx), np.asarray(batch.scan_idx), batch.ctx,
                                      batch.bit_depth)
         if self.drop_idx:
             feat[:, [i for i in self.drop_idx if i < N_LOCAL]] = 0.0
-        nb, n = sq.shape[0], sq.shape[1]
-        if self.kind == "fcn" and nb <= NUMBA_FCN_MAX:
+        if nb <= NUMBA_FCN_MAX:
             cls = np.zeros((nb, n, n), np.int64)
             fcn_infer(feat, a, sq, *self.conv, cls)
-        elif self.kind == "fcn":
+        else:
             import torch
 
             if self._model is None:
@@ -135,12 +148,6 @@ class NRDOQQuantizer:
             logits = np.where(valid_mask(a, sq), logits, -np.inf)
             cls = logits.argmax(-1)
             cls[(sq == 0) & (np.floor(a + 0.5) == 0)] = 0
-        else:
-            scans, _ = scan_tables(batch.log2_size)
-            cls = np.zeros((nb, n * n), np.int64)
-            ar_infer(feat.reshape(nb, N_LOCAL, -1), a.reshape(nb, -1), sq.reshape(nb, -1).astype(np.int64),
-                     scans, np.ascontiguousarray(np.asarray(batch.scan_idx, np.int64)), *self.mlp, cls)
-            cls = cls.reshape(nb, n, n)
         return cls, sq
 
     def quantize(self, batch: QuantBatch) -> np.ndarray:
