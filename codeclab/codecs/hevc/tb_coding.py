@@ -250,6 +250,8 @@ def _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out): 
     sq3 = np.empty((nlive, n, n), dtype=np.int32)
     sl = np.empty(nlive, dtype=np.int64)
     rs = np.empty((nlive, RATE_K), dtype=np.int64)
+    for i in range(RATE_K):
+        rs[0, i] = np.int64(states[gi[i]])
     qarr = np.full(1, qpp, dtype=np.int64)
     j = 0
     for b in range(coef.shape[0]):
@@ -258,10 +260,13 @@ def _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out): 
                 a[j, i] = np.float32(abs(np.int64(coef[b].flat[i])) * qs * inv)
             _quant_kernel(coef[b:b + 1], qarr, log2, bd, _NET_ADD512, sq3[j:j + 1])
             sl[j] = scans[b]
-            for i in range(RATE_K):
-                rs[j, i] = np.int64(states[gi[i]])
+            if j > 0:
+                rs[j] = rs[0]
             j += 1
-    sq = np.abs(sq3).reshape(nlive, nn)
+    sq = sq3.reshape(nlive, nn)
+    for j in range(nlive):
+        for i in range(nn):
+            sq[j, i] = abs(sq[j, i])
     sc = _SCANS[k, :, :nn]
     qpa = np.full(nlive, qp, dtype=np.int64)
     ca = np.full(nlive, c, dtype=np.int64)

@@ -37,6 +37,12 @@ GROUPS = {"frac": (0, 1), "level": (1, 6), "pos": (6, 10), "context": (10, 16), 
           "size": (17, 21), "comp": (21, 22), "scan": (22, 25), "rate": (25, 28),
           "state": (28, 28 + N_STATE)}
 _EB = np.asarray(ENTROPY_BITS, dtype=np.float64) / 32768.0  # bits of a bin by state ^ bin
+_LOG1P = np.log(1.0 + np.arange(1025, dtype=np.float64))  # log(1 + count), counts up to 32 * 32
+_EB.setflags(write=False)
+_LOG1P.setflags(write=False)
+#: the inputs that are the same for every coefficient of a block (qp, size, comp, scan): the
+#: AR kernel folds them into the first layer's bias once per block
+_BLOCK_CONST = (16, 25)
 
 
 @njit(cache=True, inline="always")
@@ -85,7 +91,7 @@ def _coef_features(v, s, p, k, log2n, last, after, cg_nz, cg_sum, tot, qp, luma,
     the one definition both networks (and training) read."""
     n = 1 << log2n
     nn = n * n
-    lognn = np.log(1.0 + nn)
+    lognn = _LOG1P[nn]
     fl = np.floor(v)
     x[0] = v - fl
     x[1] = min(v, 4.0) / 4.0
@@ -98,10 +104,10 @@ def _coef_features(v, s, p, k, log2n, last, after, cg_nz, cg_sum, tot, qp, luma,
     x[8] = k / nn
     x[9] = (k & 15) / 16.0
     x[10] = 1.0 if k == last else 0.0
-    x[11] = np.log(1.0 + after) / lognn
+    x[11] = _LOG1P[after] / lognn
     x[12] = cg_nz / 16.0
     x[13] = cg_sum / 16.0
-    x[14] = np.log(1.0 + tot) / lognn
+    x[14] = _LOG1P[tot] / lognn
     x[15] = (last - k) / nn if last >= k else -1.0
     x[16] = (qp - 30) / 10.0
     for j in range(4):
@@ -239,7 +245,7 @@ def _state_write(st, nn, out):  # pragma: no cover - numba
     out[2] = st[2] / 3.0
     out[3] = st[3] / 4.0
     out[4] = st[4]
-    out[5] = np.log(1.0 + st[5]) / np.log(1.0 + nn)
+    out[5] = _LOG1P[int(st[5])] / _LOG1P[nn]
     out[6] = st[6]
     out[7] = st[7]
     for j in range(4):
@@ -292,6 +298,7 @@ def ar_infer(a, sq, scan, scan_idx, log2n, qp, c_idx, ctx, w1, b1, w2, b2, w3, b
     h1 = w1.shape[1]
     h2 = w2.shape[1]
     x = np.zeros(nl + N_STATE, np.float32)
+    zb = np.zeros(h1, np.float32)
     z1 = np.zeros(h1, np.float32)
     z2 = np.zeros(h2, np.float32)
     st = np.zeros(N_STATE, np.float64)
@@ -307,6 +314,7 @@ def ar_infer(a, sq, scan, scan_idx, log2n, qp, c_idx, ctx, w1, b1, w2, b2, w3, b
         after = 0
         cg_nz = 0
         cg_sum = 0
+        blk = True  # the block's constant inputs not folded into zb yet
         for k in range(last | 15, -1, -1):  # the groups after the last active one change nothing
             if (k & 15) == 15:
                 _state_cg_start(st)
@@ -323,8 +331,21 @@ def ar_infer(a, sq, scan, scan_idx, log2n, qp, c_idx, ctx, w1, b1, w2, b2, w3, b
             _state_write(st, nn, x[nl:])
             # rows of the weights in the inner loop (contiguous, SIMD), zero inputs skipped
             # (one-hot groups, flags, and about half the units after each ReLU)
-            z1[:] = b1
-            for i in range(nl + N_STATE):
+            if blk:
+                zb[:] = b1
+                for i in range(_BLOCK_CONST[0], _BLOCK_CONST[1]):
+                    xi = x[i]
+                    if xi != 0.0:
+                        for j in range(h1):
+                            zb[j] += xi * w1[i, j]
+                blk = False
+            z1[:] = zb
+            for i in range(_BLOCK_CONST[0]):
+                xi = x[i]
+                if xi != 0.0:
+                    for j in range(h1):
+                        z1[j] += xi * w1[i, j]
+            for i in range(_BLOCK_CONST[1], nl + N_STATE):
                 xi = x[i]
                 if xi != 0.0:
                     for j in range(h1):
