@@ -51,6 +51,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(model=args.model, data=tuple(Path(d) for d in args.data), run=Path(args.run), steps=args.steps,
                       coeffs_per_step=args.coeffs_per_step, lr=args.lr, val_fraction=args.val_fraction, seed=args.seed,
+                      split_seed=args.split_seed,
                       drop=tuple(args.drop), cw_power=args.cw_power, rd_weight=args.rd_weight, width=args.width,
                       export=Path(args.export) if args.export else None,
                       progress=not args.quiet)
@@ -102,6 +103,7 @@ def add_nrdoq(subparsers: Any) -> None:
     t.add_argument("--drop", nargs="*", default=[], help="input groups to zero (ablation): "
                    "qp, size, comp, scan, pos, frac, level, context")
     t.add_argument("--export", help="write the shipped weights (.npz) + model card (.md) here at the end")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="initialisation and batch sampling")
+    t.add_argument("--split-seed", type=int, default=0, help="which pictures are held out for validation")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=_train)

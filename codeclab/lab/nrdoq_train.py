@@ -49,7 +49,8 @@ class TrainConfig:
     coeffs_per_step: int = COEFFS_PER_STEP  # blocks of one size per step, n*n*blocks ~ this
     lr: float = 3e-3
     val_fraction: float = 0.12
-    seed: int = 0
+    seed: int = 0             # initialisation and batch sampling
+    split_seed: int = 0       # which pictures are held out (fixed, so seeds compare on one split)
     drop: tuple[str, ...] = ()
     export: Path | None = None
     progress: bool = True
@@ -238,7 +239,7 @@ def train(cfg: TrainConfig) -> dict:
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
     blocks = load_blocks(cfg.data)
-    train_pics, val_pics = _split(blocks, cfg.val_fraction, cfg.seed)
+    train_pics, val_pics = _split(blocks, cfg.val_fraction, cfg.split_seed)
     drop_idx = drop_channels(cfg.drop)
     w = torch.tensor(_class_weights(blocks, train_pics, cfg.cw_power), dtype=torch.float32)
     model = build(cfg.model, cfg.width)
@@ -343,7 +344,7 @@ def export_weights(model, cfg: TrainConfig, ev: dict, blocks: dict[int, Blocks],
         f"Sources: {len(train_pics)} train, {len(val_pics)} validation (split by picture).", "",
         "## Training", "",
         f"`codeclab nrdoq train {cfg.model} --data {_data_str(cfg.data)} --run {cfg.run} --steps {cfg.steps} "
-        f"--lr {cfg.lr} --cw-power {cfg.cw_power:g} --rd-weight {cfg.rd_weight:g} --width {width} --seed {cfg.seed}"
+        f"--lr {cfg.lr} --cw-power {cfg.cw_power:g} --rd-weight {cfg.rd_weight:g} --width {width} --seed {cfg.seed} --split-seed {cfg.split_seed}"
         + (f" --drop {' '.join(cfg.drop)}" if cfg.drop else "")
         + f" --export {cfg.export}`", "",
         f"Loss: masked cross-entropy, class weights frequency^-{cfg.cw_power:g} (clipped at 10x)"
