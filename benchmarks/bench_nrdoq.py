@@ -4,6 +4,7 @@ held-out pictures, and the input ablation.
     .venv/bin/python benchmarks/bench_nrdoq.py --speed [--blocks 256 --repeat 3 --qp 32]
     .venv/bin/python benchmarks/bench_nrdoq.py --bdrate [--pictures 4 --crop 0 --preset fast]
     .venv/bin/python benchmarks/bench_nrdoq.py --batch runs/nrdoq2/ra/data [--batch-blocks 4096]
+    .venv/bin/python benchmarks/bench_nrdoq.py --rdcost runs/nrdoq4/ra/data runs/nrdoq4/ai/data [--rdcost-blocks 3000]
     .venv/bin/python benchmarks/bench_nrdoq.py --ablation runs/nrdoq/ablation
 
 ``--speed``: real-picture blocks (transform of DC-predicted blocks of the first validation
@@ -30,6 +31,15 @@ size, as a hardware encoder with a separate quantisation stage would hand them o
 forward pass over the whole batch, one thread, and on a CUDA GPU when one is present) and
 the AR network (numba, sequential within a block). Prints blocks per second of each and
 the ratio to RDOQ, and how many levels equal RDOQ's (a sanity check, not the BD-rate).
+
+``--rdcost DATA [DATA ...]``: a selection measure without the encoder's decision chaos.
+Recorded blocks of the held-out pictures (``nrdoq train``'s split, ``--split-seed 0``; a
+``--rdcost-blocks`` sample per size) quantized by each network of ``--quants`` (and
+``--weights``), against the recorded SQ (+ sign hiding) and RDOQ levels: J = SSE (8-bit
+units) + lambda x bits, the bits of each block's cbf and residual_coding() by our CABAC
+coder from the block's recorded contexts. Prints the share of RDOQ's J reduction over SQ
+per size and component, and over all blocks. Decisions stay fixed, so a change of the
+network moves only its own blocks' costs.
 
 ``--ablation DIR``: the final validation accuracy of every training run under DIR
 (``codeclab nrdoq train ... --drop GROUP --export DIR/NAME.npz``, one folder per run) side
@@ -338,6 +348,83 @@ def batch_speed(data: list[Path], per_size: int, repeat: int) -> None:
         print("(no CUDA GPU here: the GPU column is left out)")
 
 
+def _block_bits(lv: np.ndarray, log2: int, c_idx: int, scan_idx: int, ctx: np.ndarray) -> int:
+    """Bits (1/32768) of one TB's cbf and residual_coding() from the block's recorded states,
+    by our CABAC residual coder in estimate mode (no adaptation across blocks)."""
+    from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, new_engine
+    from codeclab.codecs.hevc.quantizer import _live_index
+    from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
+    from codeclab.codecs.hevc.tables import NUM_CTX
+
+    coded = bool(lv.any())
+    bits = int(ENTROPY_BITS[int(ctx[-1]) ^ int(coded)])
+    if coded:
+        full = np.zeros(NUM_CTX, np.uint8)
+        full[_live_index(c_idx, 0)] = ctx  # the block's residual contexts where the coder reads them
+        eng = new_engine(1)
+        code_residual(eng, full, np.zeros(16, np.uint8), np.ascontiguousarray(lv, dtype=np.int32), log2, c_idx,
+                      scan_idx, True, False, 0, SB_SCAN, C4_SCAN)
+        bits += int(eng[E_FRAC])
+    return bits
+
+
+def rd_cost(data: list[Path], per_size: int, quants: tuple[str, ...], weights: dict[str, str],
+            split_seed: int = 0, val_fraction: float = 0.12) -> None:
+    """Share of RDOQ's RD-cost gain over SQ on recorded blocks of the held-out pictures."""
+    from codeclab.codecs.hevc.quantizer import QuantBatch, get_quantizer
+    from codeclab.codecs.hevc.scalar_quant import dequantize
+    from codeclab.lab.nrdoq_data import load_blocks
+    from codeclab.lab.nrdoq_train import split_pictures
+
+    blocks = load_blocks(data)
+    _, val = split_pictures(blocks, val_fraction, split_seed)
+    rng = np.random.default_rng(0)
+    nets = {n: get_quantizer(n, **({"weights": weights[n]} if n in weights else {})) for n in quants}
+    print(f"recorded blocks of the {len(val)} held-out pictures (--split-seed {split_seed}) in "
+          f"{', '.join(map(str, data))}, up to {per_size} per size; J = SSE (8-bit units) + lambda * bits, "
+          f"bits of each block's cbf and residual from its recorded contexts; share = (J_sq - J) / (J_sq - J_rdoq)")
+    tot = {k: {n: np.zeros(3) for n in ("sq", "rdoq", *quants)} for k in ("luma", "chroma")}
+    print(f"{'n':>3} {'comp':>6} {'blocks':>7} " + " ".join(f"{n + ' share':>16}" for n in quants))
+    for l2, b in blocks.items():
+        idx = np.flatnonzero(np.isin(b.pic, list(val)))
+        if len(idx) > per_size:
+            idx = np.sort(rng.choice(idx, per_size, replace=False))
+        levels = {"sq": b.sq_sh[idx].astype(np.int32), "rdoq": b.rdoq[idx].astype(np.int32)}
+        for n, q in nets.items():
+            out = np.zeros_like(levels["sq"])
+            for d in np.unique(b.bd[idx]):  # a QuantBatch has one bit depth
+                m = b.bd[idx] == d
+                i = idx[m]
+                out[m] = q.quantize(QuantBatch(b.coeffs[i].astype(np.int32), l2, b.c_idx[i].astype(np.int64),
+                                               b.scan_idx[i].astype(np.int64), b.qp[i].astype(np.int64),
+                                               b.lam[i].astype(np.float64), np.zeros(len(i), bool), int(d),
+                                               b.ctx[i], True))
+            levels[n] = out
+        for comp, sel in (("luma", b.c_idx[idx] == 0), ("chroma", b.c_idx[idx] > 0)):
+            if not sel.any():
+                continue
+            j = {}
+            for n, lv in levels.items():
+                cost = 0.0
+                for k in np.flatnonzero(sel):
+                    i = idx[k]
+                    d = int(b.bd[i])
+                    rec = dequantize(lv[k], int(b.qp[i]), l2, d)
+                    sse = float(((b.coeffs[i].astype(np.float64) - rec) ** 2).sum()) / 4.0 ** (7 - l2)
+                    cost += sse + float(b.lam[i]) * _block_bits(lv[k], l2, int(b.c_idx[i]), int(b.scan_idx[i]),
+                                                                b.ctx[i]) / 32768
+                j[n] = cost
+                tot[comp][n] += (cost, 0, 0)
+            gain = j["sq"] - j["rdoq"]
+            print(f"{1 << l2:>3} {comp:>6} {int(sel.sum()):>7} " + " ".join(
+                f"{(j['sq'] - j[n]) / gain * 100:>15.1f}%" for n in quants), flush=True)
+    for comp, t in tot.items():
+        gain = t["sq"][0] - t["rdoq"][0]
+        if gain:
+            print(f"all {comp:>6}: RDOQ {-gain / t['sq'][0] * 100:.2f} % of SQ's J; share "
+                  + ", ".join(f"{n} {(t['sq'][0] - t[n][0]) / gain * 100:.1f} %" for n in quants))
+
+
 def ablation(folder: Path) -> None:
     import re
 
@@ -370,6 +457,9 @@ def main() -> None:
     ap.add_argument("--batch", nargs="+", type=Path, metavar="DATA",
                     help="recorded block folders (codeclab nrdoq data ... -o RUN: RUN/data)")
     ap.add_argument("--batch-blocks", type=int, default=4096, help="blocks per size in the --batch run")
+    ap.add_argument("--rdcost", nargs="+", type=Path, metavar="DATA",
+                    help="recorded data folders: share of RDOQ's RD-cost gain on the held-out pictures' blocks")
+    ap.add_argument("--rdcost-blocks", type=int, default=3000, help="blocks per size in the --rdcost run")
     ap.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH",
                     help="other weights for a network, e.g. nrdoq-fcn=runs/nrdoq/exp/fcn_p0.5.npz")
     ap.add_argument("--folder", type=Path, help="pictures to encode instead of ../shared/media/val "
@@ -386,8 +476,11 @@ def main() -> None:
         ablation(Path(a.ablation))
     if a.batch:
         batch_speed(a.batch, a.batch_blocks, a.repeat)
-    if not (a.speed or a.bdrate or a.ablation or a.batch):
-        ap.error("choose --speed, --bdrate, --batch and/or --ablation")
+    if a.rdcost:
+        rd_cost(a.rdcost, a.rdcost_blocks, tuple(q for q in a.quants if q.startswith("nrdoq")),
+                dict(w.split("=", 1) for w in a.weights))
+    if not (a.speed or a.bdrate or a.ablation or a.batch or a.rdcost):
+        ap.error("choose --speed, --bdrate, --batch, --rdcost and/or --ablation")
 
 
 if __name__ == "__main__":

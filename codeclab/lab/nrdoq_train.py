@@ -35,7 +35,7 @@ from codeclab.codecs.hevc.nrdoq.models import build, flops_per_coeff, param_coun
 from codeclab.codecs.hevc.scalar_quant import scaled_coeffs
 from codeclab.lab.nrdoq_data import CLASS_NAMES, SLICE_CODES, Blocks, label_classes, load_blocks
 
-__all__ = ["TrainConfig", "train", "prepare", "evaluate", "export_weights"]
+__all__ = ["TrainConfig", "train", "prepare", "evaluate", "export_weights", "split_pictures", "class_costs"]
 
 COEFFS_PER_STEP = 8192
 
@@ -140,7 +140,8 @@ def _masked(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(~valid, -1e4)
 
 
-def _split(blocks: dict[int, Blocks], frac: float, seed: int) -> tuple[set[int], set[int]]:
+def split_pictures(blocks: dict[int, Blocks], frac: float, seed: int) -> tuple[set[int], set[int]]:
+    """(train, validation) picture ids: ``frac`` of the recorded pictures held out, by ``seed``."""
     pics = sorted({int(p) for b in blocks.values() for p in np.unique(b.pic)})
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(pics))
@@ -239,7 +240,7 @@ def train(cfg: TrainConfig) -> dict:
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
     blocks = load_blocks(cfg.data)
-    train_pics, val_pics = _split(blocks, cfg.val_fraction, cfg.split_seed)
+    train_pics, val_pics = split_pictures(blocks, cfg.val_fraction, cfg.split_seed)
     drop_idx = drop_channels(cfg.drop)
     w = torch.tensor(_class_weights(blocks, train_pics, cfg.cw_power), dtype=torch.float32)
     model = build(cfg.model, cfg.width)
