@@ -348,24 +348,45 @@ def batch_speed(data: list[Path], per_size: int, repeat: int) -> None:
         print("(no CUDA GPU here: the GPU column is left out)")
 
 
-def _block_bits(lv: np.ndarray, log2: int, c_idx: int, scan_idx: int, ctx: np.ndarray) -> int:
-    """Bits (1/32768) of one TB's cbf and residual_coding() from the block's recorded states,
-    by our CABAC residual coder in estimate mode (no adaptation across blocks)."""
-    from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, new_engine
+_BITS = []
+
+
+def _blocks_bits(lv: np.ndarray, log2: int, c_idx: np.ndarray, scan_idx: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+    """Bits (1/32768) of each TB's cbf and residual_coding() from its recorded states (B, RATE_K),
+    by our CABAC residual coder in estimate mode (no adaptation across blocks), in one numba call."""
     from codeclab.codecs.hevc.quantizer import _live_index
-    from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
     from codeclab.codecs.hevc.tables import NUM_CTX
 
-    coded = bool(lv.any())
-    bits = int(ENTROPY_BITS[int(ctx[-1]) ^ int(coded)])
-    if coded:
-        full = np.zeros(NUM_CTX, np.uint8)
-        full[_live_index(c_idx, 0)] = ctx  # the block's residual contexts where the coder reads them
-        eng = new_engine(1)
-        code_residual(eng, full, np.zeros(16, np.uint8), np.ascontiguousarray(lv, dtype=np.int32), log2, c_idx,
-                      scan_idx, True, False, 0, SB_SCAN, C4_SCAN)
-        bits += int(eng[E_FRAC])
-    return bits
+    if not _BITS:
+        from numba import njit
+
+        from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, new_engine
+        from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
+
+        @njit
+        def run(lv, log2, c_idx, scan_idx, ctx, gather, num_ctx, out):  # pragma: no cover - numba
+            full = np.zeros(num_ctx, np.uint8)
+            buf = np.zeros(16, np.uint8)
+            for b in range(lv.shape[0]):
+                coded = False
+                for v in lv[b].flat:
+                    if v != 0:
+                        coded = True
+                out[b] = ENTROPY_BITS[ctx[b, -1] ^ (1 if coded else 0)]
+                if coded:
+                    g = gather[min(c_idx[b], 1)]
+                    for i in range(g.shape[0]):  # the block's contexts where the coder reads them
+                        full[g[i]] = ctx[b, i]
+                    eng = new_engine(1)
+                    code_residual(eng, full, buf, lv[b], log2, c_idx[b], scan_idx[b], True, False, 0, SB_SCAN, C4_SCAN)
+                    out[b] += eng[E_FRAC]
+
+        _BITS.append(run)
+    gather = np.stack([_live_index(0, 0), _live_index(1, 0)])  # Cb and Cr share the chroma contexts
+    out = np.zeros(len(lv), np.int64)
+    _BITS[0](np.ascontiguousarray(lv, dtype=np.int32), log2, c_idx.astype(np.int64), scan_idx.astype(np.int64),
+             ctx.astype(np.int64), gather, NUM_CTX, out)
+    return out
 
 
 def rd_cost(data: list[Path], per_size: int, quants: tuple[str, ...], weights: dict[str, str],
@@ -383,46 +404,47 @@ def rd_cost(data: list[Path], per_size: int, quants: tuple[str, ...], weights: d
     print(f"recorded blocks of the {len(val)} held-out pictures (--split-seed {split_seed}) in "
           f"{', '.join(map(str, data))}, up to {per_size} per size; J = SSE (8-bit units) + lambda * bits, "
           f"bits of each block's cbf and residual from its recorded contexts; share = (J_sq - J) / (J_sq - J_rdoq)")
-    tot = {k: {n: np.zeros(3) for n in ("sq", "rdoq", *quants)} for k in ("luma", "chroma")}
+    tot = {k: dict.fromkeys(("sq", "rdoq", *quants), 0.0) for k in ("luma", "chroma")}
     print(f"{'n':>3} {'comp':>6} {'blocks':>7} " + " ".join(f"{n + ' share':>16}" for n in quants))
     for l2, b in blocks.items():
         idx = np.flatnonzero(np.isin(b.pic, list(val)))
         if len(idx) > per_size:
             idx = np.sort(rng.choice(idx, per_size, replace=False))
+        coeffs, qp, bd = b.coeffs[idx].astype(np.int32), b.qp[idx].astype(np.int64), b.bd[idx]
         levels = {"sq": b.sq_sh[idx].astype(np.int32), "rdoq": b.rdoq[idx].astype(np.int32)}
         for n, q in nets.items():
             out = np.zeros_like(levels["sq"])
-            for d in np.unique(b.bd[idx]):  # a QuantBatch has one bit depth
-                m = b.bd[idx] == d
+            for d in np.unique(bd):  # a QuantBatch has one bit depth
+                m = bd == d
                 i = idx[m]
-                out[m] = q.quantize(QuantBatch(b.coeffs[i].astype(np.int32), l2, b.c_idx[i].astype(np.int64),
-                                               b.scan_idx[i].astype(np.int64), b.qp[i].astype(np.int64),
+                out[m] = q.quantize(QuantBatch(coeffs[m], l2, b.c_idx[i].astype(np.int64),
+                                               b.scan_idx[i].astype(np.int64), qp[m],
                                                b.lam[i].astype(np.float64), np.zeros(len(i), bool), int(d),
                                                b.ctx[i], True))
             levels[n] = out
+        cost = {}
+        for n, lv in levels.items():  # J per block
+            rec = np.zeros(lv.shape, np.float64)
+            for d in np.unique(bd):
+                m = bd == d
+                rec[m] = dequantize(lv[m], qp[m], l2, int(d))
+            sse = ((coeffs - rec) ** 2).sum(axis=(1, 2)) / 4.0 ** (7 - l2)  # 8-bit units at any depth
+            bits = _blocks_bits(lv, l2, b.c_idx[idx], b.scan_idx[idx], b.ctx[idx])
+            cost[n] = sse + b.lam[idx] * bits / 32768
         for comp, sel in (("luma", b.c_idx[idx] == 0), ("chroma", b.c_idx[idx] > 0)):
             if not sel.any():
                 continue
-            j = {}
-            for n, lv in levels.items():
-                cost = 0.0
-                for k in np.flatnonzero(sel):
-                    i = idx[k]
-                    d = int(b.bd[i])
-                    rec = dequantize(lv[k], int(b.qp[i]), l2, d)
-                    sse = float(((b.coeffs[i].astype(np.float64) - rec) ** 2).sum()) / 4.0 ** (7 - l2)
-                    cost += sse + float(b.lam[i]) * _block_bits(lv[k], l2, int(b.c_idx[i]), int(b.scan_idx[i]),
-                                                                b.ctx[i]) / 32768
-                j[n] = cost
-                tot[comp][n] += (cost, 0, 0)
+            j = {n: float(c[sel].sum()) for n, c in cost.items()}
+            for n, v in j.items():
+                tot[comp][n] += v
             gain = j["sq"] - j["rdoq"]
             print(f"{1 << l2:>3} {comp:>6} {int(sel.sum()):>7} " + " ".join(
                 f"{(j['sq'] - j[n]) / gain * 100:>15.1f}%" for n in quants), flush=True)
     for comp, t in tot.items():
-        gain = t["sq"][0] - t["rdoq"][0]
+        gain = t["sq"] - t["rdoq"]
         if gain:
-            print(f"all {comp:>6}: RDOQ {-gain / t['sq'][0] * 100:.2f} % of SQ's J; share "
-                  + ", ".join(f"{n} {(t['sq'][0] - t[n][0]) / gain * 100:.1f} %" for n in quants))
+            print(f"all {comp:>6}: RDOQ {-gain / t['sq'] * 100:.2f} % of SQ's J; share "
+                  + ", ".join(f"{n} {(t['sq'] - t[n]) / gain * 100:.1f} %" for n in quants))
 
 
 def ablation(folder: Path) -> None:

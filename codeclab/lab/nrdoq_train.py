@@ -92,9 +92,10 @@ def class_costs(feat: np.ndarray, a: np.ndarray, sq: np.ndarray, qp: np.ndarray,
     return out
 
 
-def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple[torch.Tensor, ...]:
-    """Inputs, labels, valid masks, 'counts' mask and each class's RD regret against RDOQ's
-    class (:func:`class_costs`, >= 0) for blocks ``idx`` of one size.
+def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int], regret: bool = False
+            ) -> tuple[torch.Tensor | None, ...]:
+    """Inputs, labels, valid masks, 'counts' mask and (``regret``: else None) each class's RD
+    regret against RDOQ's class (:func:`class_costs`, >= 0) for blocks ``idx`` of one size.
 
     fcn: x (B, C, n, n), y (B, n, n), valid (B, n, n, K), use (B, n, n), regret (B, n, n, K).
     ar: rows of the active coefficients: x (R, C + S), y (R,), valid (R, K), use (R,), regret (R, K)."""
@@ -115,8 +116,10 @@ def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple
     ok = np.take_along_axis(valid, y[..., None], -1)[..., 0]
     use = act & ok
     y[~use] = 0
-    cost = class_costs(feat, a, sq, qp, b.lam[idx])
-    regret = np.maximum(cost - np.take_along_axis(cost, y[..., None], -1), 0.0).astype(np.float32)
+    rg = None
+    if regret:
+        cost = class_costs(feat, a, sq, qp, b.lam[idx])
+        rg = np.maximum(cost - np.take_along_axis(cost, y[..., None], -1), 0.0).astype(np.float32)
     if kind == "ar":
         st = ar_state_features(b.rdoq[idx], y, act, b.log2, b.scan_idx[idx])
         feat = np.concatenate([feat, st], axis=1)
@@ -125,9 +128,10 @@ def prepare(b: Blocks, idx: np.ndarray, kind: str, drop_idx: list[int]) -> tuple
     if kind == "ar":
         rows = np.moveaxis(feat, 1, -1)[act]
         return (torch.from_numpy(np.ascontiguousarray(rows)), torch.from_numpy(y[act]),
-                torch.from_numpy(valid[act]), torch.from_numpy(use[act]), torch.from_numpy(regret[act]))
+                torch.from_numpy(valid[act]), torch.from_numpy(use[act]),
+                None if rg is None else torch.from_numpy(rg[act]))
     return (torch.from_numpy(feat), torch.from_numpy(y), torch.from_numpy(valid), torch.from_numpy(use),
-            torch.from_numpy(regret))
+            None if rg is None else torch.from_numpy(rg))
 
 
 def _logits(model, kind: str, x: torch.Tensor) -> torch.Tensor:
@@ -273,7 +277,7 @@ def train(cfg: TrainConfig) -> dict:
         l2 = sizes[int(rng.choice(len(sizes), p=p_size))]
         nb = max(4, cfg.coeffs_per_step >> (2 * l2))
         idx = np.sort(rng.choice(tr_idx[l2], min(nb, len(tr_idx[l2])), replace=False))
-        x, y, valid, use, regret = prepare(blocks[l2], idx, cfg.model, drop_idx)
+        x, y, valid, use, regret = prepare(blocks[l2], idx, cfg.model, drop_idx, regret=bool(cfg.rd_weight))
         logits = _masked(_logits(model, cfg.model, x), valid)
         ce = F.cross_entropy(logits.reshape(-1, N_CLASSES), y.reshape(-1), weight=None, reduction="none")
         wt = w[y.reshape(-1)] * use.reshape(-1).float()
