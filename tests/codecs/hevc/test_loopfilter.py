@@ -337,6 +337,43 @@ def test_sao_apply_matches_spec(bd):
             assert np.array_equal(ours[c], ref[c]), c
 
 
+@pytest.mark.parametrize("bd", [8, 10])
+def test_sao_statistics_match_a_numpy_count(bd):
+    """The per-CTB edge and band statistics SAO decides on, against numpy's count of the
+    same categories (8.7.3's edgeIdx, neighbours outside the picture: no category)."""
+    from codeclab.codecs.hevc.loopfilter import _EO_DX, _EO_DY, _EO_MAP, _sao_stats_plane
+
+    rng = np.random.default_rng(7 + bd)
+    h, w, ctb = 40, 56, 16
+    rows, cols = -(-h // ctb), -(-w // ctb)
+    rec = rng.integers(0, 1 << bd, (h, w)).astype(np.int32)
+    rec[:20] = rec[:20] // 64 * 64
+    org = np.clip(rec + rng.integers(-9, 10, (h, w)), 0, (1 << bd) - 1).astype(np.int32)
+    eo_cnt, eo_sum = np.zeros((rows, cols, 4, 5), np.int64), np.zeros((rows, cols, 4, 5), np.int64)
+    bo_cnt, bo_sum = np.zeros((rows, cols, 32), np.int64), np.zeros((rows, cols, 32), np.int64)
+    _sao_stats_plane(org, rec, ctb, bd, _EO_DX, _EO_DY, _EO_MAP, eo_cnt, eo_sum, bo_cnt, bo_sum)
+    pad = np.pad(rec.astype(np.int64), 1, constant_values=-1)
+    inside = np.pad(np.ones((h, w), bool), 1)
+    d = org.astype(np.int64) - rec
+    for c in range(4):
+        (ax, bx), (ay, by) = _EO_DX[c], _EO_DY[c]
+        na, nb = pad[1 + ay:1 + ay + h, 1 + ax:1 + ax + w], pad[1 + by:1 + by + h, 1 + bx:1 + bx + w]
+        ok = inside[1 + ay:1 + ay + h, 1 + ax:1 + ax + w] & inside[1 + by:1 + by + h, 1 + bx:1 + bx + w]
+        cat = _EO_MAP[2 + np.sign(rec - na) + np.sign(rec - nb)]
+        for r in range(rows):
+            for q in range(cols):
+                win = (slice(r * ctb, (r + 1) * ctb), slice(q * ctb, (q + 1) * ctb))
+                for k in range(1, 5):  # category 0 gets no offset (and no statistics)
+                    m = ok[win] & (cat[win] == k)
+                    assert eo_cnt[r, q, c, k] == m.sum() and eo_sum[r, q, c, k] == d[win][m].sum()
+    band = rec >> (bd - 5)
+    for r in range(rows):
+        for q in range(cols):
+            win = (slice(r * ctb, (r + 1) * ctb), slice(q * ctb, (q + 1) * ctb))
+            assert np.array_equal(bo_cnt[r, q], np.bincount(band[win].ravel(), minlength=32))
+            assert np.array_equal(bo_sum[r, q], np.bincount(band[win].ravel(), d[win].ravel(), 32))
+
+
 def _sse(a, b):
     return int(((np.asarray(a, np.int64) - b) ** 2).sum())
 
