@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from codeclab.codecs.hevc.inter import predict_block
-from codeclab.codecs.hevc.satd import _satd_tiles
+from codeclab.codecs.hevc.satd import _satd_tiles, satd_scratch
 
 __all__ = ["mvd_bits", "mv_cost", "motion_search"]
 
@@ -121,7 +121,7 @@ def motion_search(org, ox, oy, ref, x, y, w, h, starts, nstart, mvp, lam, sr, bd
     mx, my = bx << 2, by << 2
     ob = org[oy:oy + h, ox:ox + w]
     pred = np.empty((h, w), dtype=np.int32)
-    d = np.empty((8, max(w, 4)), dtype=np.int32)
+    d = satd_scratch(w)
     tile = 8 if (w % 8 == 0 and h % 8 == 0) else 4
     predict_block(ref, x, y, w, h, mx, my, True, bd, pred)
     cost = dscale * _satd_tiles(ob, pred, tile, d) + mv_cost(mx, my, mvp, lam)

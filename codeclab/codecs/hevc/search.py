@@ -73,7 +73,7 @@ from codeclab.codecs.hevc.picture_state import (
     save_region,
 )
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
-from codeclab.codecs.hevc.satd import _satd_tiles
+from codeclab.codecs.hevc.satd import _satd_tiles, satd_scratch
 from codeclab.codecs.hevc.scan import scan_idx_for
 from codeclab.codecs.hevc.tb_coding import (
     chroma_tree,
@@ -306,7 +306,7 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cove
             obt[j, i] = org[y + i, x + j]
     ref = np.empty(3 * n + 1, dtype=np.int32)
     pred = np.empty((n, n), dtype=np.int32)
-    sd = np.empty((8, max(n, 4)), dtype=np.int32)
+    sd = satd_scratch(n)
     tile = _tile(n)
     edge = luma and n < 32
     v = np.empty(modes.shape[0], dtype=np.int64)
@@ -327,7 +327,7 @@ def _satd_one(recon, av, org, x, y, log2, mode, bd):  # pragma: no cover - numba
     n = 1 << log2
     pred = np.empty((n, n), dtype=np.int32)
     _predict_one(recon, av, x, y, n, log2, mode, np.bool_(True), bd, np.bool_(True), pred)
-    return _satd_tiles(pred, org[y:y + n, x:x + n], _tile(n), np.empty((8, max(n, 4)), dtype=np.int32))
+    return _satd_tiles(pred, org[y:y + n, x:x + n], _tile(n), satd_scratch(n))
 
 
 @unit
@@ -1297,7 +1297,7 @@ def _bi_search(st, sp, refs, bd, x, y, w, h, br, bmv, out):  # pragma: no cover 
         bins += _set_amvp(refs, st, sp, x, y, w, h, lx, br[lx], mv[lx, 0], mv[lx, 1], out) \
             + _ref_bits(br[lx], refs.nref[lx])
     predict_pb(refs, out, x, y, w, h, 0, bd, pred)
-    sd = np.empty((8, max(w, 4)), dtype=np.int32)
+    sd = satd_scratch(w)
     return _satd_tiles(org[y:y + h, x:x + w], pred, _tile_of(w, h), sd) + sp.sqrt_lam * bins
 
 
@@ -1306,7 +1306,7 @@ def _merge_rough(st, sp, refs, bd, x, y, w, h, cands, nm, out, preds):  # pragma
     """SATD + sqrt(lambda) * merge_idx bins of each merge candidate of the PB; its luma
     prediction into preds[i] (placed later without predicting again)."""
     ob = st.org[0][y:y + h, x:x + w]
-    sd = np.empty((8, max(w, 4)), dtype=np.int32)
+    sd = satd_scratch(w)
     tile = _tile_of(w, h)
     for i in range(nm):
         predict_pb(refs, cands[i], x, y, w, h, 0, bd, preds[i])
