@@ -42,6 +42,7 @@ MOT_MRG = 7    # merge_idx of the PB; -1: coded with mvd (AMVP)
 MOT_MVPF = 8   # mvp_lX_flag at MOT_MVPF + X
 MOT_MVD = 10   # the coded MvdLX (x, y) at MOT_MVD + 2X, MOT_MVD + 2X + 1
 MOT_CH = 14
+SCRATCH = 4096  # PictureState.scr: search._satd_modes' seven buffers for blocks up to 32x32
 # channels of the inter CU map ``icu`` (uint8 per 8x8 luma unit)
 ICU_SKIP = 0   # cu_skip_flag
 ICU_PART = 1   # PartMode of an inter CU: 0 2Nx2N, 1 2NxN, 2 Nx2N
@@ -63,6 +64,7 @@ class PictureState(NamedTuple):
     cidx: np.ndarray     # uint8 (H/8, W/8) intra_chroma_pred_mode (0..4) of the CU
     mot: np.ndarray      # int32 (H/4, W/4, MOT_CH) motion of the PB covering the unit
     icu: np.ndarray      # uint8 (H/8, W/8, 2) cu_skip_flag, inter PartMode
+    scr: np.ndarray      # int32 (SCRATCH,) buffers of the SATD mode decisions (search._carve)
 
 
 def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState:
@@ -86,7 +88,8 @@ def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState
         cdepth=np.zeros((H // 8, W // 8), dtype=np.int32),
         nxn=np.zeros((H // 8, W // 8), dtype=np.uint8),
         cidx=np.zeros((H // 8, W // 8), dtype=np.uint8),
-        mot=blank_motion(h4, w4), icu=np.zeros((h8, w8, 2), dtype=np.uint8))
+        mot=blank_motion(h4, w4), icu=np.zeros((h8, w8, 2), dtype=np.uint8),
+        scr=np.zeros(SCRATCH, dtype=np.int32))
 
 
 def blank_motion(h4: int, w4: int) -> np.ndarray:

@@ -266,22 +266,35 @@ def _tile(n):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _reference(recon, av, x, y, n, luma, bd):  # pragma: no cover - numba
-    """The block's reference line (intra._gather) and, for luma, its filtered version (the
-    modes that intra._filter_flag selects use it)."""
-    line = np.empty(4 * n + 1, dtype=np.int32)
+def _reference(recon, av, x, y, n, luma, bd, line, fline):  # pragma: no cover - numba
+    """The block's reference line (intra._gather) into ``line`` and, for luma, its filtered
+    version (the modes that intra._filter_flag selects use it) into ``fline``."""
     _gather(recon, av, x, y, n, bd, line)
-    fline = np.empty(4 * n + 1, dtype=np.int32)
     if luma:
         _filter(line, n, np.bool_(True), bd, fline)
-    return line, fline
+
+
+@njit(cache=True)
+def _carve(scr, n):  # pragma: no cover - numba
+    """_satd_modes' buffers as views of the state's scratch: reference line, filtered line,
+    projected reference, source block, transposed source, prediction, SATD scratch. Views of
+    the borrowed scratch count no references, where eight arrays allocated per call cost
+    a malloc, a free and reference counting each (a tenth of the fast preset's time)."""
+    m = 4 * n + 1
+    nn = n * n
+    o = 3 * m + 1
+    return (scr[0:m], scr[m:2 * m], scr[2 * m:o], scr[o:o + nn].reshape((n, n)),
+            scr[o + nn:o + 2 * nn].reshape((n, n)), scr[o + 2 * nn:o + 3 * nn].reshape((n, n)),
+            scr[o + 3 * nn:o + 3 * nn + 16 * max(n, 4)].reshape((16, max(n, 4))))
 
 
 @unit
 def _predictions(recon, av, x, y, log2, luma, bd, modes):  # pragma: no cover - numba
     """(k, n, n): the predictions of the block in the given modes, from one reference build."""
     n = 1 << log2
-    line, fline = _reference(recon, av, x, y, n, luma, bd)
+    line = np.empty(4 * n + 1, dtype=np.int32)
+    fline = np.empty(4 * n + 1, dtype=np.int32)
+    _reference(recon, av, x, y, n, luma, bd, line, fline)
     ref = np.empty(3 * n + 1, dtype=np.int32)
     preds = np.empty((modes.shape[0], n, n), dtype=np.int32)
     for k in range(modes.shape[0]):
@@ -292,21 +305,18 @@ def _predictions(recon, av, x, y, log2, luma, bd, modes):  # pragma: no cover - 
 
 
 @unit
-def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cover - numba
+def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr):  # pragma: no cover - numba
     """(k,) SATD against ``org``'s block of the block predicted from ``recon`` in each of
     ``modes``, from one reference build. Horizontal modes are predicted transposed and
-    compared with the transposed source (intra._angular_rows): the same SATD."""
+    compared with the transposed source (intra._angular_rows): the same SATD. ``scr``: the
+    state's scratch (PictureState.scr), for blocks up to 32x32."""
     n = 1 << log2
-    line, fline = _reference(recon, av, x, y, n, luma, bd)
-    ob = np.empty((n, n), dtype=np.int32)
-    obt = np.empty((n, n), dtype=np.int32)
+    line, fline, ref, ob, obt, pred, sd = _carve(scr, n)
+    _reference(recon, av, x, y, n, luma, bd, line, fline)
     for i in range(n):
         for j in range(n):
             ob[i, j] = org[y + i, x + j]
             obt[j, i] = org[y + i, x + j]
-    ref = np.empty(3 * n + 1, dtype=np.int32)
-    pred = np.empty((n, n), dtype=np.int32)
-    sd = satd_scratch(n)
     tile = _tile(n)
     edge = luma and n < 32
     v = np.empty(modes.shape[0], dtype=np.int64)
@@ -331,29 +341,43 @@ def _satd_one(recon, av, org, x, y, log2, mode, bd):  # pragma: no cover - numba
 
 
 @unit
-def _satd_at(recon, av, org, x, y, log2, luma, bd, modes):  # pragma: no cover - numba
+def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids):  # pragma: no cover - numba
     """_satd_modes of a block; a 64x64 block (luma, from source) as its four 32x32 TBs,
-    each with the availability it has when the previous ones are done."""
+    each with the availability it has when the previous ones are done: the same blocks,
+    references and SATDs as its four 32x32 CUs, so ``kids`` (4, 35), the values already
+    known of those (+inf: not evaluated; or (0, 35)), are used as they are."""
     if log2 <= 5:
-        return _satd_modes(recon, av, org, x, y, log2, luma, bd, modes)
-    v = np.zeros(modes.shape[0], dtype=np.int64)
+        return _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr)
+    nm = modes.shape[0]
+    v = np.zeros(nm, dtype=np.int64)
+    miss = np.empty(nm, dtype=np.int64)
     for k in range(4):
         qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
-        v += _satd_modes(recon, av, org, qx, qy, np.int64(5), luma, bd, modes)
+        nmiss = 0
+        for i in range(nm):
+            if kids.shape[0] == 4 and kids[k, modes[i]] < np.inf:
+                v[i] += np.int64(kids[k, modes[i]])
+            else:
+                miss[nmiss] = i
+                nmiss += 1
+        if nmiss:
+            w = _satd_modes(recon, av, org, qx, qy, np.int64(5), luma, bd, modes[miss[:nmiss]], scr)
+            for j in range(nmiss):
+                v[miss[j]] += w[j]
         av[qy:qy + 32, qx:qx + 32] = True
     av[y:y + 64, x:x + 64] = False
     return v
 
 
 @unit
-def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm):  # pragma: no cover - numba
+def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm, scr, kids):  # pragma: no cover
     """(35,) SATD + bias of the luma modes predicted from ``recon``; with ``coarse`` only a
     coarse-to-fine subset is evaluated (the rest are +inf): planar, DC, the angular modes
     2, 6, .., 34 and the MPMs ``mpm``, then +-2 and +-1 around the best angular mode
-    (x265's fast intra search does the same)."""
+    (x265's fast intra search does the same). ``kids``: see _satd_at."""
     cost = np.full(35, np.inf)
     if not coarse:
-        cost[:] = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, ALL_MODES) + bias
+        cost[:] = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, ALL_MODES, scr, kids) + bias
         return cost
     first = np.empty(14, dtype=np.int64)
     nf = 0
@@ -361,7 +385,7 @@ def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm):  # pragma: 
         if m < 2 or (m - 2) % 4 == 0 or m == mpm[0] or m == mpm[1] or m == mpm[2]:
             first[nf] = m
             nf += 1
-    v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, first[:nf])
+    v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, first[:nf], scr, kids)
     for i in range(nf):
         cost[first[i]] = v[i] + bias[first[i]]
     for step in (2, 1):
@@ -373,7 +397,7 @@ def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm):  # pragma: 
                 cand[nc] = m
                 nc += 1
         if nc:
-            v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, cand[:nc])
+            v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, cand[:nc], scr, kids)
             for i in range(nc):
                 cost[cand[i]] = v[i] + bias[cand[i]]
     return cost
@@ -383,13 +407,29 @@ def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm):  # pragma: 
 def _source_mode_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     """SATD of the 35 modes (+inf where a coarse search skipped them) predicting the luma
     block from *source* neighbours with the availability it has when first asked; a 64x64
-    block is predicted as its four 32x32 TBs are. Cached per picture: a parent's split test
-    computes its children's values."""
+    block is predicted as its four 32x32 TBs are, which are its four 32x32 CUs: their values
+    are computed first and reused. Cached per picture: a parent's split test computes its
+    children's values."""
+    if log2 < 6:
+        return _cached_search(st, tp, sp, cache, x, y, log2, np.empty((0, 35)))
+    av = st.av[0]
+    kids = np.empty((4, 35))
+    for k in range(4):  # the 32x32 CUs first: their split tests then find themselves cached
+        qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
+        kids[k] = _cached_search(st, tp, sp, cache, qx, qy, np.int64(5), np.empty((0, 35)))
+        av[qy:qy + 32, qx:qx + 32] = True
+    av[y:y + 64, x:x + 64] = False
+    return _cached_search(st, tp, sp, cache, x, y, log2, kids)
+
+
+@unit
+def _cached_search(st, tp, sp, cache, x, y, log2, kids):  # pragma: no cover - numba
     key = (np.int64(log2) << 40) | (np.int64(y) << 20) | np.int64(x)
     if key in cache:
         return cache[key]
     org = st.org[0]
-    v = _mode_search(org, st.av[0], org, x, y, log2, tp.bit_depth, sp.coarse, np.zeros(35), NO_MPM)
+    v = _mode_search(org, st.av[0], org, x, y, log2, tp.bit_depth, sp.coarse, np.zeros(35), NO_MPM,
+                     st.scr, kids)
     cache[key] = v
     return v
 
@@ -448,7 +488,7 @@ def _chroma_mode_satd(st, tp, sp, xc, yc, log2c, luma_mode):  # pragma: no cover
     modes[4] = luma_mode
     tot = np.zeros(5)
     for c in (1, 2):
-        tot += _satd_modes(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth, modes)
+        tot += _satd_modes(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth, modes, st.scr)
     best, bi, bm = tot[4] + sp.lam_mode * 1, 4, luma_mode
     for idx in range(4):
         cst = tot[idx] + sp.lam_mode * 3
@@ -486,7 +526,7 @@ def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
         return src
     modes = _best_modes(src, 3, (c0, c1, c2), True)
     nm = modes.shape[0]
-    v = _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes)
+    v = _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes, st.scr)
     cost = np.full(35, np.inf)
     for i in range(nm):
         cost[modes[i]] = v[i] + bias[modes[i]]
@@ -760,7 +800,8 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
     mbits[c2] = f1 + 2.0
     if log2 <= 5:
         rough = _mode_search(st.rec[0], st.av[0], st.org[0], x, y, log2, tp.bit_depth, sp.coarse,
-                             sp.sqrt_lam * mbits, np.array([c0, c1, c2], dtype=np.int64))
+                             sp.sqrt_lam * mbits, np.array([c0, c1, c2], dtype=np.int64), st.scr,
+                             np.empty((0, 35)))
     else:
         rough = _source_mode_satd(st, tp, sp, cache, x, y, log2) + sp.sqrt_lam * mbits
     order = _best_modes(rough, sp.n_rd[log2 - 2], (c0, c1, c2), sp.mpm)
