@@ -388,7 +388,7 @@ def _sao_stats_plane(org, rec, ctb, bit_depth, dx, dy, eo_map, eo_cnt, eo_sum, b
     which no offset uses, is left at zero) and per band. A sample whose edge neighbours
     leave the picture has no category: each class runs over the rows and columns where both
     exist. The edge loop reads row slices indexed from 0 and accumulates the four
-    categories with selects (no scatter): LLVM vectorises it (2.5x the per-sample scatter)."""
+    categories with selects (no scatter): LLVM vectorises it (2.7x the per-sample scatter)."""
     h, w = rec.shape
     shift = bit_depth - 5
     rows, cols = bo_cnt.shape[0], bo_cnt.shape[1]

@@ -278,8 +278,8 @@ def _reference(recon, av, x, y, n, luma, bd, line, fline):  # pragma: no cover -
 def _carve(scr, n):  # pragma: no cover - numba
     """_satd_modes' buffers as views of the state's scratch: reference line, filtered line,
     projected reference, source block, transposed source, prediction, SATD scratch. Views of
-    the borrowed scratch count no references, where eight arrays allocated per call cost
-    a malloc, a free and reference counting each (a tenth of the fast preset's time)."""
+    the borrowed scratch count no references, where arrays allocated per call cost a
+    malloc, a free and reference counting each."""
     m = 4 * n + 1
     nn = n * n
     o = 3 * m + 1
