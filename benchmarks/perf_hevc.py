@@ -9,8 +9,9 @@ Aqua, TwoWings, Wood, Float-into-MATE; never the validation pictures) at QP 32 w
 all-intra tools and ``--quant rdoq`` (or ``--quant Q``), after one warm-up encode, and writes
 ``/tmp/perf-<pid>.map``: the address and size of every function numba has loaded (perf
 reads the map to name samples in JIT code, which it otherwise shows as bare addresses).
-It prints the encode seconds per picture (wall clock: on a busy machine more than its CPU)
-and the bits of each picture, so it also times one commit against another (without perf;
+It prints the encode seconds per picture (wall clock: on a busy machine more than its CPU;
+with its split into the decisions, the in-loop filters and the final CABAC pass) and the
+bits of each picture, so it also times one commit against another (without perf;
 each checkout compiles its own numba cache; on shared cores alternate the runs and compare
 their spreads):
 
@@ -85,13 +86,17 @@ def encode(preset: str, reps: int, quant: str = "rdoq") -> None:
     list(code_frames([frames[0]], spec, opts, ms_ssim=False))  # compile / load, not profiled
     print(f"perf map: {write_perf_map()} symbols", file=sys.stderr)
     t, enc, bits = time.process_time(), 0.0, []
+    parts = dict.fromkeys(("decide_s", "filter_s", "write_s"), 0.0)
     for _ in range(reps):
         for f in frames:
             coded = list(code_frames([f], spec, opts, ms_ssim=False))[0]
             enc += coded.metrics["encode_s"]
             bits.append(coded.metrics["bits"])
+            for k in parts:
+                parts[k] += coded.packets[0].props[k]
     n = reps * len(frames)
-    print(f"{preset}: encode {enc / n:.3f} s per picture (its wall clock, one thread); "
+    split = ", ".join(f"{k[:-2]} {1000 * v / n:.1f}" for k, v in parts.items())
+    print(f"{preset}: encode {enc / n:.3f} s per picture (its wall clock, one thread; ms: {split}); "
           f"{(time.process_time() - t) / n:.3f} s CPU with decode and metrics; bits {bits[:len(frames)]}",
           file=sys.stderr)
 
