@@ -50,6 +50,7 @@ by side: teacher-forced (the training log) and through the quantizer's own infer
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -348,7 +349,34 @@ def batch_speed(data: list[Path], per_size: int, repeat: int) -> None:
         print("(no CUDA GPU here: the GPU column is left out)")
 
 
-_BITS = []
+@functools.cache
+def _bits_kernel():  # type: ignore[no-untyped-def]
+    """The numba kernel of :func:`_blocks_bits`, compiled on first use (the other modes of
+    this script do not pay for it)."""
+    from numba import njit
+
+    from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, new_engine
+    from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
+
+    @njit
+    def run(lv, log2, c_idx, scan_idx, ctx, gather, num_ctx, out):  # pragma: no cover - numba
+        full = np.zeros(num_ctx, np.uint8)
+        buf = np.zeros(16, np.uint8)
+        for b in range(lv.shape[0]):
+            coded = False
+            for v in lv[b].flat:
+                if v != 0:
+                    coded = True
+            out[b] = ENTROPY_BITS[ctx[b, -1] ^ (1 if coded else 0)]
+            if coded:
+                g = gather[min(c_idx[b], 1)]
+                for i in range(g.shape[0]):  # the block's contexts where the coder reads them
+                    full[g[i]] = ctx[b, i]
+                eng = new_engine(1)
+                code_residual(eng, full, buf, lv[b], log2, c_idx[b], scan_idx[b], True, False, 0, SB_SCAN, C4_SCAN)
+                out[b] += eng[E_FRAC]
+
+    return run
 
 
 def _blocks_bits(lv: np.ndarray, log2: int, c_idx: np.ndarray, scan_idx: np.ndarray, ctx: np.ndarray) -> np.ndarray:
@@ -357,35 +385,10 @@ def _blocks_bits(lv: np.ndarray, log2: int, c_idx: np.ndarray, scan_idx: np.ndar
     from codeclab.codecs.hevc.quantizer import _live_index
     from codeclab.codecs.hevc.tables import NUM_CTX
 
-    if not _BITS:
-        from numba import njit
-
-        from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, new_engine
-        from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
-
-        @njit
-        def run(lv, log2, c_idx, scan_idx, ctx, gather, num_ctx, out):  # pragma: no cover - numba
-            full = np.zeros(num_ctx, np.uint8)
-            buf = np.zeros(16, np.uint8)
-            for b in range(lv.shape[0]):
-                coded = False
-                for v in lv[b].flat:
-                    if v != 0:
-                        coded = True
-                out[b] = ENTROPY_BITS[ctx[b, -1] ^ (1 if coded else 0)]
-                if coded:
-                    g = gather[min(c_idx[b], 1)]
-                    for i in range(g.shape[0]):  # the block's contexts where the coder reads them
-                        full[g[i]] = ctx[b, i]
-                    eng = new_engine(1)
-                    code_residual(eng, full, buf, lv[b], log2, c_idx[b], scan_idx[b], True, False, 0, SB_SCAN, C4_SCAN)
-                    out[b] += eng[E_FRAC]
-
-        _BITS.append(run)
     gather = np.stack([_live_index(0, 0), _live_index(1, 0)])  # Cb and Cr share the chroma contexts
     out = np.zeros(len(lv), np.int64)
-    _BITS[0](np.ascontiguousarray(lv, dtype=np.int32), log2, c_idx.astype(np.int64), scan_idx.astype(np.int64),
-             ctx.astype(np.int64), gather, NUM_CTX, out)
+    _bits_kernel()(np.ascontiguousarray(lv, dtype=np.int32), log2, c_idx.astype(np.int64),
+                   scan_idx.astype(np.int64), ctx.astype(np.int64), gather, NUM_CTX, out)
     return out
 
 

@@ -410,28 +410,35 @@ def _source_mode_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numb
     block is predicted as its four 32x32 TBs are, which are its four 32x32 CUs: their values
     are computed first and reused. Cached per picture: a parent's split test computes its
     children's values."""
-    if log2 < 6:
-        return _cached_search(st, tp, sp, cache, x, y, log2, np.empty((0, 35)))
-    av = st.av[0]
-    kids = np.empty((4, 35))
-    for k in range(4):  # the 32x32 CUs first: their split tests then find themselves cached
-        qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
-        kids[k] = _cached_search(st, tp, sp, cache, qx, qy, np.int64(5), np.empty((0, 35)))
-        av[qy:qy + 32, qx:qx + 32] = True
-    av[y:y + 64, x:x + 64] = False
-    return _cached_search(st, tp, sp, cache, x, y, log2, kids)
+    key = _cache_key(x, y, log2)
+    if key in cache:
+        return cache[key]
+    kids = np.empty((0 if log2 < 6 else 4, 35))
+    if log2 == 6:
+        av = st.av[0]
+        for k in range(4):  # the 32x32 CUs first: their split tests then find themselves cached
+            qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
+            kk = _cache_key(qx, qy, 5)
+            if kk not in cache:
+                cache[kk] = _source_search(st, tp, sp, qx, qy, np.int64(5), np.empty((0, 35)))
+            kids[k] = cache[kk]
+            av[qy:qy + 32, qx:qx + 32] = True
+        av[y:y + 64, x:x + 64] = False
+    v = _source_search(st, tp, sp, x, y, log2, kids)
+    cache[key] = v
+    return v
+
+
+@njit(cache=True)
+def _cache_key(x, y, log2):  # pragma: no cover - numba
+    return (np.int64(log2) << 40) | (np.int64(y) << 20) | np.int64(x)
 
 
 @unit
-def _cached_search(st, tp, sp, cache, x, y, log2, kids):  # pragma: no cover - numba
-    key = (np.int64(log2) << 40) | (np.int64(y) << 20) | np.int64(x)
-    if key in cache:
-        return cache[key]
+def _source_search(st, tp, sp, x, y, log2, kids):  # pragma: no cover - numba
     org = st.org[0]
-    v = _mode_search(org, st.av[0], org, x, y, log2, tp.bit_depth, sp.coarse, np.zeros(35), NO_MPM,
-                     st.scr, kids)
-    cache[key] = v
-    return v
+    return _mode_search(org, st.av[0], org, x, y, log2, tp.bit_depth, sp.coarse, np.zeros(35), NO_MPM,
+                        st.scr, kids)
 
 
 @unit
