@@ -106,49 +106,73 @@ def blank_motion(h4: int, w4: int) -> np.ndarray:
 
 
 @njit(cache=True)
+def _window(a, y, x, h, w):  # pragma: no cover - numba
+    """A contiguous copy of a[y:y + h, x:x + w] (cut at the plane's edges, as the slice
+    is), by rows (numba's copy of a strided view walks it element by element)."""
+    h, w = max(min(h, a.shape[0] - y), 0), max(min(w, a.shape[1] - x), 0)
+    out = np.empty((h, w), dtype=a.dtype)
+    for i in range(h):
+        src = a[y + i, x:x + w]
+        dst = out[i]
+        for j in range(w):
+            dst[j] = src[j]
+    return out
+
+
+@njit(cache=True)
+def _put(a, s, y, x):  # pragma: no cover - numba
+    """a[y:y + h, x:x + w] = s, by rows."""
+    h, w = s.shape
+    for i in range(h):
+        src = s[i]
+        dst = a[y + i, x:x + w]
+        for j in range(w):
+            dst[j] = src[j]
+
+
+@njit(cache=True)
 def save_luma(st, x, y, n):  # pragma: no cover - numba
     """Reconstruction, availability, levels, cbf, ts and trafoDepth of the luma square."""
     u, v, m = y >> 2, x >> 2, max(n >> 2, 1)
-    return (st.rec[0][y:y + n, x:x + n].copy(), st.av[0][y:y + n, x:x + n].copy(),
-            st.lv[0][y:y + n, x:x + n].copy(), st.cbf[0][u:u + m, v:v + m].copy(),
-            st.ts[0][u:u + m, v:v + m].copy(), st.tdepth[u:u + m, v:v + m].copy())
+    return (_window(st.rec[0], y, x, n, n), _window(st.av[0], y, x, n, n), _window(st.lv[0], y, x, n, n),
+            _window(st.cbf[0], u, v, m, m), _window(st.ts[0], u, v, m, m), _window(st.tdepth, u, v, m, m))
 
 
 @njit(cache=True)
 def restore_luma(st, s, x, y, n):  # pragma: no cover - numba
-    u, v, m = y >> 2, x >> 2, max(n >> 2, 1)
-    st.rec[0][y:y + n, x:x + n] = s[0]
-    st.av[0][y:y + n, x:x + n] = s[1]
-    st.lv[0][y:y + n, x:x + n] = s[2]
-    st.cbf[0][u:u + m, v:v + m] = s[3]
-    st.ts[0][u:u + m, v:v + m] = s[4]
-    st.tdepth[u:u + m, v:v + m] = s[5]
+    u, v = y >> 2, x >> 2
+    _put(st.rec[0], s[0], y, x)
+    _put(st.av[0], s[1], y, x)
+    _put(st.lv[0], s[2], y, x)
+    _put(st.cbf[0], s[3], u, v)
+    _put(st.ts[0], s[4], u, v)
+    _put(st.tdepth, s[5], u, v)
 
 
 @njit(cache=True)
 def save_chroma(st, xc, yc, n):  # pragma: no cover - numba
     """Cb and Cr of the chroma square (xc, yc, n): samples, availability, levels, flags."""
     u, v, m = yc >> 2, xc >> 2, max(n >> 2, 1)
-    return (st.rec[1][yc:yc + n, xc:xc + n].copy(), st.rec[2][yc:yc + n, xc:xc + n].copy(),
-            st.av[1][yc:yc + n, xc:xc + n].copy(), st.av[2][yc:yc + n, xc:xc + n].copy(),
-            st.lv[1][yc:yc + n, xc:xc + n].copy(), st.lv[2][yc:yc + n, xc:xc + n].copy(),
-            st.cbf[1][u:u + m, v:v + m].copy(), st.cbf[2][u:u + m, v:v + m].copy(),
-            st.ts[1][u:u + m, v:v + m].copy(), st.ts[2][u:u + m, v:v + m].copy())
+    return (_window(st.rec[1], yc, xc, n, n), _window(st.rec[2], yc, xc, n, n),
+            _window(st.av[1], yc, xc, n, n), _window(st.av[2], yc, xc, n, n),
+            _window(st.lv[1], yc, xc, n, n), _window(st.lv[2], yc, xc, n, n),
+            _window(st.cbf[1], u, v, m, m), _window(st.cbf[2], u, v, m, m),
+            _window(st.ts[1], u, v, m, m), _window(st.ts[2], u, v, m, m))
 
 
 @njit(cache=True)
 def restore_chroma(st, s, xc, yc, n):  # pragma: no cover - numba
-    u, v, m = yc >> 2, xc >> 2, max(n >> 2, 1)
-    st.rec[1][yc:yc + n, xc:xc + n] = s[0]
-    st.rec[2][yc:yc + n, xc:xc + n] = s[1]
-    st.av[1][yc:yc + n, xc:xc + n] = s[2]
-    st.av[2][yc:yc + n, xc:xc + n] = s[3]
-    st.lv[1][yc:yc + n, xc:xc + n] = s[4]
-    st.lv[2][yc:yc + n, xc:xc + n] = s[5]
-    st.cbf[1][u:u + m, v:v + m] = s[6]
-    st.cbf[2][u:u + m, v:v + m] = s[7]
-    st.ts[1][u:u + m, v:v + m] = s[8]
-    st.ts[2][u:u + m, v:v + m] = s[9]
+    u, v = yc >> 2, xc >> 2
+    _put(st.rec[1], s[0], yc, xc)
+    _put(st.rec[2], s[1], yc, xc)
+    _put(st.av[1], s[2], yc, xc)
+    _put(st.av[2], s[3], yc, xc)
+    _put(st.lv[1], s[4], yc, xc)
+    _put(st.lv[2], s[5], yc, xc)
+    _put(st.cbf[1], s[6], u, v)
+    _put(st.cbf[2], s[7], u, v)
+    _put(st.ts[1], s[8], u, v)
+    _put(st.ts[2], s[9], u, v)
 
 
 @njit(cache=True)

@@ -124,22 +124,33 @@ def _last_prefix_bits(rb, off, log2n, luma, out):  # pragma: no cover - numba
 
 
 @njit(cache=True)
+def rdoq_work():  # pragma: no cover - numba
+    """The work arrays of _rdoq_block for blocks up to 32x32 (float, int64): allocated once
+    per batch of blocks instead of per block."""
+    return np.empty(3 * 1024 + 64), np.empty(5 * 1024 + 64 + 20, dtype=np.int64)
+
+
+@njit(cache=True)
 def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escale, lam, rb,
-                sbh, rd_factor, out):  # pragma: no cover - numba
+                sbh, rd_factor, out, fwork, iwork):  # pragma: no cover - numba
     """RDOQ of one block. coef: (n*n,) int raster; scan: raster index per scan position;
-    cg_scan: raster group index per group scan position; out: (n*n,) int32 signed levels."""
+    cg_scan: raster group index per group scan position; out: (n*n,) int32 signed levels;
+    fwork / iwork: rdoq_work()'s arrays (cleared here)."""
     # borrowed (base.jit.borrow): the inlined rate of each level then counts no references
     coef, scan, cg_scan, rb, out = borrow(coef), borrow(scan), borrow(cg_scan), borrow(rb), borrow(out)
     n = 1 << log2n
     nn = n * n
     ncg = nn >> 4
     wg = n >> 2
-    fw = np.zeros(3 * nn + ncg)  # two allocations for the ten work arrays (called per TB)
+    fw = borrow(fwork)[:3 * nn + ncg]  # the ten work arrays as views of the two
+    fw[:] = 0.0
     cost_coeff, cost_sig, cost_coeff0 = fw[:nn], fw[nn:2 * nn], fw[2 * nn:3 * nn]
     cost_cg_sig = fw[3 * nn:]
-    iw = np.zeros(5 * nn + ncg, dtype=np.int64)
+    iw = borrow(iwork)[:5 * nn + ncg + 20]
+    iw[:] = 0
     rate_up, rate_down, sig_delta = iw[:nn], iw[nn:2 * nn], iw[2 * nn:3 * nn]
-    delta_u, lvl, cg_sig = iw[3 * nn:4 * nn], iw[4 * nn:5 * nn], iw[5 * nn:]
+    delta_u, lvl, cg_sig = iw[3 * nn:4 * nn], iw[4 * nn:5 * nn], iw[5 * nn:5 * nn + ncg]
+    lx, ly = iw[5 * nn + ncg:5 * nn + ncg + 10], iw[5 * nn + ncg + 10:]
     half = np.int64(1) << (qbits - 1)
 
     ctx_set = 0
@@ -280,8 +291,6 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
     if last_sp < 0:
         return
     # ===== last position =====
-    lx = np.zeros(10, dtype=np.int64)
-    ly = np.zeros(10, dtype=np.int64)
     _last_prefix_bits(rb, RATE_LAST_X, log2n, luma, lx)
     _last_prefix_bits(rb, RATE_LAST_Y, log2n, luma, ly)
     best_cost = uncoded + lam * rb[RATE_CBF, 0]
@@ -328,10 +337,11 @@ def _rdoq_block(coef, log2n, scan, cg_scan, luma, scan_idx, qbits, qscale, escal
 @njit(cache=True)
 def _rdoq_batch(coefs, log2n, scans, cg_scans, luma, scan_idx, qbits, qscale, escale, lam, rbs,
                 sbh, rd_factor, out):  # pragma: no cover - numba
+    fw, iw = rdoq_work()
     for b in range(coefs.shape[0]):
         s = scan_idx[b]
         _rdoq_block(coefs[b], log2n, scans[s], cg_scans[s], luma[b], s, qbits[b], qscale[b],
-                    escale[b], lam[b], rbs[b], sbh, rd_factor[b], out[b])
+                    escale[b], lam[b], rbs[b], sbh, rd_factor[b], out[b], fw, iw)
 
 
 def rdoq_blocks(coeffs: np.ndarray, log2_size: int, c_idx: np.ndarray, scan_idx: np.ndarray,

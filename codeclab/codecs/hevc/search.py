@@ -209,10 +209,10 @@ def _encode_flag(eng, ctx, buf, ci, b):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _sse(st, c, x, y, n):  # pragma: no cover - numba
-    o, r = st.org[c], st.rec[c]
+    o, r = st.org[c][y:y + n, x:x + n], st.rec[c][y:y + n, x:x + n]  # indexed from 0: vectorised
     s = np.int64(0)
-    for i in range(y, y + n):
-        for j in range(x, x + n):
+    for i in range(n):
+        for j in range(n):
             d = np.int64(o[i, j] - r[i, j])
             s += d * d
     return float(s)
@@ -313,10 +313,11 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr):  # pragma: no
     n = 1 << log2
     line, fline, ref, ob, obt, pred, sd = _carve(scr, n)
     _reference(recon, av, x, y, n, luma, bd, line, fline)
+    o = org[y:y + n, x:x + n]
     for i in range(n):
         for j in range(n):
-            ob[i, j] = org[y + i, x + j]
-            obt[j, i] = org[y + i, x + j]
+            ob[i, j] = o[i, j]
+            obt[j, i] = o[i, j]
     tile = _tile(n)
     edge = luma and n < 32
     v = np.empty(modes.shape[0], dtype=np.int64)
@@ -644,12 +645,12 @@ def _price_luma(eng, ctx, buf, lv, log2, scans, depth, sign_hiding, ts_allowed):
 
 
 @unit
-def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, pr, root_lv, root_rec,
-                root_has):  # pragma: no cover - numba
+def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, pr, lv, root_slot):  # pragma: no cover
     """D + lambda * (cbf + residual bits) of each candidate mode coded as one TB, all from
     the same neighbours and contexts, as one batch (no state changes), from their
-    predictions ``pr`` (overwritten by the reconstructions). Their levels and
-    reconstructions are kept (root_*) for the leaf that reuses them."""
+    predictions ``pr`` (overwritten by the reconstructions), levels into ``lv`` (k, n, n).
+    ``root_slot[mode]``: the index b of the mode's levels and reconstruction, kept for the
+    leaf that reuses them (-1: not kept)."""
     n, bd = 1 << log2, tp.bit_depth
     k = modes.shape[0]
     maxv = (1 << bd) - 1
@@ -661,7 +662,6 @@ def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, pr, root_lv
             for j in range(n):
                 resid[b, i, j] = org[i, j] - pr[b, i, j]
         scans[b] = scan_idx_for(modes[b], log2, 0)
-    lv = np.empty((k, n, n), dtype=np.int32)
     quantize(tp, ctx, np.bool_(True), forward(resid, log2, log2 == 2, bd), tp.qp[0], log2, np.int64(0), scans,
              depth, lv)
     r = reconstruct(lv, tp.qp[0], log2, log2 == 2, bd)
@@ -680,10 +680,7 @@ def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, pr, root_lv
                 d += e * e
         dist[b] = float(d)
         if keep:
-            m = modes[b]
-            root_has[m] = True
-            root_lv[m] = lv[b]
-            root_rec[m] = pr[b]
+            root_slot[modes[b]] = b
     bits = _price_luma(eng, ctx, buf, lv, log2, scans, depth, tp.sign_hiding,
                        tp.ts_enabled and log2 == 2)
     flag = 0.0
@@ -694,15 +691,15 @@ def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, pr, root_lv
 
 @unit
 def _luma_leaf(st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key, root_lv, root_rec,
-               root_has):  # pragma: no cover - numba
+               root_slot):  # pragma: no cover - numba
     """Code one luma TB for real (or reuse the TU-root check's coding from the same
     neighbours), price cbf + residual on the carried contexts; D + lambda * R."""
     n = 1 << log2
-    if root_key[0] == x and root_key[1] == y and root_key[2] == log2 and root_key[3] == depth \
-            and root_has[mode]:
+    b = root_slot[mode]
+    if root_key[0] == x and root_key[1] == y and root_key[2] == log2 and root_key[3] == depth and b >= 0:
         # root_rec holds the reconstruction already: stored with a zero residual
-        nz = root_lv[mode].any()
-        store_tb(st, 0, x, y, log2, root_rec[mode], np.zeros((n, n), dtype=np.int32), root_lv[mode],
+        nz = root_lv[b].any()
+        store_tb(st, 0, x, y, log2, root_rec[b], np.zeros((n, n), dtype=np.int32), root_lv[b],
                  nz, False, (1 << tp.bit_depth) - 1)
         st.tdepth[y >> 2:(y + n) >> 2, x >> 2:(x + n) >> 2] = depth
     else:
@@ -719,7 +716,7 @@ def _luma_leaf(st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key, roo
 
 @unit
 def _luma_tree(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key, root_lv,
-               root_rec, root_has):  # pragma: no cover - numba
+               root_rec, root_slot):  # pragma: no cover - numba
     """Code the luma transform tree of one PB with ``mode``, the TU split chosen by RD cost;
     contexts advanced past it; D + lambda * R of luma.
 
@@ -729,7 +726,7 @@ def _luma_tree(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key
     cost and which child is next; a finished child hands its cost to its parent."""
     if log2_0 <= sp.log2_max_tb and not (log2_0 > 2 and depth0 < sp.max_tu_depth):  # a leaf
         return _luma_leaf(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key,
-                          root_lv, root_rec, root_has)
+                          root_lv, root_rec, root_slot)
     frames = np.empty((8, 8), dtype=np.int64)    # x, y, log2, depth, kind (0 forced, 1 trial), child
     costs = np.empty((8, 2))                      # running sum (split), leaf cost
     keep_ctx = List()
@@ -749,7 +746,7 @@ def _luma_tree(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key
             # NxN only exists at 8x8, so its 4x4 PBs (trafoDepth 1) can never split further
             if not (log2 > 2 and depth < sp.max_tu_depth):
                 val = _luma_leaf(st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key,
-                                 root_lv, root_rec, root_has)
+                                 root_lv, root_rec, root_slot)
                 entering = False
             else:
                 n = 1 << log2
@@ -758,7 +755,7 @@ def _luma_tree(st, tp, sp, eng, ctx, buf, x0, y0, log2_0, depth0, mode, root_key
                 sv = save_luma(st, x, y, n)
                 j_leaf = sp.lam * _encode_flag(eng, ctx, buf, ci, 0) + _luma_leaf(
                     st, tp, sp, eng, ctx, buf, x, y, log2, depth, mode, root_key, root_lv, root_rec,
-                    root_has)
+                    root_slot)
                 keep_ctx.append(_snap(eng, ctx))
                 keep_luma.append(save_luma(st, x, y, n))
                 _restore(eng, ctx, ctx0)
@@ -813,20 +810,21 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
         rough = _source_mode_satd(st, tp, sp, cache, x, y, log2) + sp.sqrt_lam * mbits
     order = _best_modes(rough, sp.n_rd[log2 - 2], (c0, c1, c2), sp.mpm)
     no = order.shape[0]
-    nr = 1 if log2 > 5 else n
-    root_lv = np.zeros((35, nr, nr), dtype=np.int32)
-    root_rec = np.zeros((35, nr, nr), dtype=np.int32)
-    root_has = np.zeros(35, dtype=np.bool_)
+    # the TU-root check's levels and reconstructions, by candidate (root_slot: mode -> index)
+    root_slot = np.full(35, -1, dtype=np.int64)
     root_key = np.array([-1, -1, -1, -1], dtype=np.int64)
     if no > 1 and log2 <= 5:
-        pr = _predictions(st.rec[0], st.av[0], x, y, log2, np.bool_(True), tp.bit_depth, order)
-        j = _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, order, pr, root_lv,
-                        root_rec, root_has)
+        root_rec = _predictions(st.rec[0], st.av[0], x, y, log2, np.bool_(True), tp.bit_depth, order)
+        root_lv = np.empty((no, n, n), dtype=np.int32)
+        j = _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, order, root_rec, root_lv,
+                        root_slot)
         root_key[:] = (x, y, log2, depth)
         for i in range(no):
             j[i] += sp.lam * mbits[order[i]]
         ranked = order[np.argsort(j, kind="mergesort")]
     else:
+        root_rec = np.empty((0, 1, 1), dtype=np.int32)
+        root_lv = root_rec
         ranked = order
     if log2 > 5:  # 64x64 CU (four 32x32 TBs): full sequential checks of all
         nt = no
@@ -845,7 +843,7 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
             m = ranked[t]
             _set_mode(st, x, y, log2, m)
             jm = _luma_tree(st, tp, sp, eng, ctx, buf, x, y, log2, depth, m, root_key, root_lv,
-                            root_rec, root_has) + sp.lam * mbits[m]
+                            root_rec, root_slot) + sp.lam * mbits[m]
             if best_m < 0 or jm < best_j:
                 best_j, best_m = jm, m
                 best_ctx = _snap(eng, ctx)
@@ -858,7 +856,7 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
         return best_m
     m = ranked[0]
     _set_mode(st, x, y, log2, m)
-    _luma_tree(st, tp, sp, eng, ctx, buf, x, y, log2, depth, m, root_key, root_lv, root_rec, root_has)
+    _luma_tree(st, tp, sp, eng, ctx, buf, x, y, log2, depth, m, root_key, root_lv, root_rec, root_slot)
     return m
 
 
@@ -880,14 +878,14 @@ def _chroma_batch(st, tp, sp, eng, ctx, buf, x, y, log2, cidx, cmodes):  # pragm
     scans = np.empty(2 * k, dtype=np.int64)
     for c in (1, 2):
         allp = _predictions(st.rec[c], st.av[c], xc, yc, lc, np.bool_(False), bd, cmodes)
-        org = st.org[c]
+        org = st.org[c][yc:yc + n, xc:xc + n]
         for i in range(k):
             b = (c - 1) * k + i
             pr[b] = allp[i]
             scans[b] = scan_idx_for(cmodes[i], lc, 1)
             for u in range(n):
                 for v in range(n):
-                    resid[b, u, v] = org[yc + u, xc + v] - pr[b, u, v]
+                    resid[b, u, v] = org[u, v] - pr[b, u, v]
     lv = np.empty((2 * k, n, n), dtype=np.int32)
     quantize(tp, ctx, np.bool_(True), forward(resid, lc, False, bd), tp.qp[1], lc, np.int64(1), scans, np.int64(0), lv)
     r = reconstruct(lv, tp.qp[1], lc, False, bd)
@@ -895,14 +893,14 @@ def _chroma_batch(st, tp, sp, eng, ctx, buf, x, y, log2, cidx, cmodes):  # pragm
     sse = np.empty(2 * k)
     for b in range(2 * k):
         nz[b] = lv[b].any()
-        org = st.org[1 + b // k]
+        org = st.org[1 + b // k][yc:yc + n, xc:xc + n]
         d = np.int64(0)
         for u in range(n):
             for v in range(n):
                 s = pr[b, u, v]
                 if nz[b]:
                     s = min(max(s + r[b, u, v], 0), maxv)
-                e = np.int64(org[yc + u, xc + v] - s)
+                e = np.int64(org[u, v] - s)
                 d += e * e
         sse[b] = float(d)
     ctx0 = _snap(eng, ctx)

@@ -28,7 +28,7 @@ from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, new_engine
 from codeclab.codecs.hevc.intra import _predict_one
 from codeclab.codecs.hevc.nrdoq.features import N_LOCAL, _features, ar_infer, fcn_infer
 from codeclab.codecs.hevc.quantizer import _hdq_batch, _live_index
-from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block
+from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block, rdoq_work
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, _dequant_kernel, _quant_kernel
 from codeclab.codecs.hevc.scan import scan_idx_for, scan_tables
@@ -205,11 +205,12 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no
         rdf = float(_IQS[qpp % 6]) ** 2 * 4.0 ** (qpp // 6) / lam / 16 / 4.0 ** (bd - 8) + 0.5
         rd_factor = np.int64(min(rdf, 2.0 ** 36)) if np.isfinite(rdf) else np.int64(2) ** 36
         flat = np.empty(nn, dtype=np.int32)
+        fw, iw = rdoq_work()
         for b in range(nb):
             if alive[b]:
                 s = scans[b]
                 _rdoq_block(coef[b].reshape(nn), log2, _SCANS[k, s, :nn], _CGS[k, s, :max(1, nn >> 4)],
-                            luma, s, qbits, qs, escale, lam, rb, tp.sign_hiding, rd_factor, flat)
+                            luma, s, qbits, qs, escale, lam, rb, tp.sign_hiding, rd_factor, flat, fw, iw)
                 out[b] = flat.reshape(n, n)
         return
     # a quantizer of the registry in Python: the live blocks as one batch
@@ -393,15 +394,17 @@ def _ts_candidate(st, c, x, y):  # pragma: no cover - numba
 def store_tb(st, c, x, y, log2, pred, r, lv, nz, ts, maxv):  # pragma: no cover - numba
     """Record a coded TB: reconstruction, availability, levels, cbf and ts flags."""
     n = 1 << log2
-    rec, av, lvp = st.rec[c], st.av[c], st.lv[c]
+    # the TB's windows, indexed from 0 (an index y + i may be negative for numba: a select
+    # per sample that keeps LLVM from vectorising)
+    rec, av, lvp = st.rec[c][y:y + n, x:x + n], st.av[c][y:y + n, x:x + n], st.lv[c][y:y + n, x:x + n]
     for i in range(n):
         for j in range(n):
             v = pred[i, j]
             if nz:
                 v = min(max(v + r[i, j], 0), maxv)
-            rec[y + i, x + j] = v
-            av[y + i, x + j] = True
-            lvp[y + i, x + j] = lv[i, j] if nz else 0
+            rec[i, j] = v
+            av[i, j] = True
+            lvp[i, j] = lv[i, j] if nz else 0
     m = max(n >> 2, 1)
     u, v0 = y >> 2, x >> 2
     st.cbf[c][u:u + m, v0:v0 + m] = 1 if nz else 0
@@ -483,10 +486,10 @@ def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover
     resid = np.empty((2, n, n), dtype=np.int32)
     for k in range(2):
         _predict_one(st.rec[k + 1], st.av[k + 1], xc, yc, n, lc, cmode, np.bool_(False), bd, np.bool_(True), pred[k])
-        org = st.org[k + 1]
+        org = st.org[k + 1][yc:yc + n, xc:xc + n]
         for i in range(n):
             for j in range(n):
-                resid[k, i, j] = org[yc + i, xc + j] - pred[k, i, j]
+                resid[k, i, j] = org[i, j] - pred[k, i, j]
     scan = scan_idx_for(cmode, lc, 1)
     lv = np.empty((2, n, n), dtype=np.int32)
     quantize(tp, ctx, live, forward(resid, lc, False, bd), tp.qp[1], lc, np.int64(1),

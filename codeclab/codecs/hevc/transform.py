@@ -73,29 +73,42 @@ def transform_matrix(log2_size: int, dst: bool = False) -> np.ndarray:
 
 @njit(cache=True)
 def _inverse_kernel(d, m, bd_shift, out):  # pragma: no cover - numba
+    """The normative inverse transform of each block of d (B, n, n) into out: E = M^T D
+    (columns first, clipped to 16 bits after the first stage's rounding), then R = E M.
+    Every inner loop runs along a contiguous row (E is kept transposed: et[x] is column x
+    of E), so LLVM vectorises them; zero coefficients and the all-zero columns of E (at and
+    beyond kx_end) are skipped. Exact int64 algebra: the order of the sums is free."""
     b_count, n, _ = d.shape
-    g = np.empty((n, n), dtype=np.int64)
+    et = np.empty((n, n), dtype=np.int64)
+    acc = np.empty(n, dtype=np.int64)
     rnd = np.int64(1) << (bd_shift - 1)
     for b in range(b_count):
-        g[:, :] = 0
-        kx_end = 0  # columns of D (hence of G) at and beyond kx_end are all zero
-        for k in range(n):  # E = M^T D, skipping zero coefficients
+        et[:, :] = 0
+        kx_end = 0  # columns of D (hence of E) at and beyond kx_end are all zero
+        for k in range(n):
+            mk = m[k]
             for x in range(n):
                 c = np.int64(d[b, k, x])
                 if c != 0:
                     kx_end = max(kx_end, x + 1)
+                    col = et[x]
                     for y in range(n):
-                        g[y, x] += m[k, y] * c
+                        col[y] += mk[y] * c
+        for x in range(kx_end):
+            col = et[x]
+            for y in range(n):
+                col[y] = min(max((col[y] + 64) >> 7, -32768), 32767)
         for y in range(n):
-            for x in range(kx_end):
-                v = (g[y, x] + 64) >> 7
-                g[y, x] = min(max(v, -32768), 32767)
-        for y in range(n):  # R = G M
+            acc[:] = 0
+            for k in range(kx_end):
+                g = et[k, y]
+                if g != 0:
+                    mk = m[k]
+                    for x in range(n):
+                        acc[x] += g * mk[x]
+            row = out[b, y]
             for x in range(n):
-                acc = np.int64(0)
-                for k in range(kx_end):
-                    acc += g[y, k] * m[k, x]
-                out[b, y, x] = (acc + rnd) >> bd_shift
+                row[x] = (acc[x] + rnd) >> bd_shift
 
 
 @njit(cache=True)
