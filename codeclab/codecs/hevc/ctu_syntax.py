@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from codeclab.base.jit import unit
+from codeclab.base.jit import borrow, unit
 from codeclab.bitstream.cabac import encode_bin, encode_bypass, encode_bypass_bits, encode_terminate
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.intra import chroma_mode_from, most_probable_modes
@@ -370,7 +370,12 @@ def write_slice_data(eng, ctx, buf, st, log2_ctb, max_tu_depth, log2_max_tb, sig
                      max_tu_depth_inter):  # pragma: no cover - numba
     """slice_segment_data() of the whole picture: per CTU its SAO parameters (when either
     slice flag is on), its coding quadtree and end_of_slice_segment_flag (the last one
-    flushes)."""
+    flushes). Its arguments are borrowed (``base.jit.borrow``): the caller owns them
+    throughout, and every call below would otherwise count references to each array of the
+    picture state."""
+    eng, ctx, buf, st = borrow(eng), borrow(ctx), borrow(buf), borrow(st)
+    typ, offsets, band_position = borrow(typ), borrow(offsets), borrow(band_position)
+    eo_class, merge_left, merge_up = borrow(eo_class), borrow(merge_left), borrow(merge_up)
     H, W = st.org[0].shape
     ctb = 1 << log2_ctb
     rows, cols = -(-H // ctb), -(-W // ctb)
