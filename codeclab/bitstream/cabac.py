@@ -4,9 +4,17 @@ State lives in three small numpy arrays so that an RD search can save/restore it
 copy of a few hundred bytes:
 
 - ``ctx``  uint8[NCTX]: one byte per context variable, ``(pStateIdx << 1) | valMps``.
-- ``eng``  int64[ENG_SIZE]: ivLow, ivRange, bitsOutstanding, firstBitFlag, output position,
-  pending byte, pending bit count, mode (0 = write, 1 = estimate), fractional bits, overflow.
+- ``eng``  int64[ENG_SIZE]: low, ivRange, buffered 0xff bytes, bits left, output position,
+  buffered byte, pending bit count, mode (0 = write, 1 = estimate), fractional bits, overflow.
 - ``buf``  uint8[...]: output bytes (slice data).
+
+The writer is the byte-oriented form of the spec's encoder (9.3.4.3) that HM uses
+(``TEncBinCABAC``): ``low`` keeps up to 32 bits, a renormalisation is one shift (the
+LPS's by a table), and a byte leaves ``low`` whenever fewer than 12 bits are left; a byte
+of 0xff may still take a carry, so runs of them wait in a counter behind the byte before
+them. The spec's flowcharts put out one bit per renormalisation step (PutBit with
+bitsOutstanding), about four times the work per bin; the bytes are the same (tested
+against a bit-by-bit transcription of the spec's decoder).
 
 In estimate mode (``eng[E_MODE] = 1``) the same coding functions update the contexts and add
 the cost of each bin to ``eng[E_FRAC]`` in units of 1/32768 bit (``FRAC_ONE``) instead of
@@ -19,13 +27,13 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "E_LOW", "E_RANGE", "E_OUT", "E_FIRST", "E_POS", "E_BYTE", "E_NBITS", "E_MODE", "E_FRAC",
+    "E_LOW", "E_RANGE", "E_OUT", "E_LEFT", "E_POS", "E_BYTE", "E_NBITS", "E_MODE", "E_FRAC",
     "E_OVF", "ENG_SIZE", "FRAC_ONE", "RANGE_LPS", "TRANS_LPS", "TRANS_MPS", "ENTROPY_BITS",
     "init_contexts", "new_engine", "encode_bin", "encode_bypass", "encode_bypass_bits",
     "encode_terminate", "encode_flush", "CabacWriter",
 ]
 
-E_LOW, E_RANGE, E_OUT, E_FIRST, E_POS, E_BYTE, E_NBITS, E_MODE, E_FRAC, E_OVF = range(10)
+E_LOW, E_RANGE, E_OUT, E_LEFT, E_POS, E_BYTE, E_NBITS, E_MODE, E_FRAC, E_OVF = range(10)
 ENG_SIZE = 10
 FRAC_ONE = 1 << 15
 
@@ -52,6 +60,9 @@ TRANS_LPS = np.array([
     19, 19, 21, 21, 22, 22, 23, 24, 24, 25, 26, 26, 27, 27, 28, 29, 29, 30, 30, 30, 31, 32,
     32, 33, 33, 33, 34, 34, 35, 35, 35, 36, 36, 36, 37, 37, 37, 38, 38, 63], dtype=np.int64)
 TRANS_MPS = np.array(list(range(1, 63)) + [62, 63], dtype=np.int64)
+# shifts that bring an LPS range (6..240 outside the terminating state) back to >= 256,
+# indexed by rangeLPS >> 3
+RENORM_LPS = np.array([6, 5, 4, 4, 3, 3, 3, 3] + [2] * 8 + [1] * 16, dtype=np.int64)
 
 
 def _entropy_bits() -> np.ndarray:
@@ -67,7 +78,7 @@ def _entropy_bits() -> np.ndarray:
 
 
 ENTROPY_BITS = _entropy_bits()
-for _t in (RANGE_LPS, TRANS_LPS, TRANS_MPS, ENTROPY_BITS):
+for _t in (RANGE_LPS, TRANS_LPS, TRANS_MPS, RENORM_LPS, ENTROPY_BITS):
     _t.setflags(write=False)
 
 
@@ -84,56 +95,66 @@ def init_contexts(init_values: np.ndarray, slice_qp: int) -> np.ndarray:
 
 @njit(cache=True)
 def new_engine(mode: int = 0) -> np.ndarray:
-    """9.3.2.5 initialisation: ivLow = 0, ivRange = 510, firstBitFlag = 1 (numba: compiled
-    code makes its engines with it too)."""
+    """9.3.2.5 initialisation: ivLow = 0, ivRange = 510; 23 bits left before the first byte
+    leaves (its leading bit, the spec's firstBitFlag, is the 10th bit of ``low`` and never
+    written), no byte buffered (numba: compiled code makes its engines with it too)."""
     eng = np.zeros(ENG_SIZE, dtype=np.int64)
     eng[E_RANGE] = 510
-    eng[E_FIRST] = 1
+    eng[E_LEFT] = 23
+    eng[E_BYTE] = 0xFF
     eng[E_MODE] = mode
     return eng
 
 
 @njit(cache=True, inline="always")
+def _put_byte(eng, buf, v):  # pragma: no cover - numba
+    p = eng[E_POS]
+    if p < buf.shape[0]:
+        buf[p] = v
+    else:
+        eng[E_OVF] = 1
+    eng[E_POS] = p + 1
+
+
+@njit(cache=True)
+def _write_out(eng, buf):  # pragma: no cover - numba
+    """The leading byte of ``low`` leaves it; a 0xff waits (a later carry would turn it into
+    0x00 and add one to the byte before it), any other byte releases the bytes waiting."""
+    left = eng[E_LEFT]
+    lead = eng[E_LOW] >> (24 - left)
+    left += 8
+    eng[E_LEFT] = left
+    eng[E_LOW] &= 0xFFFFFFFF >> left
+    if lead == 0xFF:
+        eng[E_OUT] += 1
+    elif eng[E_OUT] > 0:
+        carry = lead >> 8
+        _put_byte(eng, buf, (eng[E_BYTE] + carry) & 0xFF)
+        eng[E_BYTE] = lead & 0xFF
+        run = (0xFF + carry) & 0xFF
+        while eng[E_OUT] > 1:
+            _put_byte(eng, buf, run)
+            eng[E_OUT] -= 1
+    else:
+        eng[E_OUT] = 1
+        eng[E_BYTE] = lead
+
+
+@njit(cache=True, inline="always")
+def _test_write_out(eng, buf):  # pragma: no cover - numba
+    if eng[E_LEFT] < 12:
+        _write_out(eng, buf)
+
+
+@njit(cache=True, inline="always")
 def _write_bit(eng, buf, b):  # pragma: no cover - numba
+    """One bit of the flush's tail (after every byte of the arithmetic coder has left)."""
     eng[E_BYTE] = (eng[E_BYTE] << 1) | b
     eng[E_NBITS] += 1
     if eng[E_NBITS] == 8:
-        p = eng[E_POS]
-        if p < buf.shape[0]:
-            buf[p] = eng[E_BYTE]
-        else:
-            eng[E_OVF] = 1
-        eng[E_POS] = p + 1
+        _put_byte(eng, buf, eng[E_BYTE])
         eng[E_BYTE] = 0
         eng[E_NBITS] = 0
-
-
-@njit(cache=True, inline="always")
-def _put_bit(eng, buf, b):  # pragma: no cover - numba
-    """PutBit (9.3.4.3.? Figure 9-9): the first bit is swallowed (it is always 0)."""
-    if eng[E_FIRST]:
-        eng[E_FIRST] = 0
-    else:
-        _write_bit(eng, buf, b)
-    while eng[E_OUT] > 0:
-        _write_bit(eng, buf, 1 - b)
-        eng[E_OUT] -= 1
-
-
-@njit(cache=True, inline="always")
-def _renorm(eng, buf):  # pragma: no cover - numba
-    while eng[E_RANGE] < 256:
-        low = eng[E_LOW]
-        if low < 256:
-            _put_bit(eng, buf, 0)
-        elif low >= 512:
-            eng[E_LOW] = low - 512
-            _put_bit(eng, buf, 1)
-        else:
-            eng[E_LOW] = low - 256
-            eng[E_OUT] += 1
-        eng[E_RANGE] <<= 1
-        eng[E_LOW] <<= 1
 
 
 @njit(cache=True, inline="always")
@@ -167,13 +188,23 @@ def _next_state(s, b):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _encode_bin_arith(eng, buf, s, b):  # pragma: no cover - numba
-    """The arithmetic coding of a bin in context state s (ivLow / ivRange, renormalisation)."""
+    """The arithmetic coding of a bin in context state s: an LPS renormalises by one table
+    shift, an MPS by at most one bit."""
     lps = RANGE_LPS[s >> 1, (eng[E_RANGE] >> 6) & 3]
-    eng[E_RANGE] -= lps
+    rng = eng[E_RANGE] - lps
     if b != (s & 1):
-        eng[E_LOW] += eng[E_RANGE]
-        eng[E_RANGE] = lps
-    _renorm(eng, buf)
+        k = RENORM_LPS[lps >> 3]
+        eng[E_LOW] = (eng[E_LOW] + rng) << k
+        eng[E_RANGE] = lps << k
+        eng[E_LEFT] -= k
+    elif rng >= 256:
+        eng[E_RANGE] = rng
+        return
+    else:
+        eng[E_LOW] <<= 1
+        eng[E_RANGE] = rng << 1
+        eng[E_LEFT] -= 1
+    _test_write_out(eng, buf)
 
 
 @njit(cache=True, inline="always")
@@ -190,14 +221,8 @@ def _encode_bypass_arith(eng, buf, b):  # pragma: no cover - numba
     eng[E_LOW] <<= 1
     if b:
         eng[E_LOW] += eng[E_RANGE]
-    if eng[E_LOW] >= 1024:
-        _put_bit(eng, buf, 1)
-        eng[E_LOW] -= 1024
-    elif eng[E_LOW] < 512:
-        _put_bit(eng, buf, 0)
-    else:
-        eng[E_LOW] -= 512
-        eng[E_OUT] += 1
+    eng[E_LEFT] -= 1
+    _test_write_out(eng, buf)
 
 
 @njit(cache=True, inline="always")
@@ -209,17 +234,38 @@ def encode_bypass_bits(eng, buf, value, n):  # pragma: no cover - numba
 
 @njit(cache=True)
 def encode_flush(eng, buf):  # pragma: no cover - numba
-    """EncodeFlush (9.3.4.3.5): ivRange = 2, renormalise, PutBit(ivLow >> 9 & 1), then write
-    ((ivLow >> 7) & 3) | 1 in 2 bits; that last 1 is the rbsp_stop_one_bit. The writer is
-    then byte-aligned with zero bits (rbsp_alignment_zero_bit)."""
-    eng[E_RANGE] = 2
-    _renorm(eng, buf)
-    _put_bit(eng, buf, (eng[E_LOW] >> 9) & 1)
-    v = ((eng[E_LOW] >> 7) & 3) | 1
-    _write_bit(eng, buf, (v >> 1) & 1)
-    _write_bit(eng, buf, v & 1)
+    """EncodeFlush (9.3.4.3.5) after the terminating bin added ivRange - 2 to ``low``:
+    ivRange = 2 renormalises by 7 bits, the bytes still waiting leave (with the carry, if
+    ``low`` has one), then the bits of ``low`` down to the spec's PutBit(ivLow >> 9 & 1)
+    and its final 1, the rbsp_stop_one_bit; the writer is then byte-aligned with zero bits
+    (rbsp_alignment_zero_bit)."""
+    eng[E_LOW] <<= 7
+    eng[E_RANGE] = 2 << 7
+    eng[E_LEFT] -= 7
+    _test_write_out(eng, buf)
+    left = eng[E_LEFT]
+    if eng[E_LOW] >> (32 - left):
+        _put_byte(eng, buf, (eng[E_BYTE] + 1) & 0xFF)
+        while eng[E_OUT] > 1:
+            _put_byte(eng, buf, 0)
+            eng[E_OUT] -= 1
+        eng[E_LOW] -= 1 << (32 - left)
+    else:
+        if eng[E_OUT] > 0:
+            _put_byte(eng, buf, eng[E_BYTE])
+        while eng[E_OUT] > 1:
+            _put_byte(eng, buf, 0xFF)
+            eng[E_OUT] -= 1
+    eng[E_OUT] = 0
+    eng[E_BYTE] = 0
+    eng[E_NBITS] = 0
+    v = eng[E_LOW] >> 8
+    for k in range(23 - left, -1, -1):
+        _write_bit(eng, buf, (v >> k) & 1)
+    _write_bit(eng, buf, 1)
     while eng[E_NBITS] != 0:
         _write_bit(eng, buf, 0)
+    eng[E_LEFT] = 0  # flushed (while coding, at least 6 bits are always left)
 
 
 @njit(cache=True)
@@ -228,12 +274,18 @@ def encode_terminate(eng, buf, b):  # pragma: no cover - numba
     if eng[E_MODE]:
         eng[E_FRAC] += 185 if b == 0 else 8 * FRAC_ONE  # -log2(1 - 2/510) and ~8 bits
         return
-    eng[E_RANGE] -= 2
+    rng = eng[E_RANGE] - 2
     if b:
-        eng[E_LOW] += eng[E_RANGE]
+        eng[E_LOW] += rng
+        eng[E_RANGE] = rng
         encode_flush(eng, buf)
+    elif rng >= 256:
+        eng[E_RANGE] = rng
     else:
-        _renorm(eng, buf)
+        eng[E_LOW] <<= 1
+        eng[E_RANGE] = rng << 1
+        eng[E_LEFT] -= 1
+        _test_write_out(eng, buf)
 
 
 class CabacWriter:
@@ -260,6 +312,6 @@ class CabacWriter:
         """Bytes written (after the terminating bin); raises if the buffer overflowed."""
         if self.eng[E_OVF]:
             raise OverflowError(f"CABAC output buffer of {self.buf.shape[0]} bytes overflowed")
-        if self.eng[E_NBITS]:
+        if self.eng[E_LEFT]:
             raise ValueError("CABAC stream not flushed")
         return self.buf[: self.eng[E_POS]].tobytes()
