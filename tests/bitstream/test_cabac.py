@@ -3,6 +3,8 @@ process (9.3.4.3), context initialisation (9.3.2.2), rate estimator consistency.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -128,6 +130,36 @@ def test_round_trip_through_spec_decoder(seed):
     end = 8 * len(data)
     assert d.bits[d.pos - 1] == "1" and set(d.bits[d.pos:end]) <= {"0"} and end - d.pos < 8
     assert data[-1] != 0
+
+
+@pytest.mark.parametrize("ones", [0.999, 0.001])
+def test_round_trip_runs_of_ff_and_carries(ones):
+    """Long runs of bypass ones (zeros) make runs of 0xff bytes that wait for a carry in the
+    byte-oriented writer (and runs of 0x00); every bin must still decode, and a writer that
+    was never flushed must not pass for a stream."""
+    rng = np.random.default_rng(11)
+    w = CabacWriter(INIT_VALUES_I, 30, capacity=1 << 15)
+    with pytest.raises(ValueError):
+        w.getvalue()
+    ctx0 = w.ctx.copy()
+    ops = []
+    for _ in range(20000):
+        if rng.random() < 0.97:
+            b = int(rng.random() < ones)
+            encode_bypass(w.eng, w.buf, b)
+            ops.append((1, -1, b))
+        else:
+            ci, b = int(rng.integers(0, NUM_CTX)), int(rng.integers(0, 2))
+            encode_bin(w.eng, w.ctx, w.buf, ci, b)
+            ops.append((0, ci, b))
+    encode_terminate(w.eng, w.buf, 1)
+    data = w.getvalue()
+    runs = re.findall(rb"\xff+" if ones > 0.5 else rb"\x00+", data)
+    assert max(map(len, runs)) >= 8  # the runs this test is for did occur
+    d = SpecDecoder(data, ctx0)
+    for kind, ci, b in ops:
+        assert (d.decision(ci) if kind == 0 else d.bypass()) == b
+    assert d.terminate() == 1
 
 
 def test_estimate_mode_tracks_real_length_and_contexts():
