@@ -305,19 +305,22 @@ def _predictions(recon, av, x, y, log2, luma, bd, modes):  # pragma: no cover - 
 
 
 @unit
-def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr):  # pragma: no cover - numba
+def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh):  # pragma: no cover - numba
     """(k,) SATD against ``org``'s block of the block predicted from ``recon`` in each of
     ``modes``, from one reference build. Horizontal modes are predicted transposed and
     compared with the transposed source (intra._angular_rows): the same SATD. ``scr``: the
-    state's scratch (PictureState.scr), for blocks up to 32x32."""
+    state's scratch (PictureState.scr), for blocks up to 32x32; ``fresh`` False: the
+    scratch still holds this block's reference lines and source copies from the call
+    before (a coarse-to-fine search's later steps), so they are not built again."""
     n = 1 << log2
     line, fline, ref, ob, obt, pred, sd = _carve(scr, n)
-    _reference(recon, av, x, y, n, luma, bd, line, fline)
-    o = org[y:y + n, x:x + n]
-    for i in range(n):
-        for j in range(n):
-            ob[i, j] = o[i, j]
-            obt[j, i] = o[i, j]
+    if fresh:
+        _reference(recon, av, x, y, n, luma, bd, line, fline)
+        o = org[y:y + n, x:x + n]
+        for i in range(n):
+            for j in range(n):
+                ob[i, j] = o[i, j]
+                obt[j, i] = o[i, j]
     tile = _tile(n)
     edge = luma and n < 32
     v = np.empty(modes.shape[0], dtype=np.int64)
@@ -342,13 +345,14 @@ def _satd_one(recon, av, org, x, y, log2, mode, bd):  # pragma: no cover - numba
 
 
 @unit
-def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids):  # pragma: no cover - numba
+def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids, fresh):  # pragma: no cover - numba
     """_satd_modes of a block; a 64x64 block (luma, from source) as its four 32x32 TBs,
     each with the availability it has when the previous ones are done: the same blocks,
     references and SATDs as its four 32x32 CUs, so ``kids`` (4, 35), the values already
-    known of those (+inf: not evaluated; or (0, 35)), are used as they are."""
+    known of those (+inf: not evaluated; or (0, 35)), are used as they are (its quadrants
+    are always built fresh)."""
     if log2 <= 5:
-        return _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr)
+        return _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh)
     nm = modes.shape[0]
     v = np.zeros(nm, dtype=np.int64)
     miss = np.empty(nm, dtype=np.int64)
@@ -362,7 +366,8 @@ def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids):  # pragma:
                 miss[nmiss] = i
                 nmiss += 1
         if nmiss:
-            w = _satd_modes(recon, av, org, qx, qy, np.int64(5), luma, bd, modes[miss[:nmiss]], scr)
+            w = _satd_modes(recon, av, org, qx, qy, np.int64(5), luma, bd, modes[miss[:nmiss]], scr,
+                            np.bool_(True))
             for j in range(nmiss):
                 v[miss[j]] += w[j]
         av[qy:qy + 32, qx:qx + 32] = True
@@ -378,7 +383,8 @@ def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm, scr, kids): 
     (x265's fast intra search does the same). ``kids``: see _satd_at."""
     cost = np.full(35, np.inf)
     if not coarse:
-        cost[:] = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, ALL_MODES, scr, kids) + bias
+        cost[:] = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, ALL_MODES, scr, kids,
+                           np.bool_(True)) + bias
         return cost
     first = np.empty(14, dtype=np.int64)
     nf = 0
@@ -386,7 +392,7 @@ def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm, scr, kids): 
         if m < 2 or (m - 2) % 4 == 0 or m == mpm[0] or m == mpm[1] or m == mpm[2]:
             first[nf] = m
             nf += 1
-    v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, first[:nf], scr, kids)
+    v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, first[:nf], scr, kids, np.bool_(True))
     for i in range(nf):
         cost[first[i]] = v[i] + bias[first[i]]
     for step in (2, 1):
@@ -398,7 +404,7 @@ def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm, scr, kids): 
                 cand[nc] = m
                 nc += 1
         if nc:
-            v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, cand[:nc], scr, kids)
+            v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, cand[:nc], scr, kids, np.bool_(False))
             for i in range(nc):
                 cost[cand[i]] = v[i] + bias[cand[i]]
     return cost
@@ -496,7 +502,8 @@ def _chroma_mode_satd(st, tp, sp, xc, yc, log2c, luma_mode):  # pragma: no cover
     modes[4] = luma_mode
     tot = np.zeros(5)
     for c in (1, 2):
-        tot += _satd_modes(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth, modes, st.scr)
+        tot += _satd_modes(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth, modes,
+                           st.scr, np.bool_(True))
     best, bi, bm = tot[4] + sp.lam_mode * 1, 4, luma_mode
     for idx in range(4):
         cst = tot[idx] + sp.lam_mode * 3
@@ -534,7 +541,8 @@ def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
         return src
     modes = _best_modes(src, 3, (c0, c1, c2), True)
     nm = modes.shape[0]
-    v = _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes, st.scr)
+    v = _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes, st.scr,
+                    np.bool_(True))
     cost = np.full(35, np.inf)
     for i in range(nm):
         cost[modes[i]] = v[i] + bias[modes[i]]
