@@ -103,7 +103,8 @@ class Preset:
     chroma_all: all five chroma candidates (else DM + the best chroma SATD); early_cu:
     skip the split check of a CU coded whole without any residual (HM's ECU idea);
     ts_fast: HM's TransformSkipFast (4x4 transform skip tried only in NxN CUs, chroma only
-    where its luma chose it); coarse: the SATD luma mode decisions (the fast preset's, and
+    where its luma chose it); ts_try: 4x4 transform skip tried at all (False: where the
+    stream enables it, its flag is coded 0 in every 4x4 TB); coarse: the SATD luma mode decisions (the fast preset's, and
     the RD search's rough decision) evaluate a coarse-to-fine subset of the 35 luma modes
     (planar, DC, every fourth angular mode and the MPMs, then +-2 and +-1 around the best
     angular one: 11 to 18 modes, see _mode_search) instead of all 35.
@@ -128,6 +129,7 @@ class Preset:
     chroma_all: bool = True
     early_cu: bool = False
     ts_fast: bool = True
+    ts_try: bool = True
     coarse: bool = False
     merge_rd: int = 2
     search_range: int = 64
@@ -140,7 +142,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset("fast", False, (2, 2, 1, 1, 1), mpm=False, chroma_all=False, early_cu=True,
-                   coarse=True, merge_rd=1, search_range=32, intra_p=1, tu_inter=0, rect=False),
+                   ts_try=False, coarse=True, merge_rd=1, search_range=32, intra_p=1, tu_inter=0, rect=False),
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
                      early_cu=True, coarse=True, merge_rd=2, intra_p=1),
     "slow": Preset("slow", True, (5, 5, 2, 2, 2), mpm=True, tu_modes=2, chroma_all=False,

@@ -79,6 +79,7 @@ class TbParams(NamedTuple):
     qlam: tuple[float, float, float]  # the quantizers' lambdas (lambdas.SliceLambdas.quant)
     ctx0: np.ndarray                # the slice's initial contexts
     ts_fast: bool                   # HM's TransformSkipFast: see _ts_candidate
+    ts_try: bool                    # try transform skip at all (else the flag is always 0)
     net: NetParams                  # the network of QUANT_AR / QUANT_FCN (else NO_NET)
 
 
@@ -436,7 +437,7 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     nz = _any(lv)
     r = reconstruct(lv, qp, log2, dst, bd) if nz else lv
     ts = False
-    if tp.ts_enabled and log2 == 2 and (not tp.ts_fast or _ts_candidate(st, c, x, y)):
+    if tp.ts_enabled and tp.ts_try and log2 == 2 and (not tp.ts_fast or _ts_candidate(st, c, x, y)):
         lts = np.empty((1, n, n), dtype=np.int32)
         quantize(tp, ctx, live, _forward_ts(resid, log2, bd), qp, log2, c, scans, depth, lts)
         if _any(lts):
@@ -476,7 +477,7 @@ def chroma_tree(st, tp, ctx, live, x0, y0, log2_0, depth0, cmode):  # pragma: no
 def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover - numba
     """The Cb and Cr TBs of the luma node (x, y, 2^log2)."""
     xc, yc, lc = x >> 1, y >> 1, log2 - 1
-    if (tp.ts_enabled and lc == 2) or tp.qp[1] != tp.qp[2]:
+    if (tp.ts_enabled and tp.ts_try and lc == 2) or tp.qp[1] != tp.qp[2]:
         code_tb(st, tp, ctx, live, np.int64(1), xc, yc, lc, cmode, depth)
         code_tb(st, tp, ctx, live, np.int64(2), xc, yc, lc, cmode, depth)
         return
