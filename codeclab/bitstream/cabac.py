@@ -4,8 +4,10 @@ State lives in three small numpy arrays so that an RD search can save/restore it
 copy of a few hundred bytes:
 
 - ``ctx``  uint8[NCTX]: one byte per context variable, ``(pStateIdx << 1) | valMps``.
-- ``eng``  int64[ENG_SIZE]: low, ivRange, buffered 0xff bytes, bits left, output position,
-  buffered byte, pending bit count, mode (0 = write, 1 = estimate), fractional bits, overflow.
+- ``eng``  int64[ENG_SIZE]: low, ivRange, bytes held back (the buffered byte and the 0xff
+  bytes after it), bits left in ``low``, output position, buffered byte (the flush's bit
+  accumulator at the end), its bit count, mode (0 = write, 1 = estimate), fractional bits,
+  overflow.
 - ``buf``  uint8[...]: output bytes (slice data).
 
 The writer is the byte-oriented form of the spec's encoder (9.3.4.3) that HM uses

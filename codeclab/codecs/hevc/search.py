@@ -104,10 +104,11 @@ class Preset:
     skip the split check of a CU coded whole without any residual (HM's ECU idea);
     ts_fast: HM's TransformSkipFast (4x4 transform skip tried only in NxN CUs, chroma only
     where its luma chose it); ts_try: 4x4 transform skip tried at all (False: where the
-    stream enables it, its flag is coded 0 in every 4x4 TB); coarse: the SATD luma mode decisions (the fast preset's, and
-    the RD search's rough decision) evaluate a coarse-to-fine subset of the 35 luma modes
-    (planar, DC, every fourth angular mode and the MPMs, then +-2 and +-1 around the best
-    angular one: 11 to 18 modes, see _mode_search) instead of all 35.
+    stream enables it, its flag is coded 0 in every 4x4 TB); coarse: the SATD luma mode
+    decisions (the fast preset's, and the RD search's rough decision) evaluate a
+    coarse-to-fine subset of the 35 luma modes (planar, DC, every fourth angular mode and
+    the MPMs, then +-2 and +-1 around the best angular one: 11 to 18 modes, see
+    _mode_search) instead of all 35.
 
     P pictures always use the RD search (the intra fields above then set its intra side):
     merge_rd: merge candidates (best luma SATD first) coded with a residual, besides every
@@ -142,7 +143,8 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset("fast", False, (2, 2, 1, 1, 1), mpm=False, chroma_all=False, early_cu=True,
-                   ts_try=False, coarse=True, merge_rd=1, search_range=32, intra_p=1, tu_inter=0, rect=False),
+                   ts_try=False, coarse=True, merge_rd=1, search_range=32, intra_p=1, tu_inter=0,
+                   rect=False),
     "medium": Preset("medium", True, (3, 3, 2, 2, 2), mpm=False, tu_modes=1, chroma_all=False,
                      early_cu=True, coarse=True, merge_rd=2, intra_p=1),
     "slow": Preset("slow", True, (5, 5, 2, 2, 2), mpm=True, tu_modes=2, chroma_all=False,
