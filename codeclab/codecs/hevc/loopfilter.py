@@ -392,16 +392,24 @@ def _sao_stats_plane(org, rec, ctb, bit_depth, dx, dy, eo_map, eo_cnt, eo_sum, b
     h, w = rec.shape
     shift = bit_depth - 5
     rows, cols = bo_cnt.shape[0], bo_cnt.shape[1]
+    bcnt = np.zeros(32, dtype=np.int64)  # the CTB's band histogram (rows read from 0, as below)
+    bsum = np.zeros(32, dtype=np.int64)
     for r in range(rows):
         for q in range(cols):
             y0, y1 = r * ctb, min((r + 1) * ctb, h)
             x0, x1 = q * ctb, min((q + 1) * ctb, w)
+            bcnt[:] = 0
+            bsum[:] = 0
             for y in range(y0, y1):
-                for x in range(x0, x1):
-                    v = rec[y, x]
-                    b = v >> shift
-                    bo_cnt[r, q, b] += 1
-                    bo_sum[r, q, b] += np.int64(org[y, x]) - v
+                rr = rec[y, x0:x1]
+                oo = org[y, x0:x1]
+                for x in range(x1 - x0):
+                    v = rr[x]
+                    b = (v >> shift) & 31
+                    bcnt[b] += 1
+                    bsum[b] += oo[x] - v
+            bo_cnt[r, q] += bcnt
+            bo_sum[r, q] += bsum
             for c in range(4):
                 ax, ay, bx, by = dx[c, 0], dy[c, 0], dx[c, 1], dy[c, 1]
                 ys, ye = max(y0, -ay, -by), min(y1, h - ay, h - by)
