@@ -6,7 +6,9 @@
 
 ``encode`` codes 832x480 centre windows of four training pictures (``../shared/media/train``:
 Aqua, TwoWings, Wood, Float-into-MATE; never the validation pictures) at QP 32 with HM's
-all-intra tools and ``--quant rdoq`` (or ``--quant Q``), after one warm-up encode, and writes
+all-intra tools and ``--quant rdoq`` (or ``--quant Q``; ``--names A B ..``: other training
+pictures, e.g. the textured Elephants OneStandsOut BytheWater SafeLanding), after one
+warm-up encode, and writes
 ``/tmp/perf-<pid>.map``: the address and size of every function numba has loaded (perf
 reads the map to name samples in JIT code, which it otherwise shows as bare addresses).
 It prints the encode seconds per picture (wall clock: on a busy machine more than its CPU;
@@ -74,12 +76,12 @@ def write_perf_map() -> int:
     return len(rows)
 
 
-def encode(preset: str, reps: int, quant: str = "rdoq") -> None:
+def encode(preset: str, reps: int, quant: str = "rdoq", names: list[str] | None = None) -> None:
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     from codeclab.codecs.base import get_codec, make_options
     from codeclab.pipeline.transcode import code_frames
 
-    frames = [load_picture(TRAIN / f"{n}.png", 832, 480) for n in NAMES]
+    frames = [load_picture(TRAIN / f"{n}.png", 832, 480) for n in names or NAMES]
     spec = get_codec("hevc")
     opts = make_options(spec, dict(gop="ai", ctb=64, max_tu_depth=2, transform_skip=True, qp=32,
                                    preset=preset, quant=quant))
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--preset", default="medium")
     e.add_argument("--reps", type=int, default=2)
     e.add_argument("--quant", default="rdoq")
+    e.add_argument("--names", nargs="+", help=f"training pictures, without .png (default: {' '.join(NAMES)})")
     r = sub.add_parser("report", help="self time and reference-counting callers of a perf.data")
     r.add_argument("data", type=Path)
     r.add_argument("--top", type=int, default=40)
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if not TRAIN.is_dir():
             print(f"perf_hevc: {TRAIN} not found (the shared media)", file=sys.stderr)
             return 2
-        encode(a.preset, a.reps, a.quant)
+        encode(a.preset, a.reps, a.quant, a.names)
     else:
         if not a.data.is_file():
             print(f"perf_hevc: {a.data}: no such perf data file", file=sys.stderr)
