@@ -317,6 +317,13 @@ def sao_max_offset(bit_depth: int) -> int:
     return (1 << (min(bit_depth, 10) - 5)) - 1
 
 
+@njit(cache=True, inline="always")
+def _eo_window(y0, y1, x0, x1, h, w, ax, ay, bx, by):  # pragma: no cover - numba
+    """The rows and columns of a CTB (y0..y1, x0..x1) whose two edge neighbours (offsets
+    (ax, ay), (bx, by)) lie inside the picture: the samples an edge class applies to."""
+    return max(y0, -ay, -by), min(y1, h - ay, h - by), max(x0, -ax, -bx), min(x1, w - ax, w - bx)
+
+
 @njit(cache=True)
 def _sao_apply_plane(src, dst, ctb, typ, offs, band_pos, eo_cls, bit_depth, dx, dy, eo_map):  # pragma: no cover
     """SAO of one plane, CTB by CTB. Rows are read as slices indexed from 0 and an edge
@@ -327,6 +334,7 @@ def _sao_apply_plane(src, dst, ctb, typ, offs, band_pos, eo_cls, bit_depth, dx, 
     shift = bit_depth - 5
     rows, cols = typ.shape
     table = np.zeros(32, dtype=np.int32)
+    o = np.zeros(5, dtype=np.int32)  # edge offset by edgeIdx 0..4
     for r in range(rows):
         for q in range(cols):
             t = typ[r, q]
@@ -347,13 +355,10 @@ def _sao_apply_plane(src, dst, ctb, typ, offs, band_pos, eo_cls, bit_depth, dx, 
                 continue
             c = eo_cls[r, q]
             ax, ay, bx, by = dx[c, 0], dy[c, 0], dx[c, 1], dy[c, 1]
-            o = np.zeros(5, dtype=np.int32)  # by edgeIdx 0..4
             for e in range(5):
-                if eo_map[e] != 0:
-                    o[e] = offs[r, q, eo_map[e] - 1]
+                o[e] = offs[r, q, eo_map[e] - 1] if eo_map[e] != 0 else 0
             o0, o1, o3, o4 = o[0], o[1], o[3], o[4]
-            ys, ye = max(y0, -ay, -by), min(y1, h - ay, h - by)
-            xs, xe = max(x0, -ax, -bx), min(x1, w - ax, w - bx)
+            ys, ye, xs, xe = _eo_window(y0, y1, x0, x1, h, w, ax, ay, bx, by)
             for y in range(ys, ye):
                 ra = src[y + ay, xs + ax:xe + ax]
                 rb = src[y + by, xs + bx:xe + bx]
@@ -421,8 +426,7 @@ def _sao_stats_plane(org, rec, ctb, bit_depth, dx, dy, eo_map, eo_cnt, eo_sum, b
             bo_sum[r, q] += bsum
             for c in range(4):
                 ax, ay, bx, by = dx[c, 0], dy[c, 0], dx[c, 1], dy[c, 1]
-                ys, ye = max(y0, -ay, -by), min(y1, h - ay, h - by)
-                xs, xe = max(x0, -ax, -bx), min(x1, w - ax, w - bx)
+                ys, ye, xs, xe = _eo_window(y0, y1, x0, x1, h, w, ax, ay, bx, by)
                 cnt = np.zeros(5, dtype=np.int64)
                 tot = np.zeros(5, dtype=np.int64)
                 for y in range(ys, ye):
