@@ -41,32 +41,39 @@ for _a in (INTRA_ANGLE, INTRA_INV_ANGLE):
 
 @njit(cache=True)
 def _gather(recon, avail, x0, y0, n, bit_depth, line):  # pragma: no cover - numba
-    """Reference samples with availability + substitution (8.4.4.2.2) into line[0:4n+1]."""
+    """Reference samples with availability + substitution (8.4.4.2.2) into line[0:4n+1].
+    A missing sample is marked -1 in ``line`` itself until it is substituted (samples are
+    never negative), so no availability array is allocated per call."""
     h, w = recon.shape
     m = 4 * n + 1
-    ok = np.zeros(m, dtype=np.bool_)
+    c = 2 * n
     any_ok = False
-    for i in range(m):
-        if i < 2 * n:  # left column, bottom-up: y = 2n-1-i
-            yy, xx = y0 + 2 * n - 1 - i, x0 - 1
-        elif i == 2 * n:
-            yy, xx = y0 - 1, x0 - 1
-        else:
-            yy, xx = y0 - 1, x0 + i - 2 * n - 1
-        if 0 <= yy < h and 0 <= xx < w and avail[yy, xx]:
-            line[i] = recon[yy, xx]
-            ok[i] = True
+    xl = x0 - 1
+    for i in range(c):  # left column, bottom-up: y = y0 + 2n-1-i
+        yy = y0 + c - 1 - i
+        if 0 <= yy < h and 0 <= xl < w and avail[yy, xl]:
+            line[i] = recon[yy, xl]
             any_ok = True
+        else:
+            line[i] = -1
+    yt = y0 - 1
+    for i in range(c, m):  # the corner, then the top row left to right: x = x0 - 1 + i - 2n
+        xx = x0 - 1 + i - c
+        if 0 <= yt < h and 0 <= xx < w and avail[yt, xx]:
+            line[i] = recon[yt, xx]
+            any_ok = True
+        else:
+            line[i] = -1
     if not any_ok:
         line[:m] = 1 << (bit_depth - 1)
         return
-    if not ok[0]:
+    if line[0] < 0:
         for i in range(1, m):
-            if ok[i]:
+            if line[i] >= 0:
                 line[0] = line[i]
                 break
     for i in range(1, m):
-        if not ok[i]:
+        if line[i] < 0:
             line[i] = line[i - 1]
 
 
@@ -232,8 +239,8 @@ def predict_intra(recon: np.ndarray, avail: np.ndarray, x0: int, y0: int, log2_s
                   out: np.ndarray | None = None, chroma_format_idc: int = 1) -> np.ndarray:
     """Intra prediction of the n x n TB at (x0, y0) of one component plane: (n, n) int32 [y, x].
 
-    recon: that component's reconstruction so far (int32/uint16/uint8), the whole coded
-        (padded) picture; values outside ``avail`` are ignored.
+    recon: that component's reconstruction so far (int32/uint16/uint8, samples >= 0), the
+        whole coded (padded) picture; values outside ``avail`` are ignored.
     avail: bool plane of the same shape, True where a sample is already reconstructed. In
         decoding order a neighbouring sample is available for intra prediction iff it lies in
         the picture and its block precedes the current one in z-scan, i.e. iff it has been
