@@ -52,7 +52,6 @@ from codeclab.codecs.hevc.intra import (
     _filter_flag,
     _gather,
     _predict,
-    _predict_one,
     chroma_mode_from,
 )
 from codeclab.codecs.hevc.picture_state import (
@@ -352,14 +351,6 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh):  # pra
 
 
 @unit
-def _satd_one(recon, av, org, x, y, log2, mode, bd):  # pragma: no cover - numba
-    n = 1 << log2
-    pred = np.empty((n, n), dtype=np.int32)
-    _predict_one(recon, av, x, y, n, log2, mode, np.bool_(True), bd, np.bool_(True), pred)
-    return _satd_tiles(pred, org[y:y + n, x:x + n], _tile(n), satd_scratch(n))
-
-
-@unit
 def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids, fresh):  # pragma: no cover - numba
     """_satd_modes of a block; a 64x64 block (luma, from source) as its four 32x32 TBs,
     each with the availability it has when the previous ones are done: the same blocks,
@@ -570,11 +561,13 @@ def _tu_split_wins(st, tp, sp, x, y, log2, mode):  # pragma: no cover - numba
     beats the whole block's by more than ~12 bits of side information."""
     org, av = st.org[0], st.av[0]
     n, h = 1 << log2, 1 << (log2 - 1)
-    whole = _satd_one(org, av, org, x, y, log2, mode, tp.bit_depth)
+    one = np.full(1, mode, dtype=np.int64)
+    whole = _satd_modes(org, av, org, x, y, log2, np.bool_(True), tp.bit_depth, one, st.scr, np.bool_(True))[0]
     parts = sp.lam_split * 12
     for k in range(4):
         cx, cy = x + (h if k & 1 else 0), y + (h if k & 2 else 0)
-        parts += _satd_one(org, av, org, cx, cy, log2 - 1, mode, tp.bit_depth)
+        parts += _satd_modes(org, av, org, cx, cy, log2 - 1, np.bool_(True), tp.bit_depth, one, st.scr,
+                             np.bool_(True))[0]
         av[cy:cy + h, cx:cx + h] = True
     av[y:y + n, x:x + n] = False
     return parts < whole
