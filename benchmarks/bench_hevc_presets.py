@@ -1,11 +1,14 @@
 """Preset variants of our HEVC encoder against HM 16.20 on TRAINING pictures (for tuning).
 
     .venv/bin/python benchmarks/bench_hevc_presets.py out.json [LABEL=PRESET[:FIELD=VALUE|...] ...]
+        [--pics NAME ...]
 
 e.g. ``slow=slow "slow-tu1=slow:tu_modes=1" "m=medium:coarse=False|n_rd=(4,4,2,2,2)"``
 (fields of ``codeclab.codecs.hevc.search.Preset``). Without variants: the three presets.
 
-Pictures: 832x480 centre windows of four photographs of ``../shared/media/train``; the
+Pictures: 832x480 centre windows of four photographs of ``../shared/media/train`` (``--pics``:
+other training pictures by name, e.g. the smoother Aqua TwoWings Wood Float-into-MATE; an
+``out.json`` holds the rows of one picture set, and refuses another); the
 presets are tuned here and only checked on the validation pictures by bench_vs_hm.py,
 which nobody tunes on. HM (``encoder_intra_main.cfg``, RDOQ on, the registry codec ``hm``)
 and ours code the same 8-bit 4:2:0 frames with HM's all-intra tools at QP 22/27/32/37;
@@ -55,10 +58,10 @@ def _preset(spec: str) -> str:
     return "variant"
 
 
-def job(args: tuple[int, str, str, int]) -> dict[str, Any]:
+def job(args: tuple[str, int, str, str, int]) -> dict[str, Any]:
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-    pic, label, spec, qp = args
-    frame = load_picture(TRAIN / PICS[pic], W, H)
+    name, pic, label, spec, qp = args
+    frame = load_picture(TRAIN / name, W, H)
     if label == "hm":
         r = run_job((pic, label, "hm", {"qp": qp, "rdoq": True}, frame))
         return {k: r[k] for k in ("pic", "label", "qp", "bpp", "psnr_y", "psnr_yuv", "cpu_s")}
@@ -85,22 +88,32 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 2
     out = Path(argv[0])
-    variants = [a.split("=", 1) for a in argv[1:]] or [["fast", "fast"], ["medium", "medium"], ["slow", "slow"]]
+    args = argv[1:]
+    pics = PICS
+    if "--pics" in args:
+        i = args.index("--pics")
+        names = [a for a in args[i + 1:] if "=" not in a]
+        pics = [n if n.endswith(".png") else f"{n}.png" for n in names]
+        args = args[:i] + args[i + 1 + len(names):]
+    variants = [a.split("=", 1) for a in args] or [["fast", "fast"], ["medium", "medium"], ["slow", "slow"]]
     rows: list[dict[str, Any]] = json.loads(out.read_text()) if out.exists() else []
+    if rows and rows[0].get("pics", PICS) != pics:
+        print(f"bench_hevc_presets: {out} holds the rows of pictures {rows[0].get('pics', PICS)}, not {pics}")
+        return 2
     have = {(r["label"], r["pic"], r["qp"]) for r in rows}
-    todo = [(p, "hm", "", qp) for p in range(len(PICS)) for qp in QPS if ("hm", p, qp) not in have]
-    todo += [(p, label, spec, qp) for label, spec in variants for p in range(len(PICS)) for qp in QPS
+    todo = [(n, p, "hm", "", qp) for p, n in enumerate(pics) for qp in QPS if ("hm", p, qp) not in have]
+    todo += [(n, p, label, spec, qp) for label, spec in variants for p, n in enumerate(pics) for qp in QPS
              if (label, p, qp) not in have]
     with ProcessPoolExecutor(2) as ex:
         try:
             for r in ex.map(job, todo):
-                rows.append(r)
+                rows.append(dict(r, pics=pics))
         finally:
             out.write_text(json.dumps(rows))
     hm = np.mean([r["cpu_s"] for r in rows if r["label"] == "hm" and r["qp"] == 32])
     print(f"{'variant':<24} {'Y pchip':>9} {'YUV pchip':>10} {'cpu s':>7} {'x HM':>6}")
     for label in sorted({r["label"] for r in rows} - {"hm"}):
-        bd = bd_table(rows, label, "hm", len(PICS))
+        bd = bd_table(rows, label, "hm", len(pics))
         cpu = np.mean([r["cpu_s"] for r in rows if r["label"] == label and r["qp"] == 32])
         print(f"{label:<24} {bd['psnr_y/pchip']:+8.2f}% {bd['psnr_yuv/pchip']:+9.2f}% {cpu:7.3f} {cpu / hm:6.3f}")
     return 0

@@ -214,7 +214,7 @@ class PictureEncoder:
         sp = SearchParams(
             log2_ctb=p.log2_ctb, max_tu_depth=p.max_tu_depth, log2_max_tb=p.log2_max_tb,
             lam=float(lambdas.rd), sqrt_lam=float(lam_satd), wc=float(lambdas.chroma_weight),
-            lam_mode=6.0 * lam_satd, lam_split=6.0 * lam_satd, rd=pr.rd, n_rd=tuple(pr.n_rd),
+            lam_mode=pr.mode_w * lam_satd, lam_split=pr.split_w * lam_satd, rd=pr.rd, n_rd=tuple(pr.n_rd),
             mpm=pr.mpm, tu_modes=pr.tu_modes, chroma_all=pr.chroma_all, early_cu=pr.early_cu,
             coarse=pr.coarse, inter=slice_p, nref=nref, nref1=nref1, max_merge=MAX_MERGE_CAND,
             merge_rd=pr.merge_rd, search_range=pr.search_range, intra_p=pr.intra_p,

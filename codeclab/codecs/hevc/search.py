@@ -107,7 +107,8 @@ class Preset:
     decisions (the fast preset's, and the RD search's rough decision) evaluate a
     coarse-to-fine subset of the 35 luma modes (planar, DC, every fourth angular mode and
     the MPMs, then +-2 and +-1 around the best angular one: 11 to 18 modes, see
-    _mode_search) instead of all 35.
+    _mode_search) instead of all 35; mode_w / split_w: the SATD decisions' lambdas per rough
+    side bit, in units of sqrt(lambda): luma and chroma modes / CU split, NxN and TU split.
 
     P pictures always use the RD search (the intra fields above then set its intra side):
     merge_rd: merge candidates (best luma SATD first) coded with a residual, besides every
@@ -131,6 +132,8 @@ class Preset:
     ts_fast: bool = True
     ts_try: bool = True
     coarse: bool = False
+    mode_w: float = 6.0
+    split_w: float = 6.0
     merge_rd: int = 2
     search_range: int = 64
     intra_p: int = 1
