@@ -17,7 +17,9 @@ stream is decoded by FFmpeg and measured by our metrics. Printed: BD-rate (PSNR-
 PSNR-YUV, PCHIP and cubic; mean of per-picture BD-rates) of each of ours against HM with
 RDOQ on (and sq against HM with RDOQ off), CPU seconds per picture (ours: the single-thread
 job's wall time; HM: its own "Total Time") and the ratio to HM, and the peak memory of a
-worker process after the 1080p encodes.
+worker process after the 1080p encodes. The jobs of each picture and QP run back to back
+(HM's with RDOQ on and off, then ours), so the ratios compare encodes made minutes apart,
+not at the two ends of the run.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def run_set(frames: list[Any], names: list[str], presets: list[str], quants: lis
             for q in quants:
                 todo += [(p, f"{preset}-{q}", "hevc", dict(tools, qp=qp, preset=preset, quant=q), f)
                          for qp in qps]
-    todo.sort(key=lambda j: {"slow": 0, "medium": 1, "fast": 2}.get(j[3].get("preset", ""), 3))
+    # each picture's jobs at one QP back to back, HM's and ours: a drift of the shared cores'
+    # speed during the run (10-30 % within an hour, seen) then moves both sides of a ratio
+    todo.sort(key=lambda j: (j[0], j[3]["qp"]))
     rows, t0 = [], time.time()
     with ProcessPoolExecutor(max_workers=jobs) as ex:
         for r in ex.map(run_job, todo):
