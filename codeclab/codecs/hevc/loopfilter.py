@@ -408,6 +408,8 @@ def _sao_stats_plane(org, rec, ctb, bit_depth, dx, dy, eo_map, eo_cnt, eo_sum, b
     rows, cols = bo_cnt.shape[0], bo_cnt.shape[1]
     bcnt = np.zeros(32, dtype=np.int64)  # the CTB's band histogram (rows read from 0, as below)
     bsum = np.zeros(32, dtype=np.int64)
+    cnt = np.zeros(5, dtype=np.int64)  # an edge class's categories in the CTB
+    tot = np.zeros(5, dtype=np.int64)
     for r in range(rows):
         for q in range(cols):
             y0, y1 = r * ctb, min((r + 1) * ctb, h)
@@ -427,8 +429,8 @@ def _sao_stats_plane(org, rec, ctb, bit_depth, dx, dy, eo_map, eo_cnt, eo_sum, b
             for c in range(4):
                 ax, ay, bx, by = dx[c, 0], dy[c, 0], dx[c, 1], dy[c, 1]
                 ys, ye, xs, xe = _eo_window(y0, y1, x0, x1, h, w, ax, ay, bx, by)
-                cnt = np.zeros(5, dtype=np.int64)
-                tot = np.zeros(5, dtype=np.int64)
+                cnt[:] = 0
+                tot[:] = 0
                 for y in range(ys, ye):
                     ra = rec[y + ay, xs + ax:xe + ax]
                     rb = rec[y + by, xs + bx:xe + bx]
