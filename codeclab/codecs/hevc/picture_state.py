@@ -29,6 +29,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from codeclab.codecs.hevc.rdoq import RATE_K, rdoq_work
+
 __all__ = ["PictureState", "new_picture_state", "save_region", "restore_region",
            "save_luma", "restore_luma", "save_chroma", "restore_chroma",
            "MOT_PF", "MOT_MV", "MOT_RI", "MOT_MRG", "MOT_MVPF", "MOT_MVD", "MOT_CH",
@@ -48,6 +50,21 @@ ICU_SKIP = 0   # cu_skip_flag
 ICU_PART = 1   # PartMode of an inter CU: 0 2Nx2N, 1 2NxN, 2 Nx2N
 
 
+class TbWork(NamedTuple):
+    """The buffers of coding one TB (tb_coding.code_tb, tb_coding.quantize), allocated with
+    the picture state instead of a dozen small arrays per TB."""
+
+    blk: np.ndarray  # int32 (TB_ROWS, 1024): prediction, residual, coefficients, levels, the
+    #                  decoded residual, RDOQ's levels (quantize)
+    fw: np.ndarray   # float64 and int64: RDOQ's work arrays (rdoq.rdoq_work)
+    iw: np.ndarray
+    rb: np.ndarray   # int64 (RATE_K, 2): the bits of each context's bins that RDOQ prices with
+    sc: np.ndarray   # int64 (2,): the TBs' scanIdx
+
+
+TB_ROWS = 6
+
+
 class PictureState(NamedTuple):
     """One picture being coded (all planes at the coded size, multiples of 8)."""
 
@@ -65,6 +82,8 @@ class PictureState(NamedTuple):
     mot: np.ndarray      # int32 (H/4, W/4, MOT_CH) motion of the PB covering the unit
     icu: np.ndarray      # uint8 (H/8, W/8, 2) cu_skip_flag, inter PartMode
     scr: np.ndarray      # int32 (SCRATCH,) buffers of the SATD mode decisions (search._carve)
+    iscr: np.ndarray     # int64 (64,) their mode lists and SATD values (search._mode_search)
+    tbw: TbWork          # the buffers of coding one TB
 
 
 def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState:
@@ -89,7 +108,14 @@ def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState
         nxn=np.zeros((H // 8, W // 8), dtype=np.uint8),
         cidx=np.zeros((H // 8, W // 8), dtype=np.uint8),
         mot=blank_motion(h4, w4), icu=np.zeros((h8, w8, 2), dtype=np.uint8),
-        scr=np.zeros(SCRATCH, dtype=np.int32))
+        scr=np.zeros(SCRATCH, dtype=np.int32), iscr=np.zeros(64, dtype=np.int64), tbw=new_tb_work())
+
+
+def new_tb_work() -> TbWork:
+    """A TB workspace (every buffer for blocks up to 32x32)."""
+    fw, iw = rdoq_work()
+    return TbWork(blk=np.zeros((TB_ROWS, 1024), dtype=np.int32), fw=fw, iw=iw,
+                  rb=np.zeros((RATE_K, 2), dtype=np.int64), sc=np.zeros(2, dtype=np.int64))
 
 
 def blank_motion(h4: int, w4: int) -> np.ndarray:

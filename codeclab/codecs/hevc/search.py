@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict, List
+from numba import njit
+from numba.typed import List
 
 from codeclab.base.jit import borrow, unit
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, encode_bin
@@ -322,9 +322,9 @@ def _predictions(recon, av, x, y, log2, luma, bd, modes):  # pragma: no cover - 
 
 
 @unit
-def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh):  # pragma: no cover - numba
-    """(k,) SATD against ``org``'s block of the block predicted from ``recon`` in each of
-    ``modes``, from one reference build. Horizontal modes are predicted transposed and
+def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh, out):  # pragma: no cover - numba
+    """SATD against ``org``'s block of the block predicted from ``recon`` in each of
+    ``modes`` into out[:k], from one reference build. Horizontal modes are predicted transposed and
     compared with the transposed source (intra._angular_rows): the same SATD. ``scr``: the
     state's scratch (PictureState.scr), for blocks up to 32x32; ``fresh`` False: the
     scratch still holds this block's reference lines and source copies from the call
@@ -340,31 +340,32 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh):  # pra
                 obt[j, i] = o[i, j]
     tile = _tile(n)
     edge = luma and n < 32
-    v = np.empty(modes.shape[0], dtype=np.int64)
     for k in range(modes.shape[0]):
         mode = modes[k]
         ln = fline if luma and _filter_flag(mode, n) else line
         if mode < 2:
             _predict(ln, n, log2, mode, edge, bd, ref, pred)
-            v[k] = _satd_tiles(pred, ob, tile, sd)
+            out[k] = _satd_tiles(pred, ob, tile, sd)
         else:
             _angular_rows(ln, n, mode, edge, bd, ref, pred)
-            v[k] = _satd_tiles(pred, ob if mode >= 18 else obt, tile, sd)
-    return v
+            out[k] = _satd_tiles(pred, ob if mode >= 18 else obt, tile, sd)
 
 
 @unit
-def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids, fresh):  # pragma: no cover - numba
-    """_satd_modes of a block; a 64x64 block (luma, from source) as its four 32x32 TBs,
-    each with the availability it has when the previous ones are done: the same blocks,
+def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids, fresh, out):  # pragma: no cover - numba
+    """_satd_modes of a block (into out[:k]); a 64x64 block (luma, from source) as its four
+    32x32 TBs, each with the availability it has when the previous ones are done: the same blocks,
     references and SATDs as its four 32x32 CUs, so ``kids`` (4, 35), the values already
     known of those (+inf: not evaluated; or (0, 35)), are used as they are (its quadrants
     are always built fresh)."""
     if log2 <= 5:
-        return _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh)
+        _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh, out)
+        return
     nm = modes.shape[0]
-    v = np.zeros(nm, dtype=np.int64)
+    v = out[:nm]
+    v[:] = 0
     miss = np.empty(nm, dtype=np.int64)
+    w = np.empty(nm, dtype=np.int64)
     for k in range(4):
         qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
         nmiss = 0
@@ -375,48 +376,63 @@ def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids, fresh):  # 
                 miss[nmiss] = i
                 nmiss += 1
         if nmiss:
-            w = _satd_modes(recon, av, org, qx, qy, np.int64(5), luma, bd, modes[miss[:nmiss]], scr,
-                            np.bool_(True))
+            _satd_modes(recon, av, org, qx, qy, np.int64(5), luma, bd, modes[miss[:nmiss]], scr,
+                        np.bool_(True), w)
             for j in range(nmiss):
                 v[miss[j]] += w[j]
         av[qy:qy + 32, qx:qx + 32] = True
     av[y:y + 64, x:x + 64] = False
-    return v
 
 
 @unit
-def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm, scr, kids):  # pragma: no cover
-    """(35,) SATD + bias of the luma modes predicted from ``recon``; with ``coarse`` only a
-    coarse-to-fine subset is evaluated (the rest are +inf): planar, DC, the angular modes
-    2, 6, .., 34 and the MPMs ``mpm``, then +-2 and +-1 around the best angular mode
-    (x265's fast intra search does the same). ``kids``: see _satd_at."""
-    cost = np.full(35, np.inf)
+def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm, scr, iscr, kids, cost):  # pragma: no cover
+    """SATD + bias (an empty ``bias``: none) of the luma modes predicted from ``recon`` into
+    ``cost`` (35,); with ``coarse`` only a coarse-to-fine subset is evaluated (the rest are
+    +inf): planar, DC, the angular modes 2, 6, .., 34 and the MPMs ``mpm``, then +-2 and +-1
+    around the best angular mode (x265's fast intra search does the same). ``kids``: see
+    _satd_at; ``iscr``: PictureState.iscr (the mode lists and their SATDs: no array is
+    allocated per search)."""
+    nb = bias.shape[0]
+    v = iscr[16:51]
     if not coarse:
-        cost[:] = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, ALL_MODES, scr, kids,
-                           np.bool_(True)) + bias
-        return cost
-    first = np.empty(14, dtype=np.int64)
+        _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, ALL_MODES, scr, kids, np.bool_(True), v)
+        for m in range(35):
+            cost[m] = v[m] + (bias[m] if nb else 0.0)
+        return
+    cost[:] = np.inf
+    first = iscr[0:14]
     nf = 0
     for m in range(35):
         if m < 2 or (m - 2) % 4 == 0 or m == mpm[0] or m == mpm[1] or m == mpm[2]:
             first[nf] = m
             nf += 1
-    v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, first[:nf], scr, kids, np.bool_(True))
+    _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, first[:nf], scr, kids, np.bool_(True), v)
     for i in range(nf):
-        cost[first[i]] = v[i] + bias[first[i]]
+        cost[first[i]] = v[i] + (bias[first[i]] if nb else 0.0)
+    cand = iscr[14:16]
     for step in (2, 1):
         best = 2 + np.argmin(cost[2:])
-        cand = np.empty(2, dtype=np.int64)
         nc = 0
         for m in (best - step, best + step):
             if 2 <= m <= 34 and cost[m] == np.inf:
                 cand[nc] = m
                 nc += 1
         if nc:
-            v = _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, cand[:nc], scr, kids, np.bool_(False))
+            _satd_at(recon, av, org, x, y, log2, np.bool_(True), bd, cand[:nc], scr, kids, np.bool_(False), v)
             for i in range(nc):
-                cost[cand[i]] = v[i] + bias[cand[i]]
-    return cost
+                cost[cand[i]] = v[i] + (bias[cand[i]] if nb else 0.0)
+
+
+CACHE_ROWS = 341  # the blocks of a 64x64 CTU: 1 + 4 + 16 + 64 + 256
+
+
+@njit(cache=True)
+def _slot(x, y, log2):  # pragma: no cover - numba
+    """Row of the block (x, y, 2^log2) in the CTU's source-SATD cache: the levels 64..4 one
+    after the other, each in raster order of its blocks in the CTU (a 64x64 CTU's four
+    32x32 CUs are rows 1..4 in z-order)."""
+    base = (0, 0, 85, 21, 5, 1, 0)[log2]
+    return base + ((y & 63) >> log2) * (64 >> log2) + ((x & 63) >> log2)
 
 
 @unit
@@ -424,37 +440,32 @@ def _source_mode_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numb
     """SATD of the 35 modes (+inf where a coarse search skipped them) predicting the luma
     block from *source* neighbours with the availability it has when first asked; a 64x64
     block is predicted as its four 32x32 TBs are, which are its four 32x32 CUs: their values
-    are computed first and reused. Cached per picture: a parent's split test computes its
-    children's values."""
-    key = _cache_key(x, y, log2)
-    if key in cache:
-        return cache[key]
-    kids = np.empty((0 if log2 < 6 else 4, 35))
+    are computed first and reused. Cached per CTU (``cache``: CACHE_ROWS x 35, a row not
+    computed yet has NaN first; search_picture clears it per CTU): a parent's split test
+    computes its children's values. Returns the cache's row: read it, never write it."""
+    row = cache[_slot(x, y, log2)]
+    if not np.isnan(row[0]):
+        return row
+    kids = cache[:0]
     if log2 == 6:
         av = st.av[0]
         for k in range(4):  # the 32x32 CUs first: their split tests then find themselves cached
             qx, qy = x + (32 if k & 1 else 0), y + (32 if k & 2 else 0)
-            kk = _cache_key(qx, qy, 5)
-            if kk not in cache:
-                cache[kk] = _source_search(st, tp, sp, qx, qy, np.int64(5), np.empty((0, 35)))
-            kids[k] = cache[kk]
+            kr = cache[_slot(qx, qy, 5)]
+            if np.isnan(kr[0]):
+                _source_search(st, tp, sp, qx, qy, np.int64(5), cache[:0], kr)
             av[qy:qy + 32, qx:qx + 32] = True
         av[y:y + 64, x:x + 64] = False
-    v = _source_search(st, tp, sp, x, y, log2, kids)
-    cache[key] = v
-    return v
-
-
-@njit(cache=True)
-def _cache_key(x, y, log2):  # pragma: no cover - numba
-    return (np.int64(log2) << 40) | (np.int64(y) << 20) | np.int64(x)
+        kids = cache[1:5]
+    _source_search(st, tp, sp, x, y, log2, kids, row)
+    return row
 
 
 @unit
-def _source_search(st, tp, sp, x, y, log2, kids):  # pragma: no cover - numba
+def _source_search(st, tp, sp, x, y, log2, kids, out):  # pragma: no cover - numba
     org = st.org[0]
-    return _mode_search(org, st.av[0], org, x, y, log2, tp.bit_depth, sp.coarse, np.zeros(35), NO_MPM,
-                        st.scr, kids)
+    _mode_search(org, st.av[0], org, x, y, log2, tp.bit_depth, sp.coarse, out[:0], NO_MPM, st.scr, st.iscr,
+                 kids, out)
 
 
 @unit
@@ -505,14 +516,15 @@ def _nxn_wins(st, tp, sp, cache, x, y):  # pragma: no cover - numba
 def _chroma_mode_satd(st, tp, sp, xc, yc, log2c, luma_mode):  # pragma: no cover - numba
     """(intra_chroma_pred_mode, IntraPredModeC) with the best SATD of the five (DM first
     on ties)."""
-    modes = np.empty(5, dtype=np.int64)  # intra_chroma_pred_mode 0..3, then 4 (DM)
+    modes, v, tot = st.iscr[0:5], st.iscr[5:10], st.iscr[10:15]  # intra_chroma_pred_mode 0..3, then 4 (DM)
     for idx in range(4):
         modes[idx] = chroma_mode_from(idx, luma_mode)
     modes[4] = luma_mode
-    tot = np.zeros(5)
+    tot[:] = 0
     for c in (1, 2):
-        tot += _satd_modes(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth, modes,
-                           st.scr, np.bool_(True))
+        _satd_modes(st.rec[c], st.av[c], st.org[c], xc, yc, log2c, np.bool_(False), tp.bit_depth, modes,
+                    st.scr, np.bool_(True), v)
+        tot += v
     best, bi, bm = tot[4] + sp.lam_mode * 1, 4, luma_mode
     for idx in range(4):
         cst = tot[idx] + sp.lam_mode * 3
@@ -550,8 +562,9 @@ def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
         return src
     modes = _best_modes(src, 3, (c0, c1, c2), True)
     nm = modes.shape[0]
-    v = _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes, st.scr,
-                    np.bool_(True))
+    v = st.iscr[:nm]
+    _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes, st.scr,
+                np.bool_(True), v)
     cost = np.full(35, np.inf)
     for i in range(nm):
         cost[modes[i]] = v[i] + bias[modes[i]]
@@ -564,13 +577,16 @@ def _tu_split_wins(st, tp, sp, x, y, log2, mode):  # pragma: no cover - numba
     beats the whole block's by more than ~12 bits of side information."""
     org, av = st.org[0], st.av[0]
     n, h = 1 << log2, 1 << (log2 - 1)
-    one = np.full(1, mode, dtype=np.int64)
-    whole = _satd_modes(org, av, org, x, y, log2, np.bool_(True), tp.bit_depth, one, st.scr, np.bool_(True))[0]
+    one, v = st.iscr[0:1], st.iscr[1:2]
+    one[0] = mode
+    _satd_modes(org, av, org, x, y, log2, np.bool_(True), tp.bit_depth, one, st.scr, np.bool_(True), v)
+    whole = v[0]
     parts = sp.lam_split * 12
     for k in range(4):
         cx, cy = x + (h if k & 1 else 0), y + (h if k & 2 else 0)
-        parts += _satd_modes(org, av, org, cx, cy, log2 - 1, np.bool_(True), tp.bit_depth, one, st.scr,
-                             np.bool_(True))[0]
+        _satd_modes(org, av, org, cx, cy, log2 - 1, np.bool_(True), tp.bit_depth, one, st.scr, np.bool_(True),
+                    v)
+        parts += v[0]
         av[cy:cy + h, cx:cx + h] = True
     av[y:y + n, x:x + n] = False
     return parts < whole
@@ -681,9 +697,9 @@ def _root_costs(st, tp, sp, eng, ctx, buf, x, y, log2, depth, modes, pr, lv, roo
             for j in range(n):
                 resid[b, i, j] = org[i, j] - pr[b, i, j]
         scans[b] = scan_idx_for(modes[b], log2, 0)
-    quantize(tp, ctx, np.bool_(True), forward(resid, log2, log2 == 2, bd), tp.qp[0], log2, np.int64(0), scans,
-             depth, lv)
-    r = reconstruct(lv, tp.qp[0], log2, log2 == 2, bd)
+    quantize(tp, ctx, np.bool_(True), forward(resid, log2, log2 == 2, bd, np.empty_like(resid)), tp.qp[0], log2,
+             np.int64(0), scans, depth, lv, st.tbw)
+    r = reconstruct(lv, tp.qp[0], log2, log2 == 2, bd, np.empty_like(lv))
     dist = np.empty(k)
     keep = not (tp.ts_enabled and log2 == 2)
     for b in range(k):
@@ -822,9 +838,9 @@ def _luma_pu(st, tp, sp, eng, ctx, buf, cache, x, y, log2, depth):  # pragma: no
     mbits[c1] = f1 + 2.0
     mbits[c2] = f1 + 2.0
     if log2 <= 5:
-        rough = _mode_search(st.rec[0], st.av[0], st.org[0], x, y, log2, tp.bit_depth, sp.coarse,
-                             sp.sqrt_lam * mbits, np.array([c0, c1, c2], dtype=np.int64), st.scr,
-                             np.empty((0, 35)))
+        rough = np.empty(35)
+        _mode_search(st.rec[0], st.av[0], st.org[0], x, y, log2, tp.bit_depth, sp.coarse, sp.sqrt_lam * mbits,
+                     np.array([c0, c1, c2], dtype=np.int64), st.scr, st.iscr, cache[:0], rough)
     else:
         rough = _source_mode_satd(st, tp, sp, cache, x, y, log2) + sp.sqrt_lam * mbits
     order = _best_modes(rough, sp.n_rd[log2 - 2], (c0, c1, c2), sp.mpm)
@@ -906,8 +922,9 @@ def _chroma_batch(st, tp, sp, eng, ctx, buf, x, y, log2, cidx, cmodes):  # pragm
                 for v in range(n):
                     resid[b, u, v] = org[u, v] - pr[b, u, v]
     lv = np.empty((2 * k, n, n), dtype=np.int32)
-    quantize(tp, ctx, np.bool_(True), forward(resid, lc, False, bd), tp.qp[1], lc, np.int64(1), scans, np.int64(0), lv)
-    r = reconstruct(lv, tp.qp[1], lc, False, bd)
+    quantize(tp, ctx, np.bool_(True), forward(resid, lc, False, bd, np.empty_like(resid)), tp.qp[1], lc,
+             np.int64(1), scans, np.int64(0), lv, st.tbw)
+    r = reconstruct(lv, tp.qp[1], lc, False, bd, np.empty_like(lv))
     nz = np.zeros(2 * k, dtype=np.bool_)
     sse = np.empty(2 * k)
     for b in range(2 * k):
@@ -1529,11 +1546,12 @@ def search_picture(st, tp, sp, refs, eng, ctx, buf):  # pragma: no cover - numba
     # borrowed (base.jit.borrow): the calls below pass them on without counting references
     st, tp, refs = borrow(st), borrow(tp), borrow(refs)
     eng, ctx, buf = borrow(eng), borrow(ctx), borrow(buf)
-    cache = Dict.empty(key_type=types.int64, value_type=types.float64[:])
+    cache = np.empty((CACHE_ROWS, 35))
     H, W = st.org[0].shape
     ctb = 1 << sp.log2_ctb
     for ry in range(-(-H // ctb)):
         for rx in range(-(-W // ctb)):
+            cache[:, 0] = np.nan
             if sp.rd or sp.inter:
                 _rd_cu(st, tp, sp, refs, eng, ctx, buf, cache, rx * ctb, ry * ctb)
             else:

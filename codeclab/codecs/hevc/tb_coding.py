@@ -28,7 +28,8 @@ from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, new_engine
 from codeclab.codecs.hevc.intra import _predict_one
 from codeclab.codecs.hevc.nrdoq.features import N_LOCAL, _features, ar_infer, fcn_infer
 from codeclab.codecs.hevc.quantizer import _hdq_batch, _live_index
-from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block, rdoq_work
+from codeclab.codecs.hevc.picture_state import TB_ROWS
+from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, _dequant_kernel, _quant_kernel
 from codeclab.codecs.hevc.scan import scan_idx_for, scan_tables
@@ -143,8 +144,9 @@ def _external(coefs, qp, log2, bit_depth, c, scans, sign_hiding, depth, ctx, lam
 
 
 @unit
-def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no cover - numba
-    """Levels of the blocks coef (B, n, n) of component c at trafoDepth ``depth`` into out.
+def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out, work):  # pragma: no cover - numba
+    """Levels of the blocks coef (B, n, n) of component c at trafoDepth ``depth`` into out
+    (``work``: the state's TbWork; its last row and RDOQ's arrays are used here).
 
     live: rates from ``ctx`` (the search's carried contexts, cbf context of ``depth``);
     otherwise from the slice's initial contexts, cbf context of trafoDepth 0 (luma) / 0."""
@@ -195,7 +197,7 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no
         _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out)
         return
     if tp.qkind == QUANT_RDOQ:
-        rb = np.empty((RATE_K, 2), dtype=np.int64)
+        rb = work.rb
         for i in range(RATE_K):
             s = np.int64(states[gi[i]])
             rb[i, 0] = ENTROPY_BITS[s]
@@ -205,8 +207,8 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out):  # pragma: no
         escale = 2.0 ** (15 - 2 * tshift - 2 * (bd - 8)) / float(qs) ** 2
         rdf = float(_IQS[qpp % 6]) ** 2 * 4.0 ** (qpp // 6) / lam / 16 / 4.0 ** (bd - 8) + 0.5
         rd_factor = np.int64(min(rdf, 2.0 ** 36)) if np.isfinite(rdf) else np.int64(2) ** 36
-        flat = np.empty(nn, dtype=np.int32)
-        fw, iw = rdoq_work()
+        flat = work.blk[TB_ROWS - 1, :nn]
+        fw, iw = work.fw, work.iw
         for b in range(nb):
             if alive[b]:
                 s = scans[b]
@@ -303,21 +305,21 @@ def _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out): 
 
 
 @unit
-def forward(resid, log2, dst, bd):  # pragma: no cover - numba
-    """HM's forward transform of (B, n, n) residuals (transform.forward_transform)."""
-    out = np.empty(resid.shape, dtype=np.int32)
+def forward(resid, log2, dst, bd, out):  # pragma: no cover - numba
+    """HM's forward transform of (B, n, n) residuals (transform.forward_transform) into out;
+    returns out."""
     _forward_kernel(resid, _MATS[4 if dst else log2 - 2], _M32, log2 >= 4 and not dst, log2 + bd - 9,
                     log2 + 6, out)
     return out
 
 
 @unit
-def reconstruct(lv, qp, log2, dst, bd):  # pragma: no cover - numba
-    """Scaling + inverse transform of (B, n, n) levels: the decoder's residual."""
-    d = np.empty(lv.shape, dtype=np.int32)
-    _dequant_kernel(lv, np.full(1, qp + 6 * (bd - 8), dtype=np.int64), log2, bd, d)
-    out = np.empty(lv.shape, dtype=np.int32)
-    _inverse_kernel(d, _MATS[4 if dst else log2 - 2], 20 - bd, out)
+def reconstruct(lv, qp, log2, dst, bd, out):  # pragma: no cover - numba
+    """Scaling + inverse transform of (B, n, n) levels into out (the scaled coefficients
+    first, then transformed in place: _inverse_kernel reads a block whole before it writes
+    it): the decoder's residual; returns out."""
+    _dequant_kernel(lv, np.full(1, qp + 6 * (bd - 8), dtype=np.int64), log2, bd, out)
+    _inverse_kernel(out, _MATS[4 if dst else log2 - 2], 20 - bd, out)
     return out
 
 
@@ -419,11 +421,14 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     4x4 TBs with transform skip enabled, the skip is chosen by SSE + lambda * bits.
     Returns whether it has levels."""
     n = 1 << log2
+    nn = n * n
     bd = tp.bit_depth
     maxv = (1 << bd) - 1
-    pred = np.empty((n, n), dtype=np.int32)
+    w = st.tbw
+    pred, resid = w.blk[0, :nn].reshape((n, n)), w.blk[1, :nn].reshape((1, n, n))
+    coef, lv = w.blk[2, :nn].reshape((1, n, n)), w.blk[3, :nn].reshape((1, n, n))
+    r = w.blk[4, :nn].reshape((1, n, n))
     _predict_one(st.rec[c], st.av[c], x, y, n, log2, mode, c == 0, bd, np.bool_(True), pred)
-    resid = np.empty((1, n, n), dtype=np.int32)
     org = st.org[c][y:y + n, x:x + n]
     for i in range(n):
         for j in range(n):
@@ -431,15 +436,16 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     scan = scan_idx_for(mode, log2, c)
     qp = tp.qp[c]
     dst = c == 0 and log2 == 2
-    scans = np.full(1, scan, dtype=np.int64)
-    lv = np.empty((1, n, n), dtype=np.int32)
-    quantize(tp, ctx, live, forward(resid, log2, dst, bd), qp, log2, c, scans, depth, lv)
+    scans = w.sc[:1]
+    scans[0] = scan
+    quantize(tp, ctx, live, forward(resid, log2, dst, bd, coef), qp, log2, c, scans, depth, lv, w)
     nz = _any(lv)
-    r = reconstruct(lv, qp, log2, dst, bd) if nz else lv
+    if nz:
+        reconstruct(lv, qp, log2, dst, bd, r)
     ts = False
     if tp.ts_enabled and tp.ts_try and log2 == 2 and (not tp.ts_fast or _ts_candidate(st, c, x, y)):
         lts = np.empty((1, n, n), dtype=np.int32)
-        quantize(tp, ctx, live, _forward_ts(resid, log2, bd), qp, log2, c, scans, depth, lts)
+        quantize(tp, ctx, live, _forward_ts(resid, log2, bd), qp, log2, c, scans, depth, lts, w)
         if _any(lts):
             rts = _reconstruct_ts(lts, qp, log2, bd)
             if (_ts_cost(tp, org, pred, lts[0], rts[0], True, log2, c, scan, True)
@@ -482,20 +488,23 @@ def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover
         code_tb(st, tp, ctx, live, np.int64(2), xc, yc, lc, cmode, depth)
         return
     n, bd = 1 << lc, tp.bit_depth
+    nn2 = 2 * n * n
     maxv = (1 << bd) - 1
-    pred = np.empty((2, n, n), dtype=np.int32)
-    resid = np.empty((2, n, n), dtype=np.int32)
+    w = st.tbw
+    pred, resid = w.blk[0, :nn2].reshape((2, n, n)), w.blk[1, :nn2].reshape((2, n, n))
+    coef, lv, r = (w.blk[2, :nn2].reshape((2, n, n)), w.blk[3, :nn2].reshape((2, n, n)),
+                   w.blk[4, :nn2].reshape((2, n, n)))
     for k in range(2):
         _predict_one(st.rec[k + 1], st.av[k + 1], xc, yc, n, lc, cmode, np.bool_(False), bd, np.bool_(True), pred[k])
         org = st.org[k + 1][yc:yc + n, xc:xc + n]
         for i in range(n):
             for j in range(n):
                 resid[k, i, j] = org[i, j] - pred[k, i, j]
-    scan = scan_idx_for(cmode, lc, 1)
-    lv = np.empty((2, n, n), dtype=np.int32)
-    quantize(tp, ctx, live, forward(resid, lc, False, bd), tp.qp[1], lc, np.int64(1),
-             np.full(2, scan, dtype=np.int64), depth, lv)
-    r = reconstruct(lv, tp.qp[1], lc, False, bd)
+    scans = w.sc
+    scans[:] = scan_idx_for(cmode, lc, 1)
+    quantize(tp, ctx, live, forward(resid, lc, False, bd, coef), tp.qp[1], lc, np.int64(1), scans, depth, lv,
+             w)
+    reconstruct(lv, tp.qp[1], lc, False, bd, r)
     for k in range(2):
         store_tb(st, k + 1, xc, yc, lc, pred[k], r[k], lv[k], _any(lv[k]), False, maxv)
 
@@ -520,10 +529,10 @@ def code_inter_tb(st, tp, ctx, live, c, x, y, log2, depth):  # pragma: no cover 
             resid[0, i, j] = org[i, j] - pred[i, j]
     qp = tp.qp[c]
     lv = np.empty((1, n, n), dtype=np.int32)
-    quantize(tp, ctx, live, forward(resid, log2, False, bd), qp, log2, c, np.zeros(1, dtype=np.int64),
-             depth, lv)
+    quantize(tp, ctx, live, forward(resid, log2, False, bd, np.empty_like(resid)), qp, log2, c,
+             np.zeros(1, dtype=np.int64), depth, lv, st.tbw)
     nz = _any(lv)
-    r = reconstruct(lv, qp, log2, False, bd) if nz else lv
+    r = reconstruct(lv, qp, log2, False, bd, np.empty_like(lv)) if nz else lv
     store_tb(st, c, x, y, log2, pred, r[0], lv[0], nz, False, (1 << bd) - 1)
     if c == 0:
         m = n >> 2
