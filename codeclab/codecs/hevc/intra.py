@@ -200,13 +200,15 @@ def _filter_flag(mode, n):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _predict_one(recon, avail, x0, y0, n, log2n, mode, luma, bit_depth, strong, out):  # pragma: no cover
+def _predict_one(recon, avail, x0, y0, n, log2n, mode, luma, bit_depth, strong, out, lines):  # pragma: no cover
+    """The prediction of one block into out; ``lines``: int32 scratch of at least 11 n + 3
+    samples (its reference line, filtered line and projected reference)."""
     m = 4 * n + 1
-    line = np.empty(m, dtype=np.int32)
+    line = lines[:m]
     _gather(recon, avail, x0, y0, n, bit_depth, line)
-    ref = np.empty(3 * n + 1, dtype=np.int32)
+    ref = lines[m:m + 3 * n + 1]
     if luma and _filter_flag(mode, n):
-        fline = np.empty(m, dtype=np.int32)
+        fline = lines[m + 3 * n + 1:2 * m + 3 * n + 1]
         _filter(line, n, strong, bit_depth, fline)
         _predict(fline, n, log2n, mode, n < 32, bit_depth, ref, out)
     else:
@@ -260,7 +262,7 @@ def predict_intra(recon: np.ndarray, avail: np.ndarray, x0: int, y0: int, log2_s
     if filt and c_idx != 0:
         raise NotImplementedError("4:4:4 chroma prediction (neighbour filter without edge filters)")
     _predict_one(recon, avail, int(x0), int(y0), n, log2_size, int(mode), c_idx == 0,
-                 int(bit_depth), bool(strong_intra_smoothing), out)
+                 int(bit_depth), bool(strong_intra_smoothing), out, np.empty(11 * n + 3, dtype=np.int32))
     return out
 
 

@@ -44,7 +44,6 @@ MOT_MRG = 7    # merge_idx of the PB; -1: coded with mvd (AMVP)
 MOT_MVPF = 8   # mvp_lX_flag at MOT_MVPF + X
 MOT_MVD = 10   # the coded MvdLX (x, y) at MOT_MVD + 2X, MOT_MVD + 2X + 1
 MOT_CH = 14
-SCRATCH = 4096  # PictureState.scr: search._satd_modes' seven buffers for blocks up to 32x32
 # channels of the inter CU map ``icu`` (uint8 per 8x8 luma unit)
 ICU_SKIP = 0   # cu_skip_flag
 ICU_PART = 1   # PartMode of an inter CU: 0 2Nx2N, 1 2NxN, 2 Nx2N
@@ -55,14 +54,24 @@ class TbWork(NamedTuple):
     the picture state instead of a dozen small arrays per TB."""
 
     blk: np.ndarray  # int32 (TB_ROWS, 1024): prediction, residual, coefficients, levels, the
-    #                  decoded residual, RDOQ's levels (quantize)
+    #                  decoded residual, RDOQ's levels (quantize), the reference lines (TB_LINES)
     fw: np.ndarray   # float64 and int64: RDOQ's work arrays (rdoq.rdoq_work)
     iw: np.ndarray
     rb: np.ndarray   # int64 (RATE_K, 2): the bits of each context's bins that RDOQ prices with
     sc: np.ndarray   # int64 (2,): the TBs' scanIdx
 
 
-TB_ROWS = 6
+TB_ROWS = 7
+TB_LINES = TB_ROWS - 1
+
+
+class SatdWork(NamedTuple):
+    """search._satd_modes' buffers (search._carve), allocated with the picture state: 2-D
+    arrays per block size, so a call takes views of them without a reshape."""
+
+    lines: np.ndarray  # int32 (3 * 129 + 1,): reference line, filtered line, projected reference
+    blk: tuple         # int32 (3, n, n) for n = 4, 8, 16, 32: source block, transposed source, prediction
+    sd: tuple          # int32 (16, n) for n = 4, 8, 16, 32: the SATD's scratch
 
 
 class PictureState(NamedTuple):
@@ -81,7 +90,7 @@ class PictureState(NamedTuple):
     cidx: np.ndarray     # uint8 (H/8, W/8) intra_chroma_pred_mode (0..4) of the CU
     mot: np.ndarray      # int32 (H/4, W/4, MOT_CH) motion of the PB covering the unit
     icu: np.ndarray      # uint8 (H/8, W/8, 2) cu_skip_flag, inter PartMode
-    scr: np.ndarray      # int32 (SCRATCH,) buffers of the SATD mode decisions (search._carve)
+    scr: SatdWork        # buffers of the SATD mode decisions (search._carve)
     iscr: np.ndarray     # int64 (64,) their mode lists and SATD values (search._mode_search)
     tbw: TbWork          # the buffers of coding one TB
 
@@ -108,7 +117,15 @@ def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState
         nxn=np.zeros((H // 8, W // 8), dtype=np.uint8),
         cidx=np.zeros((H // 8, W // 8), dtype=np.uint8),
         mot=blank_motion(h4, w4), icu=np.zeros((h8, w8, 2), dtype=np.uint8),
-        scr=np.zeros(SCRATCH, dtype=np.int32), iscr=np.zeros(64, dtype=np.int64), tbw=new_tb_work())
+        scr=new_satd_work(), iscr=np.zeros(64, dtype=np.int64), tbw=new_tb_work())
+
+
+def new_satd_work() -> SatdWork:
+    """The SATD mode decisions' buffers for blocks up to 32x32."""
+    sizes = (4, 8, 16, 32)
+    return SatdWork(lines=np.zeros(3 * 129 + 1, dtype=np.int32),
+                    blk=tuple(np.zeros((3, n, n), dtype=np.int32) for n in sizes),
+                    sd=tuple(np.zeros((16, n), dtype=np.int32) for n in sizes))
 
 
 def new_tb_work() -> TbWork:

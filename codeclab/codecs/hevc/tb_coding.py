@@ -28,7 +28,7 @@ from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, new_engine
 from codeclab.codecs.hevc.intra import _predict_one
 from codeclab.codecs.hevc.nrdoq.features import N_LOCAL, _features, ar_infer, fcn_infer
 from codeclab.codecs.hevc.quantizer import _hdq_batch, _live_index
-from codeclab.codecs.hevc.picture_state import TB_ROWS
+from codeclab.codecs.hevc.picture_state import TB_LINES, TB_ROWS
 from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, _dequant_kernel, _quant_kernel
@@ -207,7 +207,7 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out, work):  # prag
         escale = 2.0 ** (15 - 2 * tshift - 2 * (bd - 8)) / float(qs) ** 2
         rdf = float(_IQS[qpp % 6]) ** 2 * 4.0 ** (qpp // 6) / lam / 16 / 4.0 ** (bd - 8) + 0.5
         rd_factor = np.int64(min(rdf, 2.0 ** 36)) if np.isfinite(rdf) else np.int64(2) ** 36
-        flat = work.blk[TB_ROWS - 1, :nn]
+        flat = work.blk[TB_ROWS - 2, :nn]
         fw, iw = work.fw, work.iw
         for b in range(nb):
             if alive[b]:
@@ -428,7 +428,7 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     pred, resid = w.blk[0, :nn].reshape((n, n)), w.blk[1, :nn].reshape((1, n, n))
     coef, lv = w.blk[2, :nn].reshape((1, n, n)), w.blk[3, :nn].reshape((1, n, n))
     r = w.blk[4, :nn].reshape((1, n, n))
-    _predict_one(st.rec[c], st.av[c], x, y, n, log2, mode, c == 0, bd, np.bool_(True), pred)
+    _predict_one(st.rec[c], st.av[c], x, y, n, log2, mode, c == 0, bd, np.bool_(True), pred, w.blk[TB_LINES])
     org = st.org[c][y:y + n, x:x + n]
     for i in range(n):
         for j in range(n):
@@ -495,7 +495,8 @@ def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover
     coef, lv, r = (w.blk[2, :nn2].reshape((2, n, n)), w.blk[3, :nn2].reshape((2, n, n)),
                    w.blk[4, :nn2].reshape((2, n, n)))
     for k in range(2):
-        _predict_one(st.rec[k + 1], st.av[k + 1], xc, yc, n, lc, cmode, np.bool_(False), bd, np.bool_(True), pred[k])
+        _predict_one(st.rec[k + 1], st.av[k + 1], xc, yc, n, lc, cmode, np.bool_(False), bd, np.bool_(True),
+                     pred[k], w.blk[TB_LINES])
         org = st.org[k + 1][yc:yc + n, xc:xc + n]
         for i in range(n):
             for j in range(n):
