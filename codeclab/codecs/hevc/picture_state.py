@@ -20,6 +20,9 @@ count, so each array adds to the cost of every call, intra ones included; the se
 borrows the state's arrays (``base.jit.borrow``), so these checks find no owner to count.)
 The TU tree is implied: a node (x, y, log2, depth) is split iff ``tdepth`` at its top-left
 exceeds ``depth``; a CU's size is ``log2_ctb - cdepth``.
+
+The state also carries the buffers the decisions and the TB coding work in (``scr``,
+``iscr``, ``tbw``): one picture is coded by one thread, so one set serves every block.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from codeclab.codecs.hevc.rdoq import RATE_K, rdoq_work
 __all__ = ["PictureState", "new_picture_state", "save_region", "restore_region",
            "save_luma", "restore_luma", "save_chroma", "restore_chroma",
            "MOT_PF", "MOT_MV", "MOT_RI", "MOT_MRG", "MOT_MVPF", "MOT_MVD", "MOT_CH",
-           "ICU_SKIP", "ICU_PART", "blank_motion"]
+           "ICU_SKIP", "ICU_PART", "blank_motion", "SatdWork", "new_satd_work", "TbWork", "new_tb_work",
+           "TB_ROWS", "TB_LINES"]
 
 # channels of the motion map ``mot`` (int32 per 4x4 luma unit); list X = 0, 1
 MOT_PF = 0     # predFlagL0 | predFlagL1 << 1; 0 = intra or not coded

@@ -146,7 +146,8 @@ def _external(coefs, qp, log2, bit_depth, c, scans, sign_hiding, depth, ctx, lam
 @unit
 def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out, work):  # pragma: no cover - numba
     """Levels of the blocks coef (B, n, n) of component c at trafoDepth ``depth`` into out
-    (``work``: the state's TbWork; its last row and RDOQ's arrays are used here).
+    (``work``: the state's TbWork; RDOQ takes its rates, work arrays and the levels row
+    TB_ROWS - 2 from it, the rows code_tb holds are not touched).
 
     live: rates from ``ctx`` (the search's carried contexts, cbf context of ``depth``);
     otherwise from the slice's initial contexts, cbf context of trafoDepth 0 (luma) / 0."""
