@@ -37,7 +37,7 @@ from codeclab.codecs.hevc.rdoq import RATE_K, rdoq_work
 __all__ = ["PictureState", "new_picture_state", "save_region", "restore_region",
            "save_luma", "restore_luma", "save_chroma", "restore_chroma",
            "MOT_PF", "MOT_MV", "MOT_RI", "MOT_MRG", "MOT_MVPF", "MOT_MVD", "MOT_CH",
-           "ICU_SKIP", "ICU_PART", "blank_motion", "SatdWork", "new_satd_work", "TbWork", "new_tb_work",
+           "ICU_SKIP", "ICU_PART", "blank_motion", "TbWork", "new_tb_work", "tb_rates", "tb_scans",
            "TB_ROWS", "TB_LINES"]
 
 # channels of the motion map ``mot`` (int32 per 4x4 luma unit); list X = 0, 1
@@ -53,29 +53,22 @@ ICU_SKIP = 0   # cu_skip_flag
 ICU_PART = 1   # PartMode of an inter CU: 0 2Nx2N, 1 2NxN, 2 Nx2N
 
 
+SCRATCH = 4096  # PictureState.scr: search._satd_modes' seven buffers for blocks up to 32x32
+
+
 class TbWork(NamedTuple):
     """The buffers of coding one TB (tb_coding.code_tb, tb_coding.quantize), allocated with
-    the picture state instead of a dozen small arrays per TB."""
+    the picture state instead of a dozen small arrays per TB. Three arrays, not one per
+    buffer: a compiled unit that takes the state gets each of its arrays by value."""
 
     blk: np.ndarray  # int32 (TB_ROWS, 1024): prediction, residual, coefficients, levels, the
     #                  decoded residual, RDOQ's levels (quantize), the reference lines (TB_LINES)
-    fw: np.ndarray   # float64 and int64: RDOQ's work arrays (rdoq.rdoq_work)
-    iw: np.ndarray
-    rb: np.ndarray   # int64 (RATE_K, 2): the bits of each context's bins that RDOQ prices with
-    sc: np.ndarray   # int64 (2,): the TBs' scanIdx
+    fw: np.ndarray   # float64: RDOQ's work array (rdoq.rdoq_work)
+    iw: np.ndarray   # int64: RDOQ's work array, then its rates (tb_rates), then two scanIdx (tb_scans)
 
 
 TB_ROWS = 7
 TB_LINES = TB_ROWS - 1
-
-
-class SatdWork(NamedTuple):
-    """search._satd_modes' buffers (search._carve), allocated with the picture state: 2-D
-    arrays per block size, so a call takes views of them without a reshape."""
-
-    lines: np.ndarray  # int32 (3 * 129 + 1,): reference line, filtered line, projected reference
-    blk: tuple         # int32 (3, n, n) for n = 4, 8, 16, 32: source block, transposed source, prediction
-    sd: tuple          # int32 (16, n) for n = 4, 8, 16, 32: the SATD's scratch
 
 
 class PictureState(NamedTuple):
@@ -94,7 +87,7 @@ class PictureState(NamedTuple):
     cidx: np.ndarray     # uint8 (H/8, W/8) intra_chroma_pred_mode (0..4) of the CU
     mot: np.ndarray      # int32 (H/4, W/4, MOT_CH) motion of the PB covering the unit
     icu: np.ndarray      # uint8 (H/8, W/8, 2) cu_skip_flag, inter PartMode
-    scr: SatdWork        # buffers of the SATD mode decisions (search._carve)
+    scr: np.ndarray      # int32 (SCRATCH,) buffers of the SATD mode decisions (search._carve)
     iscr: np.ndarray     # int64 (64,) their mode lists and SATD values (search._mode_search)
     tbw: TbWork          # the buffers of coding one TB
 
@@ -121,22 +114,27 @@ def new_picture_state(org: list[np.ndarray], inter: bool = True) -> PictureState
         nxn=np.zeros((H // 8, W // 8), dtype=np.uint8),
         cidx=np.zeros((H // 8, W // 8), dtype=np.uint8),
         mot=blank_motion(h4, w4), icu=np.zeros((h8, w8, 2), dtype=np.uint8),
-        scr=new_satd_work(), iscr=np.zeros(64, dtype=np.int64), tbw=new_tb_work())
-
-
-def new_satd_work() -> SatdWork:
-    """The SATD mode decisions' buffers for blocks up to 32x32."""
-    sizes = (4, 8, 16, 32)
-    return SatdWork(lines=np.zeros(3 * 129 + 1, dtype=np.int32),
-                    blk=tuple(np.zeros((3, n, n), dtype=np.int32) for n in sizes),
-                    sd=tuple(np.zeros((16, n), dtype=np.int32) for n in sizes))
+        scr=np.zeros(SCRATCH, dtype=np.int32), iscr=np.zeros(64, dtype=np.int64), tbw=new_tb_work())
 
 
 def new_tb_work() -> TbWork:
     """A TB workspace (every buffer for blocks up to 32x32)."""
     fw, iw = rdoq_work()
-    return TbWork(blk=np.zeros((TB_ROWS, 1024), dtype=np.int32), fw=fw, iw=iw,
-                  rb=np.zeros((RATE_K, 2), dtype=np.int64), sc=np.zeros(2, dtype=np.int64))
+    return TbWork(blk=np.zeros((TB_ROWS, 1024), dtype=np.int32), fw=fw,
+                  iw=np.zeros(iw.size + 2 * RATE_K + 2, dtype=np.int64))
+
+
+@njit(cache=True)
+def tb_rates(w):  # pragma: no cover - numba
+    """The (RATE_K, 2) rates RDOQ prices with, in a TbWork's int64 array."""
+    o = w.iw.size - 2 * RATE_K - 2
+    return w.iw[o:o + 2 * RATE_K].reshape((RATE_K, 2))
+
+
+@njit(cache=True)
+def tb_scans(w, k):  # pragma: no cover - numba
+    """The scanIdx array of k <= 2 TBs, in a TbWork's int64 array."""
+    return w.iw[w.iw.size - 2:w.iw.size - 2 + k]
 
 
 def blank_motion(h4: int, w4: int) -> np.ndarray:

@@ -292,16 +292,18 @@ def _reference(recon, av, x, y, n, luma, bd, line, fline):  # pragma: no cover -
 
 
 @njit(cache=True)
-def _carve(scr, log2):  # pragma: no cover - numba
-    """_satd_modes' buffers as views of the state's SatdWork: reference line, filtered line,
+def _carve(scr, n):  # pragma: no cover - numba
+    """_satd_modes' buffers as views of the state's scratch: reference line, filtered line,
     projected reference, source block, transposed source, prediction, SATD scratch. Views of
-    the borrowed buffers count no references, where arrays allocated per call cost a
-    malloc, a free and reference counting each."""
-    n = 1 << log2
+    the borrowed scratch count no references, where arrays allocated per call cost a
+    malloc, a free and reference counting each. (One array, not one per buffer and block
+    size: every unit that takes the state gets each of its arrays by value.)"""
     m = 4 * n + 1
-    b = scr.blk[log2 - 2]
-    return (scr.lines[0:m], scr.lines[m:2 * m], scr.lines[2 * m:3 * m + 1], b[0], b[1], b[2],
-            scr.sd[log2 - 2])
+    nn = n * n
+    o = 3 * m + 1
+    return (scr[0:m], scr[m:2 * m], scr[2 * m:o], scr[o:o + nn].reshape((n, n)),
+            scr[o + nn:o + 2 * nn].reshape((n, n)), scr[o + 2 * nn:o + 3 * nn].reshape((n, n)),
+            scr[o + 3 * nn:o + 3 * nn + 16 * max(n, 4)].reshape((16, max(n, 4))))
 
 
 @unit
@@ -329,7 +331,7 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh, out):  
     scratch still holds this block's reference lines and source copies from the call
     before (a coarse-to-fine search's later steps), so they are not built again."""
     n = 1 << log2
-    line, fline, ref, ob, obt, pred, sd = _carve(scr, log2)
+    line, fline, ref, ob, obt, pred, sd = _carve(scr, n)
     if fresh:
         _reference(recon, av, x, y, n, luma, bd, line, fline)
         o = org[y:y + n, x:x + n]

@@ -28,7 +28,7 @@ from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, new_engine
 from codeclab.codecs.hevc.intra import _predict_one
 from codeclab.codecs.hevc.nrdoq.features import N_LOCAL, _features, ar_infer, fcn_infer
 from codeclab.codecs.hevc.quantizer import _hdq_batch, _live_index
-from codeclab.codecs.hevc.picture_state import TB_LINES, TB_ROWS
+from codeclab.codecs.hevc.picture_state import TB_LINES, TB_ROWS, tb_rates, tb_scans
 from codeclab.codecs.hevc.rdoq import _IQS, RATE_K, _rdoq_block
 from codeclab.codecs.hevc.residual import C4_SCAN, SB_SCAN, code_residual
 from codeclab.codecs.hevc.scalar_quant import QUANT_SCALES, _dequant_kernel, _quant_kernel
@@ -198,7 +198,7 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out, work):  # prag
         _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out)
         return
     if tp.qkind == QUANT_RDOQ:
-        rb = work.rb
+        rb = tb_rates(work)
         for i in range(RATE_K):
             s = np.int64(states[gi[i]])
             rb[i, 0] = ENTROPY_BITS[s]
@@ -437,7 +437,7 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     scan = scan_idx_for(mode, log2, c)
     qp = tp.qp[c]
     dst = c == 0 and log2 == 2
-    scans = w.sc[:1]
+    scans = tb_scans(w, 1)
     scans[0] = scan
     quantize(tp, ctx, live, forward(resid, log2, dst, bd, coef), qp, log2, c, scans, depth, lv, w)
     nz = _any(lv)
@@ -502,7 +502,7 @@ def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover
         for i in range(n):
             for j in range(n):
                 resid[k, i, j] = org[i, j] - pred[k, i, j]
-    scans = w.sc
+    scans = tb_scans(w, 2)
     scans[:] = scan_idx_for(cmode, lc, 1)
     quantize(tp, ctx, live, forward(resid, lc, False, bd, coef), tp.qp[1], lc, np.int64(1), scans, depth, lv,
              w)
