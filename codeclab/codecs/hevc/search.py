@@ -322,7 +322,7 @@ def _predictions(recon, av, x, y, log2, luma, bd, modes):  # pragma: no cover - 
     return preds
 
 
-@unit
+@njit(cache=True)
 def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh, out):  # pragma: no cover - numba
     """SATD against ``org``'s block of the block predicted from ``recon`` in each of
     ``modes`` into out[:k], from one reference build. Horizontal modes are predicted transposed and
@@ -352,7 +352,7 @@ def _satd_modes(recon, av, org, x, y, log2, luma, bd, modes, scr, fresh, out):  
             out[k] = _satd_tiles(pred, ob if mode >= 18 else obt, tile, sd)
 
 
-@unit
+@njit(cache=True)
 def _satd_at(recon, av, org, x, y, log2, luma, bd, modes, scr, kids, fresh, out):  # pragma: no cover - numba
     """_satd_modes of a block (into out[:k]); a 64x64 block (luma, from source) as its four
     32x32 TBs, each with the availability it has when the previous ones are done: the same blocks,
@@ -462,14 +462,14 @@ def _source_mode_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numb
     return row
 
 
-@unit
+@njit(cache=True)
 def _source_search(st, tp, sp, x, y, log2, kids, out):  # pragma: no cover - numba
     org = st.org[0]
     _mode_search(org, st.av[0], org, x, y, log2, tp.bit_depth, sp.coarse, out[:0], NO_MPM, st.scr, st.iscr,
                  kids, out)
 
 
-@unit
+@njit(cache=True)
 def _best_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     return _source_mode_satd(st, tp, sp, cache, x, y, log2).min()
 
