@@ -1,7 +1,8 @@
 """base/jit.unit: a unit is compiled once and called by symbol from jitted callers, in the
 process that compiled it and in later processes that load the callers from numba's cache;
 a cached caller of a unit whose types changed is a one-line stale-cache error.
-base/jit.borrow: the same arrays, types and data without an owner (no reference counts)."""
+base/jit.borrow: the same arrays, types and data without an owner (no reference counts).
+base/jit.view: what reshape returns for a contiguous array, or reshape's error."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 from numba.typed import List
 
-from codeclab.base.jit import borrow, unit
+from codeclab.base.jit import borrow, unit, view
 
 
 @unit
@@ -137,3 +138,30 @@ def test_borrow_rejects_reference_counted_non_arrays():
 
     with pytest.raises(TypingError):
         f(List([1, 2]))
+
+
+@njit
+def _views(buf, n):  # pragma: no cover - numba
+    a = view(buf[3:3 + 2 * n * n], (2, n, n))
+    a[1, 0, 1] = -1  # a view: writes reach buf
+    b = view(a[1], (n * n,))
+    return a.copy(), b.copy(), a.strides, _meminfo(a) == _meminfo(buf)
+
+
+def test_view_is_reshape_without_a_copy():
+    buf = np.arange(40, dtype=np.int32)
+    expect = buf[3:21].copy().reshape(2, 3, 3)
+    expect[1, 0, 1] = -1
+    a, b, strides, shared = _views(buf, 3)
+    assert (a == expect).all() and (b == expect[1].ravel()).all()
+    assert strides == (36, 12, 4) and shared
+    assert buf[3 + 9 + 1] == -1
+
+
+def test_view_rejects_a_shape_of_another_size():
+    @njit
+    def f(buf):  # pragma: no cover - numba
+        return view(buf[:5], (2, 2))
+
+    with pytest.raises(ValueError, match="shape"):
+        f(np.zeros(8))

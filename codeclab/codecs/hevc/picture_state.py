@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from codeclab.base.jit import view
 from codeclab.codecs.hevc.rdoq import RATE_K, rdoq_work
 
 __all__ = ["PictureState", "new_picture_state", "save_region", "restore_region",
@@ -128,7 +129,7 @@ def new_tb_work() -> TbWork:
 def tb_rates(w):  # pragma: no cover - numba
     """The (RATE_K, 2) rates RDOQ prices with, in a TbWork's int64 array."""
     o = w.iw.size - 2 * RATE_K - 2
-    return w.iw[o:o + 2 * RATE_K].reshape((RATE_K, 2))
+    return view(w.iw[o:o + 2 * RATE_K], (RATE_K, 2))
 
 
 @njit(cache=True)

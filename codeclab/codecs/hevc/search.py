@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
-from codeclab.base.jit import borrow, unit
+from codeclab.base.jit import borrow, unit, view
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, encode_bin
 from codeclab.codecs.hevc import tables as T
 from codeclab.codecs.hevc.ctu_syntax import _push, cu_has_residual, mpm_at, write_cu
@@ -301,9 +301,9 @@ def _carve(scr, n):  # pragma: no cover - numba
     m = 4 * n + 1
     nn = n * n
     o = 3 * m + 1
-    return (scr[0:m], scr[m:2 * m], scr[2 * m:o], scr[o:o + nn].reshape((n, n)),
-            scr[o + nn:o + 2 * nn].reshape((n, n)), scr[o + 2 * nn:o + 3 * nn].reshape((n, n)),
-            scr[o + 3 * nn:o + 3 * nn + 16 * max(n, 4)].reshape((16, max(n, 4))))
+    return (scr[0:m], scr[m:2 * m], scr[2 * m:o], view(scr[o:o + nn], (n, n)),
+            view(scr[o + nn:o + 2 * nn], (n, n)), view(scr[o + 2 * nn:o + 3 * nn], (n, n)),
+            view(scr[o + 3 * nn:o + 3 * nn + 16 * max(n, 4)], (16, max(n, 4))))
 
 
 @unit

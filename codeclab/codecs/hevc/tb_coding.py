@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, objmode
 
-from codeclab.base.jit import unit
+from codeclab.base.jit import unit, view
 from codeclab.bitstream.cabac import E_FRAC, ENTROPY_BITS, FRAC_ONE, new_engine
 from codeclab.codecs.hevc.intra import _predict_one
 from codeclab.codecs.hevc.nrdoq.features import N_LOCAL, _features, ar_infer, fcn_infer
@@ -183,7 +183,7 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out, work):  # prag
             if alive[b]:
                 _quant_kernel(coef[b:b + 1], qarr, log2, bd, tp.sq_add512, out[b:b + 1])
                 if tp.sign_hiding:
-                    _hdq_batch(out[b].reshape(1, nn), coef[b].reshape(1, nn), _SCANS[k, :, :nn],
+                    _hdq_batch(view(out[b], (1, nn)), view(coef[b], (1, nn)), _SCANS[k, :, :nn],
                                scans[b:b + 1], qb, qsa)
         return
     luma = c == 0
@@ -213,9 +213,9 @@ def quantize(tp, ctx, live, coef, qp, log2, c, scans, depth, out, work):  # prag
         for b in range(nb):
             if alive[b]:
                 s = scans[b]
-                _rdoq_block(coef[b].reshape(nn), log2, _SCANS[k, s, :nn], _CGS[k, s, :max(1, nn >> 4)],
+                _rdoq_block(view(coef[b], (nn,)), log2, _SCANS[k, s, :nn], _CGS[k, s, :max(1, nn >> 4)],
                             luma, s, qbits, qs, escale, lam, rb, tp.sign_hiding, rd_factor, flat, fw, iw)
-                out[b] = flat.reshape(n, n)
+                out[b] = view(flat, (n, n))
         return
     # a quantizer of the registry in Python: the live blocks as one batch
     cl = np.empty((nlive, n, n), dtype=np.int32)
@@ -301,7 +301,7 @@ def _net_quantize(tp, states, gi, coef, alive, nlive, qp, log2, c, scans, out): 
                     lvl += 1
                 out[b].flat[i] = -lvl if coef[b].flat[i] < 0 else lvl
             if tp.sign_hiding:
-                _hdq_batch(out[b].reshape(1, nn), coef[b].reshape(1, nn), sc, sl[j:j + 1], qb, qsa)
+                _hdq_batch(view(out[b], (1, nn)), view(coef[b], (1, nn)), sc, sl[j:j + 1], qb, qsa)
             j += 1
 
 
@@ -426,9 +426,9 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     bd = tp.bit_depth
     maxv = (1 << bd) - 1
     w = st.tbw
-    pred, resid = w.blk[0, :nn].reshape((n, n)), w.blk[1, :nn].reshape((1, n, n))
-    coef, lv = w.blk[2, :nn].reshape((1, n, n)), w.blk[3, :nn].reshape((1, n, n))
-    r = w.blk[4, :nn].reshape((1, n, n))
+    pred, resid = view(w.blk[0, :nn], (n, n)), view(w.blk[1, :nn], (1, n, n))
+    coef, lv = view(w.blk[2, :nn], (1, n, n)), view(w.blk[3, :nn], (1, n, n))
+    r = view(w.blk[4, :nn], (1, n, n))
     _predict_one(st.rec[c], st.av[c], x, y, n, log2, mode, c == 0, bd, np.bool_(True), pred, w.blk[TB_LINES])
     org = st.org[c][y:y + n, x:x + n]
     for i in range(n):
@@ -492,9 +492,9 @@ def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover
     nn2 = 2 * n * n
     maxv = (1 << bd) - 1
     w = st.tbw
-    pred, resid = w.blk[0, :nn2].reshape((2, n, n)), w.blk[1, :nn2].reshape((2, n, n))
-    coef, lv, r = (w.blk[2, :nn2].reshape((2, n, n)), w.blk[3, :nn2].reshape((2, n, n)),
-                   w.blk[4, :nn2].reshape((2, n, n)))
+    pred, resid = view(w.blk[0, :nn2], (2, n, n)), view(w.blk[1, :nn2], (2, n, n))
+    coef, lv, r = (view(w.blk[2, :nn2], (2, n, n)), view(w.blk[3, :nn2], (2, n, n)),
+                   view(w.blk[4, :nn2], (2, n, n)))
     for k in range(2):
         _predict_one(st.rec[k + 1], st.av[k + 1], xc, yc, n, lc, cmode, np.bool_(False), bd, np.bool_(True),
                      pred[k], w.blk[TB_LINES])
