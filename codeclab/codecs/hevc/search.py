@@ -436,7 +436,7 @@ def _slot(x, y, log2):  # pragma: no cover - numba
     return base + ((y & 63) >> log2) * (64 >> log2) + ((x & 63) >> log2)
 
 
-@unit
+@njit(cache=True)
 def _source_mode_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     """SATD of the 35 modes (+inf where a coarse search skipped them) predicting the luma
     block from *source* neighbours with the availability it has when first asked; a 64x64
@@ -474,7 +474,7 @@ def _best_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     return _source_mode_satd(st, tp, sp, cache, x, y, log2).min()
 
 
-@unit
+@njit(cache=True)
 def _split_wins(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     """Parent vs four children, all predicted from source samples (cheap, unbiased between
     the two); each CU is charged ~4 bits of mode/split side information."""
@@ -494,7 +494,7 @@ def _split_wins(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     return cost_c < cost_p
 
 
-@unit
+@njit(cache=True)
 def _nxn_wins(st, tp, sp, cache, x, y):  # pragma: no cover - numba
     """2Nx2N vs NxN at an 8x8 CU, both predicted from source samples (the same cheap,
     unbiased comparison as the CU split): NxN pays 3 more mode codes."""
@@ -572,29 +572,40 @@ def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     return cost
 
 
-@unit
-def _tu_split_wins(st, tp, sp, x, y, log2, mode):  # pragma: no cover - numba
-    """Predicting from nearer samples pays when the four quadrants' SATD (source neighbours)
-    beats the whole block's by more than ~12 bits of side information."""
-    org, av = st.org[0], st.av[0]
-    n, h = 1 << log2, 1 << (log2 - 1)
+@njit(cache=True)
+def _mode_satd(st, tp, cache, x, y, log2, mode):  # pragma: no cover - numba
+    """The source-neighbour SATD of one luma mode at a block up to 32x32: the CTU's cache
+    where the split tests' searches evaluated that mode (with the availability the block
+    has in coding order, as now: nothing outside the parent is coded between a split test
+    and its children's coding), else computed."""
+    row = cache[_slot(x, y, log2)]
+    if not np.isnan(row[0]) and row[mode] < np.inf:
+        return np.int64(row[mode])
+    org = st.org[0]
     one, v = st.iscr[0:1], st.iscr[1:2]
     one[0] = mode
-    _satd_modes(org, av, org, x, y, log2, np.bool_(True), tp.bit_depth, one, st.scr, np.bool_(True), v)
-    whole = v[0]
+    _satd_modes(org, st.av[0], org, x, y, log2, np.bool_(True), tp.bit_depth, one, st.scr, np.bool_(True), v)
+    return v[0]
+
+
+@njit(cache=True)
+def _tu_split_wins(st, tp, sp, cache, x, y, log2, mode):  # pragma: no cover - numba
+    """Predicting from nearer samples pays when the four quadrants' SATD (source neighbours)
+    beats the whole block's by more than ~12 bits of side information."""
+    av = st.av[0]
+    n, h = 1 << log2, 1 << (log2 - 1)
+    whole = _mode_satd(st, tp, cache, x, y, log2, mode)
     parts = sp.lam_split * 12
     for k in range(4):
         cx, cy = x + (h if k & 1 else 0), y + (h if k & 2 else 0)
-        _satd_modes(org, av, org, cx, cy, log2 - 1, np.bool_(True), tp.bit_depth, one, st.scr, np.bool_(True),
-                    v)
-        parts += v[0]
+        parts += _mode_satd(st, tp, cache, cx, cy, log2 - 1, mode)
         av[cy:cy + h, cx:cx + h] = True
     av[y:y + n, x:x + n] = False
     return parts < whole
 
 
 @unit
-def _fast_luma_tree(st, tp, sp, ctx, x0, y0, log2_0, depth0, mode):  # pragma: no cover - numba
+def _fast_luma_tree(st, tp, sp, ctx, cache, x0, y0, log2_0, depth0, mode):  # pragma: no cover - numba
     """The luma TU tree of a PB, split where the SATD test says so (depth first, explicit
     stack: numba cannot cache recursive functions)."""
     stack = np.empty((16, 4), dtype=np.int64)
@@ -606,7 +617,7 @@ def _fast_luma_tree(st, tp, sp, ctx, x0, y0, log2_0, depth0, mode):  # pragma: n
         if log2 > sp.log2_max_tb:
             split = True
         elif log2 > 2 and depth < sp.max_tu_depth:
-            split = _tu_split_wins(st, tp, sp, x, y, log2, mode)
+            split = _tu_split_wins(st, tp, sp, cache, x, y, log2, mode)
         if split:
             h = 1 << (log2 - 1)
             for k in range(3, -1, -1):  # pushed in reverse: popped in z-order
@@ -629,7 +640,7 @@ def _fast_cu(st, tp, sp, ctx, cache, x, y, log2, depth):  # pragma: no cover - n
     else:
         mode = np.argmin(_mode_costs(st, tp, sp, cache, x, y, log2))
         _set_mode(st, x, y, log2, mode)
-        _fast_luma_tree(st, tp, sp, ctx, x, y, log2, np.int64(0), np.int64(mode))
+        _fast_luma_tree(st, tp, sp, ctx, cache, x, y, log2, np.int64(0), np.int64(mode))
     idx, cmode = _chroma_mode_satd(st, tp, sp, x >> 1, y >> 1, log2 - 1, st.mode[y >> 2, x >> 2])
     _set_cu(st.cidx, x, y, log2, idx)
     chroma_tree(st, tp, ctx, np.bool_(False), x, y, log2, np.int64(0), np.int64(cmode))
