@@ -424,7 +424,7 @@ def _mode_search(recon, av, org, x, y, log2, bd, coarse, bias, mpm, scr, iscr, k
                 cost[cand[i]] = v[i] + (bias[cand[i]] if nb else 0.0)
 
 
-CACHE_ROWS = 341  # the blocks of a 64x64 CTU: 1 + 4 + 16 + 64 + 256
+CACHE_ROWS = 341  # the blocks of a 64x64 CTU: 1 + 4 + 16 + 64 + 256 (the cache has one more: _fast_mode's scratch)
 
 
 @njit(cache=True)
@@ -441,7 +441,7 @@ def _source_mode_satd(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numb
     """SATD of the 35 modes (+inf where a coarse search skipped them) predicting the luma
     block from *source* neighbours with the availability it has when first asked; a 64x64
     block is predicted as its four 32x32 TBs are, which are its four 32x32 CUs: their values
-    are computed first and reused. Cached per CTU (``cache``: CACHE_ROWS x 35, a row not
+    are computed first and reused. Cached per CTU (``cache``: CACHE_ROWS + 1 rows of 35, a row not
     computed yet has NaN first; search_picture clears it per CTU): a parent's split test
     computes its children's values. Returns the cache's row: read it, never write it."""
     row = cache[_slot(x, y, log2)]
@@ -547,29 +547,31 @@ def _has_residual(st, x, y, log2):  # pragma: no cover - numba
 
 # ------------------------------------------------------------------ fast: SATD decisions --
 
-@unit
-def _mode_costs(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
-    """SATD + lam_mode * mode bits of the luma modes of a PB (+inf where not evaluated):
-    the three best by the source-neighbour SATD the split decisions already computed (the
-    cache), plus the MPMs, predicted from our reconstruction (64x64: the source SATD of
-    its four TBs itself)."""
+@njit(cache=True)
+def _fast_mode(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
+    """The luma mode of a PB: least SATD + lam_mode * mode bits among the three best by the
+    source-neighbour SATD the split decisions already computed (the cache) and the MPMs,
+    predicted from our reconstruction (64x64: the source SATD of its four TBs itself; ties:
+    the lower mode). The costs go to the cache's spare row (no array per PB)."""
     c0, c1, c2 = mpm_at(st, x, y, sp.log2_ctb)
-    bias = np.full(35, sp.lam_mode * 6.0)
-    bias[c0] = sp.lam_mode * 2.0
-    bias[c1] = sp.lam_mode * 3.0
-    bias[c2] = sp.lam_mode * 3.0
-    src = _source_mode_satd(st, tp, sp, cache, x, y, log2) + bias
+    src = _source_mode_satd(st, tp, sp, cache, x, y, log2)
+    cost = cache[CACHE_ROWS]
+    for m in range(35):
+        cost[m] = src[m] + sp.lam_mode * (2.0 if m == c0 else 3.0 if m == c1 or m == c2 else 6.0)
     if log2 > 5:
-        return src
-    modes = _best_modes(src, 3, (c0, c1, c2), True)
+        return np.argmin(cost)
+    modes = _best_modes(cost, 3, (c0, c1, c2), True)
     nm = modes.shape[0]
     v = st.iscr[:nm]
     _satd_modes(st.rec[0], st.av[0], st.org[0], x, y, log2, np.bool_(True), tp.bit_depth, modes, st.scr,
                 np.bool_(True), v)
-    cost = np.full(35, np.inf)
+    best, bm = np.inf, 35
     for i in range(nm):
-        cost[modes[i]] = v[i] + bias[modes[i]]
-    return cost
+        m = modes[i]
+        c = v[i] + sp.lam_mode * (2.0 if m == c0 else 3.0 if m == c1 or m == c2 else 6.0)
+        if c < best or (c == best and m < bm):
+            best, bm = c, m
+    return bm
 
 
 @njit(cache=True)
@@ -634,11 +636,11 @@ def _fast_cu(st, tp, sp, ctx, cache, x, y, log2, depth):  # pragma: no cover - n
     if nxn:
         for k in range(4):
             px, py = x + (4 if k & 1 else 0), y + (4 if k & 2 else 0)
-            m4 = np.argmin(_mode_costs(st, tp, sp, cache, px, py, np.int64(2)))
+            m4 = _fast_mode(st, tp, sp, cache, px, py, np.int64(2))
             _set_mode(st, px, py, 2, m4)
             code_tb(st, tp, ctx, np.bool_(False), np.int64(0), px, py, np.int64(2), np.int64(m4), np.int64(1))
     else:
-        mode = np.argmin(_mode_costs(st, tp, sp, cache, x, y, log2))
+        mode = _fast_mode(st, tp, sp, cache, x, y, log2)
         _set_mode(st, x, y, log2, mode)
         _fast_luma_tree(st, tp, sp, ctx, cache, x, y, log2, np.int64(0), np.int64(mode))
     idx, cmode = _chroma_mode_satd(st, tp, sp, x >> 1, y >> 1, log2 - 1, st.mode[y >> 2, x >> 2])
@@ -1558,7 +1560,7 @@ def search_picture(st, tp, sp, refs, eng, ctx, buf):  # pragma: no cover - numba
     # borrowed (base.jit.borrow): the calls below pass them on without counting references
     st, tp, refs = borrow(st), borrow(tp), borrow(refs)
     eng, ctx, buf = borrow(eng), borrow(ctx), borrow(buf)
-    cache = np.empty((CACHE_ROWS, 35))
+    cache = np.empty((CACHE_ROWS + 1, 35))
     H, W = st.org[0].shape
     ctb = 1 << sp.log2_ctb
     for ry in range(-(-H // ctb)):
