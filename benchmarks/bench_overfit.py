@@ -73,8 +73,8 @@ def load_picture(path: Path, width: int, height: int) -> Any:
 
 def run_job(args: tuple[int, str, str, dict[str, Any], Any]) -> dict[str, Any]:
     """One (picture, label, codec, options, frame) through ``code_frames`` on one thread:
-    rate, PSNR, times (``cpu_s``: the reference encoders' own CPU time, else the encode's
-    wall time, which on one thread is its CPU time), parameter bits, worker peak memory."""
+    rate, PSNR, times (``cpu_s``: the encoder's CPU time where its packets report it,
+    ``encoder_cpu_s``: HM, VTM, our HEVC; else the encode's wall time), parameter bits, worker peak memory."""
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     pic, label, codec, options, frame = args
     import resource

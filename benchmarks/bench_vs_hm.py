@@ -15,8 +15,8 @@ the codec's default options instead); HM (the registry codec ``hm``,
 ``encoder_intra_main.cfg``) with RDOQ on and off, ours at each preset and quantizer. Every
 stream is decoded by FFmpeg and measured by our metrics. Printed: BD-rate (PSNR-Y and
 PSNR-YUV, PCHIP and cubic; mean of per-picture BD-rates) of each of ours against HM with
-RDOQ on (and sq against HM with RDOQ off), CPU seconds per picture (ours: the single-thread
-job's wall time; HM: its own "Total Time") and the ratio to HM, and the peak memory of a
+RDOQ on (and sq against HM with RDOQ off), CPU seconds per picture (ours: the CPU time of
+the encode's thread, ``encoder_cpu_s``; HM: its own "Total Time", its process's CPU time) and the ratio to HM, and the peak memory of a
 worker process after the 1080p encodes. The jobs of each picture and QP run back to back
 (HM's with RDOQ on and off, then ours), so the ratios compare encodes made minutes apart,
 not at the two ends of the run.

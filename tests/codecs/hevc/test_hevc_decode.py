@@ -222,6 +222,7 @@ def test_registry_codec_round_trip():
         (pk,) = enc.encode(fr)
         assert pk.keyframe == (i == 0) and pk.index == i and pk.props["bits"] == 8 * len(pk.data)
         assert pk.props["pict_type"] == ("I" if i == 0 else "P")
+        assert 0.0 < pk.props["encoder_cpu_s"] <= pk.props["encode_s"] * 1.05 + 0.01  # one thread: CPU <= wall
         (out,) = dec.decode(pk)
         assert all(np.array_equal(a, b) for a, b in zip(out.planes, pk.props["recon"]))
     assert enc.flush() == [] and dec.flush() == []
