@@ -107,9 +107,11 @@ def code_residual(eng, ctx, buf, coef, log2, c_idx, scan_idx, sign_hiding, ts_al
     encode_bypass_bits(eng, buf, cx - MIN_IN_GROUP[px], last_suffix_len(px))
     encode_bypass_bits(eng, buf, cy - MIN_IN_GROUP[py], last_suffix_len(py))
 
-    csbf = np.zeros(nsb, dtype=np.int64)  # coded_sub_block_flag, raster yS * nsb_w + xS
-    absl = np.zeros(16, dtype=np.int64)
-    neg = np.zeros(16, dtype=np.int64)
+    # one allocation for the three (this runs for every rate estimate of the RD search)
+    work = np.zeros(nsb + 32, dtype=np.int64)
+    csbf = work[:nsb]  # coded_sub_block_flag, raster yS * nsb_w + xS
+    absl = work[nsb:nsb + 16]
+    neg = work[nsb + 16:]
     c1 = 1
     for i in range(last_sb, -1, -1):
         xs = sb_scan[scan_idx, log2 - 2, i, 0]

@@ -395,20 +395,34 @@ def _ts_candidate(st, c, x, y):  # pragma: no cover - numba
 
 
 @njit(cache=True)
+def _residual_of(org, x, y, n, pred, out):  # pragma: no cover - numba
+    """out = the source block at (x, y) minus ``pred``, row by row (contiguous rows: vectorised)."""
+    for i in range(n):
+        o, p, d = org[y + i, x:x + n], pred[i], out[i]
+        for j in range(n):
+            d[j] = o[j] - p[j]
+
+
+@njit(cache=True)
 def store_tb(st, c, x, y, log2, pred, r, lv, nz, ts, maxv):  # pragma: no cover - numba
     """Record a coded TB: reconstruction, availability, levels, cbf and ts flags."""
     n = 1 << log2
-    # the TB's windows, indexed from 0 (an index y + i may be negative for numba: a select
-    # per sample that keeps LLVM from vectorising)
-    rec, av, lvp = st.rec[c][y:y + n, x:x + n], st.av[c][y:y + n, x:x + n], st.lv[c][y:y + n, x:x + n]
+    # row by row through the planes' contiguous row slices (a[y + i, x:x + n] is a C-layout
+    # view, where a row of a 2-D window is not): LLVM vectorises the sample loops
+    rp, ap, lp = st.rec[c], st.av[c], st.lv[c]
     for i in range(n):
+        rec, av, lvp, p = rp[y + i, x:x + n], ap[y + i, x:x + n], lp[y + i, x:x + n], pred[i]
+        if nz:
+            ri, li = r[i], lv[i]
+            for j in range(n):
+                rec[j] = min(max(p[j] + ri[j], 0), maxv)
+                lvp[j] = li[j]
+        else:
+            for j in range(n):
+                rec[j] = p[j]
+                lvp[j] = 0
         for j in range(n):
-            v = pred[i, j]
-            if nz:
-                v = min(max(v + r[i, j], 0), maxv)
-            rec[i, j] = v
-            av[i, j] = True
-            lvp[i, j] = lv[i, j] if nz else 0
+            av[j] = True
     m = max(n >> 2, 1)
     u, v0 = y >> 2, x >> 2
     st.cbf[c][u:u + m, v0:v0 + m] = 1 if nz else 0
@@ -430,10 +444,7 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
     coef, lv = view(w.blk[2, :nn], (1, n, n)), view(w.blk[3, :nn], (1, n, n))
     r = view(w.blk[4, :nn], (1, n, n))
     _predict_one(st.rec[c], st.av[c], x, y, n, log2, mode, c == 0, bd, np.bool_(True), pred, w.blk[TB_LINES])
-    org = st.org[c][y:y + n, x:x + n]
-    for i in range(n):
-        for j in range(n):
-            resid[0, i, j] = org[i, j] - pred[i, j]
+    _residual_of(st.org[c], x, y, n, pred, resid[0])
     scan = scan_idx_for(mode, log2, c)
     qp = tp.qp[c]
     dst = c == 0 and log2 == 2
@@ -449,6 +460,7 @@ def code_tb(st, tp, ctx, live, c, x, y, log2, mode, depth):  # pragma: no cover 
         quantize(tp, ctx, live, _forward_ts(resid, log2, bd), qp, log2, c, scans, depth, lts, w)
         if _any(lts):
             rts = _reconstruct_ts(lts, qp, log2, bd)
+            org = st.org[c][y:y + n, x:x + n]
             if (_ts_cost(tp, org, pred, lts[0], rts[0], True, log2, c, scan, True)
                     < _ts_cost(tp, org, pred, lv[0], r[0], nz, log2, c, scan, False)):
                 lv, r, ts, nz = lts, rts, True, True
@@ -498,10 +510,7 @@ def _chroma_tb(st, tp, ctx, live, x, y, log2, depth, cmode):  # pragma: no cover
     for k in range(2):
         _predict_one(st.rec[k + 1], st.av[k + 1], xc, yc, n, lc, cmode, np.bool_(False), bd, np.bool_(True),
                      pred[k], w.blk[TB_LINES])
-        org = st.org[k + 1][yc:yc + n, xc:xc + n]
-        for i in range(n):
-            for j in range(n):
-                resid[k, i, j] = org[i, j] - pred[k, i, j]
+        _residual_of(st.org[k + 1], xc, yc, n, pred[k], resid[k])
     scans = tb_scans(w, 2)
     scans[:] = scan_idx_for(cmode, lc, 1)
     quantize(tp, ctx, live, forward(resid, lc, False, bd, coef), tp.qp[1], lc, np.int64(1), scans, depth, lv,
@@ -525,10 +534,7 @@ def code_inter_tb(st, tp, ctx, live, c, x, y, log2, depth):  # pragma: no cover 
     bd = tp.bit_depth
     pred = st.rec[c][y:y + n, x:x + n].copy()
     resid = np.empty((1, n, n), dtype=np.int32)
-    org = st.org[c][y:y + n, x:x + n]
-    for i in range(n):
-        for j in range(n):
-            resid[0, i, j] = org[i, j] - pred[i, j]
+    _residual_of(st.org[c], x, y, n, pred, resid[0])
     qp = tp.qp[c]
     lv = np.empty((1, n, n), dtype=np.int32)
     quantize(tp, ctx, live, forward(resid, log2, False, bd, np.empty_like(resid)), qp, log2, c,
