@@ -547,6 +547,12 @@ def _has_residual(st, x, y, log2):  # pragma: no cover - numba
 
 # ------------------------------------------------------------------ fast: SATD decisions --
 
+@njit(cache=True, inline="always")
+def _rough_mode_bits(m, c0, c1, c2):  # pragma: no cover - numba
+    """The SATD decisions' luma mode side bits: 2 for the first MPM, 3 for the others, 6 else."""
+    return 2.0 if m == c0 else 3.0 if m == c1 or m == c2 else 6.0
+
+
 @njit(cache=True)
 def _fast_mode(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     """The luma mode of a PB: least SATD + lam_mode * mode bits among the three best by the
@@ -557,7 +563,7 @@ def _fast_mode(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     src = _source_mode_satd(st, tp, sp, cache, x, y, log2)
     cost = cache[CACHE_ROWS]
     for m in range(35):
-        cost[m] = src[m] + sp.lam_mode * (2.0 if m == c0 else 3.0 if m == c1 or m == c2 else 6.0)
+        cost[m] = src[m] + sp.lam_mode * _rough_mode_bits(m, c0, c1, c2)
     if log2 > 5:
         return np.argmin(cost)
     modes = _best_modes(cost, 3, (c0, c1, c2), True)
@@ -568,7 +574,7 @@ def _fast_mode(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
     best, bm = np.inf, 35
     for i in range(nm):
         m = modes[i]
-        c = v[i] + sp.lam_mode * (2.0 if m == c0 else 3.0 if m == c1 or m == c2 else 6.0)
+        c = v[i] + sp.lam_mode * _rough_mode_bits(m, c0, c1, c2)
         if c < best or (c == best and m < bm):
             best, bm = c, m
     return bm
@@ -576,10 +582,10 @@ def _fast_mode(st, tp, sp, cache, x, y, log2):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _mode_satd(st, tp, cache, x, y, log2, mode):  # pragma: no cover - numba
-    """The source-neighbour SATD of one luma mode at a block up to 32x32: the CTU's cache
-    where the split tests' searches evaluated that mode (with the availability the block
-    has in coding order, as now: nothing outside the parent is coded between a split test
-    and its children's coding), else computed."""
+    """The source-neighbour SATD of one luma mode at a block up to 32x32: from the CTU's
+    cache where the split tests' searches evaluated that mode (their availability is the
+    block's now: nothing outside a parent is coded between its split test and its
+    children's coding), else computed."""
     row = cache[_slot(x, y, log2)]
     if not np.isnan(row[0]) and row[mode] < np.inf:
         return np.int64(row[mode])
